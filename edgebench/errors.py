@@ -1,0 +1,38 @@
+"""The errors a user can cause. Each carries a one-line message for the CLI.
+
+The CLI catches `EdgebenchError` and prints `edgebench: error: <message>` with a
+non-zero exit; anything else escaping is a bug in edgebench and keeps its
+traceback.
+"""
+
+from __future__ import annotations
+
+
+class EdgebenchError(Exception):
+    """Base class: a problem with the user's input or environment, not a bug."""
+
+    exit_code = 2
+
+    def __init__(self, message: str):
+        # Keep messages to one line whatever a wrapped library said.
+        super().__init__(" ".join(str(message).split()))
+
+
+class ModelError(EdgebenchError):
+    """A model file is missing, corrupt, not TFLite, or unusable for the request."""
+
+
+class UnknownModelError(EdgebenchError):
+    """Neither a zoo name nor an existing file."""
+
+
+class DatasetError(EdgebenchError):
+    """An evaluation or calibration .npz is missing or malformed."""
+
+
+class QuantizationError(EdgebenchError):
+    """A variant could not be produced; other variants still can."""
+
+
+class ZooIntegrityError(EdgebenchError):
+    """A shipped zoo file does not match its recorded sha256."""

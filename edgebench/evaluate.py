@@ -1,0 +1,47 @@
+"""Host-side accuracy: top-1 of a .tflite on an evaluation set, with ai_edge_litert.
+
+It feeds the model through the agent's own helpers, so a host number and a
+device number differ only by the runtime and the hardware.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgebench.agent import agent
+from edgebench.dataset import Dataset
+from edgebench.errors import ModelError
+from edgebench.tflite_model import inspect_model
+
+EVALUATION_BATCH = 100
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    correct: int
+    total: int
+    predictions: np.ndarray
+
+    @property
+    def top1(self) -> float:
+        return self.correct / self.total if self.total else float("nan")
+
+
+def evaluate_file(model_path: str | Path, dataset: Dataset, samples: int | None = None, threads: int = 1) -> Accuracy:
+    """Top-1 over the first `samples` items (all when None)."""
+    inspect_model(model_path)
+    interpreter_class, _, _ = agent.load_runtime("ai_edge_litert")
+    try:
+        interpreter = interpreter_class(model_path=str(model_path), num_threads=threads)
+        interpreter.allocate_tensors()
+    except (RuntimeError, ValueError) as error:
+        raise ModelError(f"{model_path} cannot be loaded by ai_edge_litert: {error}") from None
+    classifier = agent.Classifier(interpreter)
+    classifier.try_batch(EVALUATION_BATCH)
+    count = dataset.count if samples is None else min(samples, dataset.count)
+    predictions = classifier.predict(dataset.model_inputs(0, count))
+    correct = int(np.sum(predictions == dataset.labels[:count]))
+    return Accuracy(correct, count, predictions)

@@ -1,0 +1,1 @@
+"""Renderers: the same plain-data tables as a terminal (rich) table or markdown."""

@@ -1,0 +1,19 @@
+"""DataTable -> rich renderables. The only module that knows about rich tables."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from edgebench.report.table import DataTable
+
+
+def rich_table(table: DataTable) -> Group:
+    """The table, then its notes as full-width lines (a caption would wrap them to the table's width)."""
+    rendered = Table(title=table.title, title_justify="left")
+    for column in table.columns:
+        rendered.add_column(column.header, justify=column.align, no_wrap=column.align == "right")
+    for row in table.rows:
+        rendered.add_row(*row)
+    return Group(rendered, *(Text(note) for note in table.notes))

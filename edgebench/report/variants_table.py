@@ -1,0 +1,50 @@
+"""Rows of `edgebench quantize`: variant, bytes, size ratio, recipe, optional top-1."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from edgebench.evaluate import Accuracy
+from edgebench.report.table import Column, DataTable
+from edgebench.variants import VARIANT_SPECS, Variant, VariantFailure
+
+
+def variants_table(
+    model_name: str,
+    results: Sequence[Variant | VariantFailure],
+    accuracies: Mapping[str, Accuracy] | None = None,
+) -> DataTable:
+    float_size = next((r.size_bytes for r in results if isinstance(r, Variant) and r.name == "float32"), None)
+    float_accuracy = (accuracies or {}).get("float32")
+    columns = [Column("variant", "left"), Column("bytes"), Column("smaller by"), Column("file")]
+    columns.append(Column("recipe", "left"))
+    if accuracies is not None:
+        columns += [Column("top-1"), Column("Δ pp")]
+    rows, notes = [], []
+    for result in results:
+        if isinstance(result, VariantFailure):
+            rows.append((result.name, "—", "—", "failed", "—") + (("—", "—") if accuracies is not None else ()))
+            notes.append(f"{result.name} failed: {result.message}")
+            continue
+        ratio = f"{float_size / result.size_bytes:.2f}x" if float_size else "—"
+        row = (result.name, f"{result.size_bytes:,}", ratio, _origin(result), result.recipe)
+        if accuracies is not None:
+            row += _accuracy_cells(accuracies.get(result.name), float_accuracy)
+        rows.append(row)
+    if accuracies is not None and float_accuracy is not None:
+        notes.insert(0, f"top-1 on {float_accuracy.total:,} evaluation samples (ai_edge_litert on this host)")
+    return DataTable(f"Variants of {model_name}", tuple(columns), tuple(rows), tuple(notes))
+
+
+def _origin(variant: Variant) -> str:
+    spec = VARIANT_SPECS[variant.name]
+    if spec.source != "quantizer":
+        return spec.source
+    return "cached" if variant.from_cache else "quantized"
+
+
+def _accuracy_cells(accuracy: Accuracy | None, reference: Accuracy | None) -> tuple[str, str]:
+    if accuracy is None:
+        return ("—", "—")
+    delta = "—" if reference is None else f"{(accuracy.top1 - reference.top1) * 100:+.2f}"
+    return (f"{accuracy.top1:.4f}", delta)

@@ -1,0 +1,105 @@
+"""Named models that ship with edgebench, and resolving a --model argument.
+
+A zoo entry is a folder under edgebench/zoo/ with a `provenance.json` that
+lists every shipped file with its sha256; loading an entry checks them, so a
+damaged install is reported instead of measured.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from edgebench.errors import UnknownModelError, ZooIntegrityError
+from edgebench.fileio import sha256_file
+
+ZOO_ROOT = Path(__file__).resolve().parent
+PROVENANCE_SCHEMA_VERSION = 1
+
+# name -> (float model, evaluation set, calibration set, {prebuilt variant: file})
+_ENTRIES = {
+    "mnist": (
+        "mnist/mnist_float32.tflite",
+        "mnist/mnist_test.npz",
+        "mnist/mnist_calibration.npz",
+        {"qat-int8": "mnist/mnist_qat_int8.tflite"},
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A float model plus what belongs with it. User models leave the optional parts empty."""
+
+    name: str
+    model_path: Path
+    dataset_path: Path | None = None
+    calibration_path: Path | None = None
+    prebuilt_variants: dict[str, Path] = field(default_factory=dict)
+    provenance: dict | None = None
+
+
+def zoo_names() -> list[str]:
+    return sorted(_ENTRIES)
+
+
+def load_zoo_model(name: str, *, verify: bool = True) -> ModelSource:
+    if name not in _ENTRIES:
+        raise UnknownModelError(f"unknown zoo model {name!r}; known: {', '.join(zoo_names())}")
+    model, dataset, calibration, prebuilt = _ENTRIES[name]
+    source = ModelSource(
+        name=name,
+        model_path=ZOO_ROOT / model,
+        dataset_path=ZOO_ROOT / dataset,
+        calibration_path=ZOO_ROOT / calibration,
+        prebuilt_variants={variant: ZOO_ROOT / path for variant, path in prebuilt.items()},
+    )
+    if not verify:
+        return source
+    provenance = _read_provenance(source.model_path.parent)
+    _verify_files(name, source, provenance)
+    return replace(source, provenance=provenance)
+
+
+def _read_provenance(folder: Path) -> dict:
+    path = folder / "provenance.json"
+    try:
+        provenance = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ZooIntegrityError(f"cannot read {path}: {error}; reinstall edgebench") from None
+    if provenance.get("schema_version") != PROVENANCE_SCHEMA_VERSION:
+        raise ZooIntegrityError(
+            f"{path} has schema_version {provenance.get('schema_version')!r}, this edgebench reads "
+            f"{PROVENANCE_SCHEMA_VERSION}; reinstall edgebench"
+        )
+    return provenance
+
+
+def _verify_files(name: str, source: ModelSource, provenance: dict) -> None:
+    recorded = provenance.get("files", {})
+    paths = [source.model_path, source.dataset_path, source.calibration_path, *source.prebuilt_variants.values()]
+    for path in paths:
+        expected = recorded.get(path.name, {}).get("sha256")
+        if not path.is_file():
+            raise ZooIntegrityError(f"zoo model {name!r} is missing {path}; reinstall edgebench")
+        if expected != sha256_file(path):
+            raise ZooIntegrityError(f"zoo file {path} does not match its recorded sha256; reinstall edgebench")
+
+
+def resolve_model(
+    spec: str, *, dataset: str | Path | None = None, calibration: str | Path | None = None
+) -> ModelSource:
+    """A zoo name or a path to a user's float .tflite; explicit data sets override the zoo's."""
+    path = Path(spec)
+    if spec in _ENTRIES and not path.exists():
+        source = load_zoo_model(spec)
+    elif path.suffix == ".tflite" or path.exists():
+        source = ModelSource(name=path.stem, model_path=path)
+    else:
+        raise UnknownModelError(f"unknown model {spec!r}: not a zoo name ({', '.join(zoo_names())}) and no such file")
+    if dataset is not None:
+        source = replace(source, dataset_path=Path(dataset))
+    if calibration is not None:
+        source = replace(source, calibration_path=Path(calibration))
+    return source
