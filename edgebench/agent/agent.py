@@ -221,7 +221,10 @@ def wilson_interval(correct, total, z=Z_95):
     denominator = 1.0 + z * z / total
     center = (p + z * z / (2.0 * total)) / denominator
     half = z * math.sqrt(p * (1.0 - p) / total + z * z / (4.0 * total * total)) / denominator
-    return (max(0.0, center - half), min(1.0, center + half))
+    # At 0 or all correct the bound is exactly 0 or 1; rounding would leave 1 - 1e-16.
+    low = 0.0 if correct == 0 else max(0.0, center - half)
+    high = 1.0 if correct == total else min(1.0, center + half)
+    return (low, high)
 
 
 def summarize(samples_us):

@@ -1,0 +1,182 @@
+"""The agent as a program: every variant, stopping rules, memory, statistics, warnings, failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from scipy.stats import binomtest
+
+from edgebench.agent import agent
+from edgebench.variants import VARIANT_NAMES
+
+AGENT = agent.__file__
+QUICK = ["--min-runs", "5", "--min-seconds", "0.05", "--warmup-min-seconds", "0"]
+
+
+def run_agent(model, *args, python=sys.executable, env=None):
+    """The agent in its own process, exactly as a device runs it. Returns (document, exit code, stderr)."""
+    result = subprocess.run([python, AGENT, str(model), *args], capture_output=True, text=True, timeout=600, env=env)
+    document = json.loads(result.stdout) if result.stdout.strip() else None
+    return document, result.returncode, result.stderr
+
+
+@pytest.fixture(scope="module")
+def documents(mnist_variants, mnist):
+    """One quick measurement of every variant with 300 evaluation samples."""
+    found = {}
+    for name in VARIANT_NAMES:
+        document, code, stderr = run_agent(
+            mnist_variants[name].path, "--dataset", str(mnist.dataset_path), "--samples", "300", *QUICK
+        )
+        assert code == 0, stderr
+        found[name] = document
+    return found
+
+
+@pytest.mark.parametrize("name", VARIANT_NAMES)
+def test_the_agent_measures_every_variant(documents, mnist_variants, name):
+    document = documents[name]
+    assert document["schema_version"] == agent.SCHEMA_VERSION and document["status"] == "ok"
+    assert document["model"]["sha256"] == mnist_variants[name].sha256
+    timing = document["timing"]
+    assert timing["stats"]["count"] == len(timing["samples_us"]) >= 5
+    assert 0 < timing["stats"]["min"] <= timing["stats"]["p50"] <= timing["stats"]["p90"] <= timing["stats"]["max"]
+    assert timing["load_us"] > 0 and timing["allocate_us"] > 0 and timing["first_inference_us"] > 0
+    accuracy = document["accuracy"]
+    assert accuracy["total"] == 300 and len(accuracy["predictions"]) == 300
+    assert accuracy["top1"] >= 0.97
+    low, high = accuracy["wilson95"]
+    assert low < accuracy["top1"] <= high
+    environment = document["environment"]
+    assert environment["runtime"]["name"] == "ai_edge_litert"
+    assert environment["python"] == ".".join(map(str, sys.version_info[:3]))
+    assert environment["cores"] == os.cpu_count()
+
+
+def test_memory_fields_are_present_and_plausible(documents):
+    for name, document in documents.items():
+        memory = document["memory"]
+        assert memory["baseline_rss"] > 10e6, name  # Python + numpy + the runtime
+        assert memory["peak_rss_after_runs"] >= memory["peak_rss_after_load"] >= memory["baseline_rss"] * 0.9, name
+        assert memory["peak_delta"] == memory["peak_rss_after_runs"] - memory["baseline_rss"]
+    # 13 MB of float weights are touched by every inference; 3.3 MB of int8 ones are not that much.
+    assert documents["float32"]["memory"]["peak_delta"] > documents["int8"]["memory"]["peak_delta"] + 5e6
+
+
+def test_predictions_agree_with_host_evaluation(documents, mnist_variants, mnist_test_set):
+    from edgebench.evaluate import evaluate_file
+
+    host = evaluate_file(mnist_variants["int8"].path, mnist_test_set, 300)
+    assert documents["int8"]["accuracy"]["predictions"] == host.predictions.tolist()
+
+
+@pytest.mark.parametrize(("correct", "total"), [(0, 10), (95, 100), (9943, 10000), (10, 10), (1, 3)])
+def test_wilson_interval_matches_scipy(correct, total):
+    expected = binomtest(correct, total).proportion_ci(confidence_level=0.95, method="wilson")
+    low, high = agent.wilson_interval(correct, total)
+    assert low == pytest.approx(expected.low, abs=1e-9)
+    assert high == pytest.approx(expected.high, abs=1e-9)
+
+
+class TestStoppingRules:
+    @staticmethod
+    def one_millisecond():
+        time.sleep(0.001)
+
+    def test_the_minimum_count_is_reached(self):
+        samples, hit = agent.timed_runs(self.one_millisecond, min_runs=20, min_seconds=0, max_seconds=60)
+        assert len(samples) == 20 and not hit
+
+    def test_the_minimum_time_is_reached(self):
+        samples, hit = agent.timed_runs(self.one_millisecond, min_runs=1, min_seconds=0.05, max_seconds=60)
+        assert sum(samples) >= 0.04e6 and len(samples) > 1 and not hit
+
+    def test_the_maximum_time_stops_the_runs(self):
+        samples, hit = agent.timed_runs(self.one_millisecond, min_runs=10**9, min_seconds=0, max_seconds=0.05)
+        assert hit and 1 <= len(samples) < 10**9
+
+    def test_warmup_and_run_counts_follow_the_settings(self, mnist_variants):
+        document, code, _ = run_agent(
+            mnist_variants["int8"].path, "--min-runs", "37", "--min-seconds", "0.001",
+            "--warmup-min-runs", "11", "--warmup-min-seconds", "0",
+        )  # fmt: skip
+        assert code == 0
+        assert document["timing"]["warmup_runs"] == 11
+        assert document["timing"]["stats"]["count"] == 37
+
+
+class TestValidityWarnings:
+    @staticmethod
+    def codes(stats, thermal=None, max_time_hit=False):
+        return [w["code"] for w in agent.validity_warnings(stats, agent.DEFAULTS, thermal or {}, max_time_hit)]
+
+    def test_a_steady_run_has_none(self):
+        assert self.codes({"count": 50, "cv": 0.02}, {"before_c": 50.0, "after_c": 52.0, "throttled": None}) == []
+
+    def test_each_reason(self):
+        assert self.codes({"count": 50, "cv": 0.25}) == ["high-variance"]
+        assert self.codes({"count": 3, "cv": 0.01}) == ["few-samples"]
+        assert "max-time" in self.codes({"count": 3, "cv": 0.01}, max_time_hit=True)
+        assert self.codes({"count": 50, "cv": 0.01}, {"before_c": 45.0, "after_c": 61.0}) == ["temperature-rise"]
+        throttled = {"throttled": {"raw": "0x20002", "events": ["frequency capped"]}}
+        assert self.codes({"count": 50, "cv": 0.01}, throttled) == ["throttled"]
+
+    @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity")
+    def test_a_cpu_hog_on_the_agents_core_is_flagged(self, mnist_variants):
+        """Forced noise: two busy loops pinned to the CPU the agent is pinned to."""
+        cpu = min(os.sched_getaffinity(0))
+        hog = f"import os; os.sched_setaffinity(0, {{{cpu}}})\nwhile True: pass"
+        hogs = [subprocess.Popen([sys.executable, "-c", hog]) for _ in range(2)]
+        try:
+            document, code, _ = run_agent(mnist_variants["float32"].path, "--cpus", str(cpu), "--min-runs", "100")
+        finally:
+            for process in hogs:
+                process.kill()
+                process.wait()
+        assert code == 0
+        assert document["environment"]["affinity"] == [cpu]
+        assert "high-variance" in [w["code"] for w in document["warnings"]]
+
+
+def test_a_corrupt_model_fails_with_a_clear_message(tmp_path, mnist):
+    truncated = tmp_path / "truncated.tflite"
+    truncated.write_bytes(mnist.model_path.read_bytes()[:200_000])
+    document, code, _ = run_agent(truncated)
+    assert code == agent.EXIT_MODEL_FAILED
+    assert document["status"] == "error"
+    assert document["error"]["kind"] == "model-load-failed"
+    assert "not a valid Flatbuffer" in document["error"]["message"]
+
+
+def test_no_runtime_at_all_is_reported(tmp_path, mnist):
+    """A Python that can import numpy but none of the three runtimes."""
+    blocker = tmp_path / "sitecustomize.py"
+    blocker.write_text(
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('ai_edge_litert', 'tflite_runtime', 'tensorflow'):\n"
+        "            raise ImportError('blocked for this test: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    document, code, _ = run_agent(mnist.model_path, env=env)
+    assert code == agent.EXIT_RUNTIME_MISSING
+    assert document["error"]["kind"] == "runtime-missing"
+    assert "ai_edge_litert" in document["error"]["message"] and "tflite_runtime" in document["error"]["message"]
+
+
+def test_native_output_never_corrupts_the_document(mnist_variants):
+    """Whatever the runtime prints (its C++ logging included), stdout carries exactly one JSON document."""
+    result = subprocess.run(
+        [sys.executable, AGENT, str(mnist_variants["float32"].path), *QUICK], capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    assert len(result.stdout.strip().splitlines()) == 1
+    json.loads(result.stdout)
+    assert agent.PROGRESS_PREFIX in result.stderr
