@@ -24,6 +24,7 @@ EXIT_INTERRUPTED = 130
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    args.argv = argv
     stderr = Console(stderr=True)
     try:
         return args.handler(args)
@@ -55,6 +56,38 @@ def _parser() -> argparse.ArgumentParser:
     quantize.add_argument("--cache-dir", type=Path, help="variant cache (default: ~/.cache/edgebench/variants)")
     quantize.add_argument("--format", choices=("table", "markdown", "json"), default="table")
     quantize.set_defaults(handler=cmd_quantize)
+
+    run = commands.add_parser("run", help="measure every variant on a device and compare it with float32")
+    run.add_argument("--device", required=True, help="a device name from devices/ or a path to a .toml file")
+    run.add_argument("--model", required=True, help="a zoo name (mnist) or a float .tflite file")
+    run.add_argument("--dataset", type=Path, help=".npz with 'x' and 'y' for accuracy (zoo models ship one)")
+    run.add_argument("--calibration", type=Path, help=".npz for the static int8/int16x8 recipes")
+    run.add_argument("--variants", help="comma-separated subset (default: all)")
+    run.add_argument("--samples", type=int, help="accuracy on the first N samples (default: all; 0: none)")
+    run.add_argument("--rounds", type=int, default=1, help="interleave the variants N times (A B C A B C ...)")
+    run.add_argument("--threads", type=int, help="interpreter threads (default: the device file's)")
+    run.add_argument("--delegate", choices=("xnnpack", "none"), help="default: the device file's")
+    run.add_argument("--cpus", help="pin the agent to these CPUs, e.g. 2,3 (big cores)")
+    run.add_argument("--runtime", choices=("ai_edge_litert", "tflite_runtime", "tensorflow"))
+    run.add_argument("--warmup-runs", type=int, default=1, help="minimum warm-up runs (1)")
+    run.add_argument("--warmup-seconds", type=float, default=0.5, help="minimum warm-up time (0.5)")
+    run.add_argument("--min-runs", type=int, default=50, help="minimum measured runs (50)")
+    run.add_argument("--min-seconds", type=float, default=1.0, help="minimum measuring time (1)")
+    run.add_argument("--max-seconds", type=float, default=150.0, help="maximum measuring time (150)")
+    run.add_argument("--timeout", type=float, default=1800.0, help="kill an agent that takes longer (1800 s)")
+    run.add_argument("--results-dir", type=Path, default=None, help="default: ./results or $EDGEBENCH_RESULTS")
+    run.add_argument("--devices-dir", type=Path, help="where device files live (default: ./devices)")
+    run.add_argument("--cache-dir", type=Path, help="variant cache (default: ~/.cache/edgebench/variants)")
+    output = run.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print the run as JSON instead of a table")
+    output.add_argument("--format", choices=("table", "markdown"), default="table")
+    run.set_defaults(handler=cmd_run)
+
+    devices = commands.add_parser("devices", help="the device inventory")
+    devices_commands = devices.add_subparsers(dest="devices_command", required=True, metavar="SUBCOMMAND")
+    listing = devices_commands.add_parser("list", help="every device file")
+    listing.add_argument("--devices-dir", type=Path)
+    listing.set_defaults(handler=cmd_devices_list)
     return parser
 
 
@@ -93,6 +126,117 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     table = variants_table(source.name, results, accuracies)
     _emit(args.format, table, _quantize_document(source, results, accuracies))
     return EXIT_OK if len(built) == len(results) else EXIT_PARTIAL
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from edgebench.pipeline import RunRequest, prepare_run, run_on_device
+
+    if args.rounds < 1:
+        raise EdgebenchError("--rounds must be at least 1")
+    if args.samples is not None and args.samples < 0:
+        raise EdgebenchError("--samples must be 0 or more")
+    request = RunRequest(
+        device=args.device,
+        model=args.model,
+        dataset=args.dataset,
+        calibration=args.calibration,
+        variants=args.variants,
+        overrides={
+            "threads": args.threads,
+            "delegate": args.delegate,
+            "cpus": _parse_cpus(args.cpus),
+            "runtime": args.runtime,
+            "samples": args.samples,
+            "warmup_min_runs": args.warmup_runs,
+            "warmup_min_seconds": args.warmup_seconds,
+            "min_runs": args.min_runs,
+            "min_seconds": args.min_seconds,
+            "max_seconds": args.max_seconds,
+        },
+        rounds=args.rounds,
+        timeout=args.timeout,
+        results_dir=args.results_dir,
+        devices_dir=args.devices_dir,
+        cache_dir=args.cache_dir,
+        command=["edgebench", *(sys.argv[1:] if args.argv is None else args.argv)],
+    )
+    stderr = Console(stderr=True)
+    with stderr.status("preparing variants"):
+        prepared = prepare_run(request)
+    display = _RunProgress(stderr, prepared.total_measurements)
+    try:
+        with display:
+            outcome = run_on_device(prepared, display.on_event)
+    except KeyboardInterrupt:
+        stderr.print(
+            f"edgebench: interrupted; {len(prepared.store.measurements)} measurement(s) kept in "
+            f"{prepared.store.folder}",
+            markup=False,
+            highlight=False,
+        )
+        return EXIT_INTERRUPTED
+    if args.json:
+        print(json.dumps(outcome.document(), indent=2))
+    else:
+        _emit(args.format, outcome.table, {})
+        stderr.print(f"results: {outcome.folder}", markup=False, highlight=False)
+    return EXIT_OK if outcome.status == "ok" else EXIT_PARTIAL
+
+
+def _parse_cpus(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    # Only the form is checked here: which CPUs exist is the device's business,
+    # and the agent reports a CPU it cannot pin to.
+    try:
+        cpus = tuple(int(c) for c in text.split(",") if c.strip())
+    except ValueError:
+        cpus = ()
+    if not cpus or any(c < 0 for c in cpus):
+        raise EdgebenchError(f"--cpus takes CPU numbers like 2,3, got {text!r}")
+    return cpus
+
+
+class _RunProgress:
+    """Runner events -> one rich progress bar on stderr: which variant, which phase, how far."""
+
+    def __init__(self, console: Console, total: int):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            console=console, transient=True,
+        )  # fmt: skip
+        self.task = self.progress.add_task("starting", total=total)
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.progress.__exit__(*exc_info)
+
+    def on_event(self, event) -> None:
+        label = f"{event.variant} (round {event.round})" if event.round > 1 else event.variant
+        if event.kind == "stage":
+            self.progress.update(self.task, description=f"sending {event.variant or ''} {event.message or ''}")
+        elif event.kind == "start":
+            self.progress.update(self.task, description=f"{label}: starting")
+        elif event.kind == "progress":
+            done = f" {event.done}/{event.total}" if event.phase == "accuracy" and event.total else ""
+            runs = f" {event.done} runs" if event.phase in ("warmup", "measure") and event.done else ""
+            self.progress.update(self.task, description=f"{label}: {event.phase}{done}{runs}")
+        elif event.kind == "done":
+            self.progress.advance(self.task)
+
+
+def cmd_devices_list(args: argparse.Namespace) -> int:
+    from edgebench.inventory import default_devices_dir, list_devices
+    from edgebench.report.devices_table import devices_table
+
+    folder = args.devices_dir or default_devices_dir()
+    _emit("table", devices_table(list_devices(folder), folder), {})
+    return EXIT_OK
 
 
 def _quantize_document(source, results, accuracies) -> dict:

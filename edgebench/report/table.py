@@ -16,4 +16,5 @@ class DataTable:
     title: str
     columns: tuple[Column, ...]
     rows: tuple[tuple[str, ...], ...]
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = field(default=())  # under the table: failures, warnings
+    header: tuple[str, ...] = field(default=())  # over the table: what was measured where

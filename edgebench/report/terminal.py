@@ -16,4 +16,4 @@ def rich_table(table: DataTable) -> Group:
         rendered.add_column(column.header, justify=column.align, no_wrap=column.align == "right")
     for row in table.rows:
         rendered.add_row(*row)
-    return Group(rendered, *(Text(note) for note in table.notes))
+    return Group(*(Text(line) for line in table.header), rendered, *(Text(note) for note in table.notes))

@@ -1,0 +1,133 @@
+"""`edgebench run` from arguments to outcome: plan -> variants -> transport -> agent -> results.
+
+Kept apart from the CLI so tests and scripts can drive a run without a terminal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgebench.dataset import load_dataset
+from edgebench.errors import EdgebenchError
+from edgebench.fileio import sha256_file
+from edgebench.inventory import Device, resolve_device
+from edgebench.report.run_table import run_table
+from edgebench.report.table import DataTable
+from edgebench.results import Measurement, RunStore, load_run, new_run_id
+from edgebench.runner import AgentSettings, RunEvent, RunPlan, execute
+from edgebench.summary import RunSummaryView, summarize
+from edgebench.transport import open_transport
+from edgebench.variants import Variant, build_variants, parse_variant_names
+from edgebench.zoo import ModelSource, resolve_model
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    device: str
+    model: str
+    dataset: Path | None = None
+    calibration: Path | None = None
+    variants: str | None = None
+    overrides: dict = field(default_factory=dict)  # AgentSettings fields; None means "the device's"
+    rounds: int = 1
+    timeout: float | None = 1800.0
+    results_dir: Path | None = None
+    devices_dir: Path | None = None
+    cache_dir: Path | None = None
+    command: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PreparedRun:
+    device: Device
+    source: ModelSource
+    plan: RunPlan
+    store: RunStore
+
+    @property
+    def total_measurements(self) -> int:
+        return len(self.plan.variants) * self.plan.rounds
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    status: str
+    folder: Path
+    summary: dict
+    view: RunSummaryView
+    table: DataTable
+
+    def document(self) -> dict:
+        return {
+            "folder": str(self.folder),
+            "status": self.status,
+            "run": self.summary,
+            "variants": [dataclasses.asdict(v) for v in self.view.variants],
+        }
+
+
+def default_results_dir() -> Path:
+    return Path(os.environ.get("EDGEBENCH_RESULTS", "results"))
+
+
+def agent_settings(device: Device, overrides: dict) -> AgentSettings:
+    settings = AgentSettings(threads=device.threads, delegate=device.delegate, cpus=device.cpus)
+    given = {key: value for key, value in overrides.items() if value is not None}
+    settings = dataclasses.replace(settings, **given)
+    if settings.threads < 1:
+        raise EdgebenchError("--threads must be at least 1")
+    if settings.min_runs < 1 or settings.warmup_min_runs < 0:
+        raise EdgebenchError("--min-runs must be at least 1 and --warmup-runs at least 0")
+    if not 0 < settings.min_seconds <= settings.max_seconds:
+        raise EdgebenchError("need 0 < --min-seconds <= --max-seconds")
+    return settings
+
+
+def prepare_run(request: RunRequest) -> PreparedRun:
+    """Everything that can fail on the user's input fails here, before a device is touched."""
+    device = resolve_device(request.device, request.devices_dir)
+    source = resolve_model(request.model, dataset=request.dataset, calibration=request.calibration)
+    names = parse_variant_names(request.variants)
+    settings = agent_settings(device, request.overrides)
+    dataset = load_dataset(source.dataset_path) if source.dataset_path else None
+
+    results = build_variants(source, names, cache_dir=request.cache_dir)
+    variants = [r for r in results if isinstance(r, Variant)]
+    summary = {
+        "command": request.command,
+        "device": {
+            "name": device.name,
+            "transport": device.transport,
+            "description": device.description,
+            "emulated": device.emulated,
+            "host": device.host,
+            "tags": list(device.tags),
+        },
+        "model": {"name": source.name, "path": str(source.model_path), "sha256": sha256_file(source.model_path)},
+        "dataset": {"path": str(dataset.path), "sha256": dataset.sha256, "samples": dataset.count} if dataset else None,
+        "settings": settings.as_dict(),
+        "rounds": request.rounds,
+        "variants": [{"name": v.name, "bytes": v.size_bytes, "sha256": v.sha256, "recipe": v.recipe} for v in variants],
+    }
+    store = RunStore.create(request.results_dir or default_results_dir(), device.name, new_run_id(source.name), summary)
+    for failure in (r for r in results if not isinstance(r, Variant)):
+        store.add(Measurement(failure.name, 1, "failed", error=f"quantization failed: {failure.message}"))
+    plan = RunPlan(variants, dataset.path if dataset else None, settings, request.rounds, request.timeout)
+    return PreparedRun(device, source, plan, store)
+
+
+def run_on_device(prepared: PreparedRun, on_event: Callable[[RunEvent], None]) -> RunOutcome:
+    with open_transport(prepared.device) as transport:
+        status = execute(prepared.plan, transport, prepared.store, on_event)
+    return outcome_of(prepared.store.folder, status)
+
+
+def outcome_of(folder: Path, status: str | None = None) -> RunOutcome:
+    summary, measurements = load_run(folder)
+    view = summarize(summary, measurements)
+    title = f"{summary['model']['name']} on {view.device} — run {summary['run_id']}"
+    return RunOutcome(status or summary["status"], Path(folder), summary, view, run_table(view, title))

@@ -1,0 +1,133 @@
+"""Where runs live on disk: results/<device>/<run-id>/.
+
+A run folder holds one agent document per measurement (`<variant>.json`, or
+`<variant>.r<round>.json` with several rounds) and `run.json`, the run summary,
+rewritten atomically after every measurement so that an interrupted run keeps
+everything measured so far.
+
+run.json format history (schema_version):
+  1 - first version.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgebench import __version__
+from edgebench.errors import EdgebenchError
+from edgebench.fileio import atomic_write_json
+
+RUN_SCHEMA_VERSION = 1
+RUN_KIND = "edgebench.run"
+AGENT_SCHEMA_VERSIONS = (1,)
+
+
+class ResultsError(EdgebenchError):
+    """A results folder or document cannot be read."""
+
+
+def utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def new_run_id(model_name: str) -> str:
+    # Sortable by time, unique across two runs started in the same second.
+    return f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{model_name}-{secrets.token_hex(2)}"
+
+
+@dataclass
+class Measurement:
+    """One agent run of one variant in one round."""
+
+    variant: str
+    round: int
+    status: str  # "ok" or "failed"
+    document: dict | None = None
+    error: str | None = None
+    file: str | None = None
+
+
+@dataclass
+class RunStore:
+    """Writes a run as it happens."""
+
+    folder: Path
+    summary: dict
+    measurements: list[Measurement] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, results_dir: Path, device_name: str, run_id: str, summary: dict) -> RunStore:
+        folder = Path(results_dir) / device_name / run_id
+        try:
+            folder.mkdir(parents=True, exist_ok=False)
+        except OSError as error:
+            raise ResultsError(f"cannot create results folder {folder}: {error.strerror or error}") from None
+        header = {
+            "schema_version": RUN_SCHEMA_VERSION,
+            "kind": RUN_KIND,
+            "run_id": run_id,
+            "edgebench_version": __version__,
+        }
+        store = cls(folder, {**header, **summary, "status": "running", "started_at": utc_now(), "measurements": []})
+        store._write_summary()
+        return store
+
+    def add(self, measurement: Measurement) -> None:
+        if measurement.document is not None:
+            rounds = self.summary.get("rounds", 1)
+            name = f"{measurement.variant}.json" if rounds == 1 else f"{measurement.variant}.r{measurement.round}.json"
+            atomic_write_json(self.folder / name, measurement.document)
+            measurement.file = name
+        self.measurements.append(measurement)
+        self.summary["measurements"].append(
+            {
+                "variant": measurement.variant,
+                "round": measurement.round,
+                "status": measurement.status,
+                "file": measurement.file,
+                "error": measurement.error,
+            }
+        )
+        self._write_summary()
+
+    def finish(self, status: str, extra: dict | None = None) -> None:
+        self.summary["status"] = status
+        self.summary["finished_at"] = utc_now()
+        self.summary.update(extra or {})
+        self._write_summary()
+
+    def _write_summary(self) -> None:
+        try:
+            atomic_write_json(self.folder / "run.json", self.summary)
+        except OSError as error:
+            raise ResultsError(f"cannot write {self.folder / 'run.json'}: {error.strerror or error}") from None
+
+
+def load_run(folder: str | Path) -> tuple[dict, list[Measurement]]:
+    """Read a run folder back: the summary and its measurements with their documents."""
+    folder = Path(folder)
+    path = folder / "run.json"
+    try:
+        summary = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ResultsError(f"no run.json in {folder}; is it a run folder?") from None
+    except (OSError, ValueError) as error:
+        raise ResultsError(f"cannot read {path}: {error}") from None
+    if summary.get("kind") != RUN_KIND or summary.get("schema_version") != RUN_SCHEMA_VERSION:
+        raise ResultsError(
+            f"{path} is schema_version {summary.get('schema_version')!r} of {summary.get('kind')!r}; this edgebench "
+            f"{__version__} reads {RUN_KIND} version {RUN_SCHEMA_VERSION}: upgrade edgebench to read it"
+        )
+    measurements = []
+    for entry in summary.get("measurements", []):
+        document = None
+        if entry.get("file"):
+            document = json.loads((folder / entry["file"]).read_text())
+        measurements.append(
+            Measurement(entry["variant"], entry["round"], entry["status"], document, entry.get("error"), entry["file"])
+        )
+    return summary, measurements

@@ -1,0 +1,180 @@
+"""Run the agent on one device for each variant, one process at a time, and keep what it says.
+
+The runner emits events and never prints. Each measurement is stored as soon
+as it arrives, so a failure or a Ctrl-C later in the run loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from edgebench.agent import agent
+from edgebench.fileio import sha256_file
+from edgebench.results import AGENT_SCHEMA_VERSIONS, Measurement, RunStore
+from edgebench.transport.base import CommandResult, Transport
+from edgebench.variants import Variant
+
+AGENT_FILE = Path(agent.__file__)
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """What the agent is told; defaults follow TFLite's benchmark_model."""
+
+    threads: int = 1
+    delegate: str = "xnnpack"
+    cpus: tuple[int, ...] = ()
+    samples: int | None = None  # None: the whole evaluation set
+    warmup_min_runs: int = 1
+    warmup_min_seconds: float = 0.5
+    min_runs: int = 50
+    min_seconds: float = 1.0
+    max_seconds: float = 150.0
+    runtime: str | None = None  # None: the first importable one
+
+    def argv(self, *, with_accuracy: bool) -> list[str]:
+        args = ["--threads", str(self.threads), "--delegate", self.delegate]
+        args += ["--warmup-min-runs", str(self.warmup_min_runs), "--warmup-min-seconds", str(self.warmup_min_seconds)]
+        args += ["--min-runs", str(self.min_runs), "--min-seconds", str(self.min_seconds)]
+        args += ["--max-seconds", str(self.max_seconds)]
+        if self.cpus:
+            args += ["--cpus", ",".join(str(c) for c in self.cpus)]
+        if self.runtime:
+            args += ["--runtime", self.runtime]
+        samples = self.samples if with_accuracy else 0
+        if samples is not None:
+            args += ["--samples", str(samples)]
+        return args
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    kind: str  # "stage", "start", "progress" or "done"
+    variant: str = ""
+    round: int = 1
+    phase: str | None = None
+    done: int | None = None
+    total: int | None = None
+    status: str | None = None
+    message: str | None = None
+
+
+@dataclass
+class RunPlan:
+    variants: Sequence[Variant]
+    dataset_path: Path | None
+    settings: AgentSettings
+    rounds: int = 1
+    timeout: float | None = 1800.0
+    skip: set[str] = field(default_factory=set)  # variants that already failed
+
+
+def execute(plan: RunPlan, transport: Transport, store: RunStore, on_event: Callable[[RunEvent], None]) -> str:
+    """Measure every variant `plan.rounds` times, interleaved (A B C, A B C, ...).
+
+    Interleaving spreads slow drift of the machine (heat, background load)
+    over all variants instead of biasing the last ones. Returns the run status.
+    """
+    try:
+        on_event(RunEvent("stage", message="agent and models"))
+        agent_path = transport.stage(AGENT_FILE, sha256_file(AGENT_FILE))
+        dataset_path = transport.stage(plan.dataset_path, sha256_file(plan.dataset_path)) if plan.dataset_path else None
+        model_paths = {}
+        for variant in plan.variants:
+            on_event(RunEvent("stage", variant.name, message=f"{variant.size_bytes:,} bytes"))
+            model_paths[variant.name] = transport.stage(variant.path, variant.sha256)
+
+        for round_number in range(1, plan.rounds + 1):
+            for variant in plan.variants:
+                if variant.name in plan.skip:
+                    continue
+                on_event(RunEvent("start", variant.name, round_number))
+                argv = [*transport.python(), agent_path, model_paths[variant.name]]
+                if dataset_path:
+                    argv += ["--dataset", dataset_path]
+                argv += plan.settings.argv(with_accuracy=round_number == 1)
+                result = transport.run(
+                    argv, timeout=plan.timeout, on_stderr_line=_progress_relay(on_event, variant.name, round_number)
+                )
+                measurement = interpret(variant.name, round_number, result, plan.timeout)
+                store.add(measurement)
+                if measurement.status != "ok":
+                    plan.skip.add(variant.name)  # a model that failed once is not retried every round
+                on_event(RunEvent("done", variant.name, round_number, status=measurement.status,
+                                  message=measurement.error))  # fmt: skip
+    except KeyboardInterrupt:
+        store.finish("interrupted", {"pushed_bytes": transport.bytes_pushed})
+        raise
+    status = run_status(store.measurements)
+    store.finish(status, {"pushed_bytes": transport.bytes_pushed})
+    return status
+
+
+def run_status(measurements: Sequence[Measurement]) -> str:
+    ok = sum(m.status == "ok" for m in measurements)
+    if ok == len(measurements):
+        return "ok"
+    return "partial" if ok else "failed"
+
+
+def interpret(variant: str, round_number: int, result: CommandResult, timeout: float | None) -> Measurement:
+    """The agent's exit and output -> a Measurement with a one-line error when it failed."""
+    document = _parse_document(result.stdout)
+    if result.timed_out:
+        return Measurement(variant, round_number, "failed", document, f"agent timed out after {timeout:g}s")
+    if document is None:
+        return Measurement(variant, round_number, "failed", None, _crash_message(result))
+    if document.get("schema_version") not in AGENT_SCHEMA_VERSIONS:
+        message = f"the agent wrote schema_version {document.get('schema_version')!r}; this edgebench reads " + (
+            ", ".join(str(v) for v in AGENT_SCHEMA_VERSIONS)
+        )
+        return Measurement(variant, round_number, "failed", None, message)
+    if document.get("status") != "ok":
+        error = document.get("error") or {}
+        message = f"{error.get('kind', 'error')}: {error.get('message', 'no message')}"
+        return Measurement(variant, round_number, "failed", document, message)
+    return Measurement(variant, round_number, "ok", document)
+
+
+def _parse_document(stdout: str) -> dict | None:
+    for line in reversed(stdout.strip().splitlines()):
+        try:
+            document = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(document, dict) and document.get("kind") == agent.RESULT_KIND:
+            return document
+    return None
+
+
+def _crash_message(result: CommandResult) -> str:
+    code = result.exit_code
+    how = f"exit code {code}"
+    if code is not None and code < 0:
+        how = f"signal {signal.Signals(-code).name}" if -code in signal.valid_signals() else how
+    elif code is not None and code > 128:  # a shell reports a signalled child as 128 + N
+        how += f" (signal {signal.Signals(code - 128).name})" if code - 128 in signal.valid_signals() else ""
+    tail = [line for line in result.stderr_tail if not line.startswith(agent.PROGRESS_PREFIX)][-3:]
+    last = "; last stderr: " + " | ".join(tail) if tail else ""
+    return f"agent crashed ({how}) without a result{last}"
+
+
+def _progress_relay(on_event, variant: str, round_number: int) -> Callable[[str], None]:
+    def relay(line: str) -> None:
+        if not line.startswith(agent.PROGRESS_PREFIX):
+            return
+        try:
+            update = json.loads(line[len(agent.PROGRESS_PREFIX) :])
+        except ValueError:
+            return
+        on_event(RunEvent("progress", variant, round_number, update.get("phase"), update.get("done"),
+                          update.get("total")))  # fmt: skip
+
+    return relay

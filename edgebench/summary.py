@@ -1,0 +1,143 @@
+"""One run's measurements -> per-variant comparison against float32. Pure functions.
+
+With several rounds, latencies are the median of the per-round p50s and the
+speed-up is the median of the per-round ratios float32 p50 / variant p50, so a
+machine that drifts during the run does not bias one variant.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from edgebench.results import Measurement
+
+REFERENCE = "float32"
+
+
+@dataclass(frozen=True)
+class VariantSummary:
+    name: str
+    status: str
+    error: str | None = None
+    size_bytes: int | None = None
+    size_ratio: float | None = None  # float32 bytes / these bytes
+    load_ms: float | None = None  # interpreter creation + allocate_tensors
+    p50_ms: float | None = None
+    p90_ms: float | None = None
+    speedup: float | None = None  # float32 p50 / this p50
+    rounds: int = 0
+    peak_rss_mb: float | None = None
+    peak_delta_mb: float | None = None  # against float32's peak
+    top1: float | None = None
+    top1_interval: tuple[float, float] | None = None
+    top1_delta_pp: float | None = None
+    evaluated: int | None = None
+    agreement: float | None = None  # share of predictions equal to float32's
+    warnings: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class RunSummaryView:
+    device: str
+    emulated: bool
+    runtime: str | None
+    threads: int | None
+    cpu: str | None
+    machine: str | None
+    temperature_c: tuple[float | None, float | None]
+    variants: tuple[VariantSummary, ...]
+
+
+def summarize(run: dict, measurements: Sequence[Measurement]) -> RunSummaryView:
+    by_variant: dict[str, list[Measurement]] = {}
+    for measurement in measurements:
+        by_variant.setdefault(measurement.variant, []).append(measurement)
+    sizes = {v["name"]: v["bytes"] for v in run.get("variants", [])}
+    reference = [m for m in by_variant.get(REFERENCE, []) if m.status == "ok"]
+    rows = tuple(_variant(name, ms, sizes, reference) for name, ms in by_variant.items())
+
+    documents = [m.document for m in measurements if m.status == "ok" and m.document]
+    environment = documents[0]["environment"] if documents else {}
+    runtime = environment.get("runtime", {})
+    temperatures = [d.get("thermal", {}) for d in documents]
+    return RunSummaryView(
+        device=run.get("device", {}).get("name", "?"),
+        emulated=bool(run.get("device", {}).get("emulated")),
+        runtime=f"{runtime['name']} {runtime['version']}" if runtime else None,
+        threads=run.get("settings", {}).get("threads"),
+        cpu=environment.get("cpu_model"),
+        machine=environment.get("machine"),
+        temperature_c=(
+            temperatures[0].get("before_c") if temperatures else None,
+            temperatures[-1].get("after_c") if temperatures else None,
+        ),
+        variants=rows,
+    )
+
+
+def _variant(name: str, measurements: list[Measurement], sizes: dict, reference: list[Measurement]) -> VariantSummary:
+    ok = [m for m in measurements if m.status == "ok"]
+    size = sizes.get(name)
+    reference_size = sizes.get(REFERENCE)
+    size_ratio = reference_size / size if size and reference_size else None
+    if not ok:
+        failed = next((m for m in measurements if m.status != "ok"), None)
+        return VariantSummary(name, "failed", failed.error if failed else None, size, size_ratio)
+
+    first = ok[0].document
+    stats = [m.document["timing"]["stats"] for m in ok]
+    p50 = statistics.median(s["p50"] for s in stats) / 1000
+    p90 = statistics.median(s["p90"] for s in stats) / 1000
+    timing = first["timing"]
+    load_ms = (timing["load_us"] + timing["allocate_us"]) / 1000
+    peak = max(m.document["memory"]["peak_rss_after_runs"] for m in ok) / 1e6
+
+    speedup = peak_delta = None
+    reference_by_round = {m.round: m.document for m in reference}
+    ratios = [
+        reference_by_round[m.round]["timing"]["stats"]["p50"] / m.document["timing"]["stats"]["p50"]
+        for m in ok
+        if m.round in reference_by_round
+    ]
+    if ratios:
+        speedup = statistics.median(ratios)
+    if reference:
+        peak_delta = peak - max(m.document["memory"]["peak_rss_after_runs"] for m in reference) / 1e6
+
+    accuracy = first.get("accuracy") or {}
+    reference_accuracy = (reference[0].document.get("accuracy") or {}) if reference else {}
+    top1 = accuracy.get("top1")
+    delta_pp = agreement = None
+    if top1 is not None and reference_accuracy.get("top1") is not None:
+        delta_pp = (top1 - reference_accuracy["top1"]) * 100
+    mine, theirs = accuracy.get("predictions"), reference_accuracy.get("predictions")
+    if mine and theirs:
+        count = min(len(mine), len(theirs))
+        agreement = sum(a == b for a, b in zip(mine[:count], theirs[:count], strict=True)) / count
+
+    warnings = []
+    for m in ok:
+        for warning in m.document.get("warnings", []):
+            where = f" (round {m.round})" if len(ok) > 1 else ""
+            warnings.append(f"{name}{where}: {warning['message']}")
+    return VariantSummary(
+        name=name,
+        status="ok",
+        size_bytes=size,
+        size_ratio=size_ratio,
+        load_ms=load_ms,
+        p50_ms=p50,
+        p90_ms=p90,
+        speedup=speedup,
+        rounds=len(ok),
+        peak_rss_mb=peak,
+        peak_delta_mb=peak_delta,
+        top1=top1,
+        top1_interval=tuple(accuracy["wilson95"]) if "wilson95" in accuracy else None,
+        top1_delta_pp=delta_pp,
+        evaluated=accuracy.get("total"),
+        agreement=agreement,
+        warnings=tuple(warnings),
+    )

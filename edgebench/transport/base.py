@@ -1,0 +1,67 @@
+"""The transport contract: put files on a device and run commands there."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+STDERR_TAIL_LINES = 20
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    exit_code: int | None  # None when it was killed for the timeout
+    stdout: str
+    stderr_tail: tuple[str, ...] = field(default=())
+    timed_out: bool = False
+
+
+class StderrTail:
+    """Keeps the last lines of a command's stderr and hands every line to a callback."""
+
+    def __init__(self, on_line: Callable[[str], None] | None):
+        self.lines: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+        self.on_line = on_line
+
+    def feed(self, line: str) -> None:
+        line = line.rstrip("\n")
+        if self.on_line:
+            self.on_line(line)
+        self.lines.append(line)
+
+
+class Transport(ABC):
+    """One connection to one device for a whole run; a context manager."""
+
+    #: bytes sent to the device by stage() during this connection's life
+    bytes_pushed: int = 0
+
+    @abstractmethod
+    def python(self) -> list[str]:
+        """The device's interpreter command, as argv."""
+
+    @abstractmethod
+    def stage(self, local_path: Path, sha256: str) -> str:
+        """Make a file available on the device (content-addressed); return its path there."""
+
+    @abstractmethod
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float | None,
+        on_stderr_line: Callable[[str], None] | None = None,
+    ) -> CommandResult:
+        """Run argv on the device; stdout whole, stderr line by line."""
+
+    def close(self) -> None:  # noqa: B027 - a transport without a connection has nothing to close
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()

@@ -1,0 +1,64 @@
+"""The local device: the agent runs in a subprocess with the host's own Python."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from edgebench.inventory import Device
+from edgebench.transport.base import CommandResult, StderrTail, Transport
+
+
+class LocalTransport(Transport):
+    def __init__(self, device: Device):
+        self.device = device
+        self.bytes_pushed = 0
+
+    def python(self) -> list[str]:
+        # The device file's "python" applies to remote hosts; locally the
+        # agent runs under the interpreter running edgebench unless told otherwise.
+        return [sys.executable] if self.device.python == "python3" else self.device.python.split()
+
+    def stage(self, local_path: Path, sha256: str) -> str:
+        return str(Path(local_path).resolve())  # already on the device
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float | None,
+        on_stderr_line: Callable[[str], None] | None = None,
+    ) -> CommandResult:
+        process = subprocess.Popen(
+            list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True
+        )
+        tail = StderrTail(on_stderr_line)
+        reader = threading.Thread(target=_pump, args=(process.stderr, tail), daemon=True)
+        reader.start()
+        timed_out = False
+        try:
+            stdout, _ = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            stdout, _ = process.communicate()
+            timed_out = True
+        except BaseException:
+            # Ctrl-C: the agent got SIGINT too when run from a terminal, but not
+            # when edgebench itself was signalled alone; never leave it running.
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            raise
+        reader.join(timeout=5)
+        return CommandResult(None if timed_out else process.returncode, stdout, tuple(tail.lines), timed_out)
+
+
+def _pump(stream, tail: StderrTail) -> None:
+    for line in stream:
+        tail.feed(line)

@@ -1,0 +1,237 @@
+"""`edgebench run` on the local device, end to end, and every way it can go wrong."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+import pytest
+
+from edgebench.inventory import Device
+from edgebench.results import RunStore, load_run
+from edgebench.runner import AgentSettings, RunPlan, execute
+from edgebench.transport.local import LocalTransport
+from edgebench.variants import Variant
+from tests.test_quantize_command import assert_one_line_error, run_edgebench
+
+QUICK = ["--min-runs", "10", "--min-seconds", "0.1", "--warmup-seconds", "0"]
+
+
+def only_run_folder(results):
+    (device_folder,) = results.iterdir()
+    (run_folder,) = device_folder.iterdir()
+    return run_folder
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory, variant_cache):
+    results = tmp_path_factory.mktemp("results")
+    completed = run_edgebench(
+        "run", "--device", "local", "--model", "mnist", "--variants", "float32,int8,dynamic-int8",
+        "--samples", "500", *QUICK, "--results-dir", str(results), "--cache-dir", str(variant_cache),
+    )  # fmt: skip
+    return completed, only_run_folder(results)
+
+
+def test_run_prints_the_comparison_table(quick_run):
+    completed, _ = quick_run
+    assert completed.returncode == 0, completed.stderr
+    out = completed.stdout
+    assert "device local (x86_64" in out or "device local (" in out
+    assert "ai_edge_litert 2.3.0" in out and "1 thread" in out
+    for header in ("p50 ms", "speed-up", "peak MB", "top-1 (95% CI)", "agrees"):
+        assert header in out
+    for variant in ("float32", "int8", "dynamic-int8"):
+        assert f"│ {variant} " in out
+
+
+def test_run_writes_the_raw_documents_and_a_summary(quick_run):
+    _, folder = quick_run
+    assert sorted(p.name for p in folder.iterdir()) == ["dynamic-int8.json", "float32.json", "int8.json", "run.json"]
+    summary, measurements = load_run(folder)
+    assert summary["status"] == "ok"
+    assert summary["edgebench_version"]
+    assert summary["command"][:3] == ["edgebench", "run", "--device"]
+    assert summary["device"]["name"] == "local"
+    assert summary["settings"]["threads"] == 1 and summary["settings"]["min_runs"] == 10
+    assert [m.variant for m in measurements] == ["float32", "int8", "dynamic-int8"]
+    assert all(m.document["accuracy"]["total"] == 500 for m in measurements)
+
+
+def test_json_output_for_scripts(tmp_path, variant_cache):
+    completed = run_edgebench(
+        "run", "--device", "local", "--model", "mnist", "--variants", "float32,int8", "--samples", "200",
+        *QUICK, "--results-dir", str(tmp_path), "--cache-dir", str(variant_cache), "--json",
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    document = json.loads(completed.stdout)
+    variants = {v["name"]: v for v in document["variants"]}
+    assert variants["float32"]["speedup"] == 1.0
+    assert variants["int8"]["speedup"] > 0 and variants["int8"]["size_ratio"] > 3.9
+    assert variants["int8"]["evaluated"] == 200
+    assert abs(variants["int8"]["top1_delta_pp"]) < 2
+
+
+def test_markdown_output_for_ci_summaries(tmp_path, variant_cache):
+    completed = run_edgebench(
+        "run", "--device", "local", "--model", "mnist", "--variants", "float32", "--samples", "100",
+        *QUICK, "--results-dir", str(tmp_path), "--cache-dir", str(variant_cache), "--format", "markdown",
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    assert "| variant | bytes | smaller by | load ms | p50 ms |" in completed.stdout
+
+
+def test_rounds_interleave_and_the_speedup_is_the_median_of_per_round_ratios(tmp_path, variant_cache):
+    completed = run_edgebench(
+        "run", "--device", "local", "--model", "mnist", "--variants", "float32,int8", "--samples", "100",
+        "--rounds", "3", *QUICK, "--results-dir", str(tmp_path), "--cache-dir", str(variant_cache), "--json",
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    folder = only_run_folder(tmp_path)
+    _summary, measurements = load_run(folder)
+    assert [(m.variant, m.round) for m in measurements] == [
+        ("float32", 1), ("int8", 1), ("float32", 2), ("int8", 2), ("float32", 3), ("int8", 3),
+    ]  # fmt: skip
+    assert (folder / "int8.r3.json").is_file()
+    # Accuracy once, in round 1; later rounds only time.
+    assert measurements[1].document["accuracy"]["total"] == 100 and "accuracy" not in measurements[3].document
+    p50 = {(m.variant, m.round): m.document["timing"]["stats"]["p50"] for m in measurements}
+    expected = statistics.median(p50[("float32", r)] / p50[("int8", r)] for r in (1, 2, 3))
+    variants = {v["name"]: v for v in json.loads(completed.stdout)["variants"]}
+    assert variants["int8"]["speedup"] == pytest.approx(expected)
+    assert variants["int8"]["rounds"] == 3
+
+
+def test_a_corrupt_variant_fails_alone(tmp_path, mnist_variants):
+    corrupt_path = tmp_path / "corrupt.tflite"
+    corrupt_path.write_bytes(mnist_variants["int8"].path.read_bytes()[:100_000])
+    corrupt = Variant("int8", corrupt_path, 100_000, "truncated on purpose", "0" * 64, False)
+    variants = [mnist_variants["float32"], corrupt, mnist_variants["dynamic-int8"]]
+    store = RunStore.create(tmp_path / "results", "local", "corrupt-test", {"rounds": 1, "variants": []})
+    plan = RunPlan(variants, None, AgentSettings(min_runs=5, min_seconds=0.05, warmup_min_seconds=0))
+    with LocalTransport(Device("local", "local", None)) as transport:
+        status = execute(plan, transport, store, lambda event: None)
+    assert status == "partial"
+    assert [m.status for m in store.measurements] == ["ok", "failed", "ok"]
+    assert store.measurements[1].error.startswith("model-load-failed: ai_edge_litert:")
+    assert json.loads((store.folder / "run.json").read_text())["status"] == "partial"
+
+
+def test_an_agent_crash_is_reported_with_its_signal(tmp_path, variant_cache):
+    """The device's Python is killed outright, as the OOM killer would."""
+    crashing = tmp_path / "python-that-gets-killed"
+    crashing.write_text("#!/bin/sh\necho 'about to be killed' >&2\nkill -KILL $$\n")
+    crashing.chmod(0o755)
+    device = tmp_path / "doomed.toml"
+    device.write_text(f'transport = "local"\npython = "{crashing}"\n')
+    completed = run_edgebench(
+        "run", "--device", str(device), "--model", "mnist", "--variants", "float32,int8",
+        "--results-dir", str(tmp_path / "results"), "--cache-dir", str(variant_cache),
+    )  # fmt: skip
+    assert completed.returncode == 1
+    assert "Traceback" not in completed.stderr
+    out = " ".join(completed.stdout.split())
+    assert "float32 failed: agent crashed (signal SIGKILL) without a result; last stderr: about to be killed" in out
+    summary, measurements = load_run(only_run_folder(tmp_path / "results"))
+    assert summary["status"] == "failed" and all(m.status == "failed" for m in measurements)
+
+
+def test_ctrl_c_keeps_the_variants_already_measured(tmp_path, variant_cache):
+    results = tmp_path / "results"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edgebench", "run", "--device", "local", "--model", "mnist",
+         "--variants", "float32,dynamic-int8,int8", "--samples", "100", "--min-runs", "10", "--min-seconds", "20",
+         "--results-dir", str(results), "--cache-dir", str(variant_cache)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    # float32 takes ~20 s; interrupt once it is stored, while dynamic-int8 is measuring.
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(results.glob("local/*/float32.json")):
+        time.sleep(0.2)
+    assert list(results.glob("local/*/float32.json")), "float32 was never stored"
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    _stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert "edgebench: interrupted; 1 measurement(s) kept in" in stderr
+    summary, measurements = load_run(only_run_folder(results))
+    assert summary["status"] == "interrupted"
+    assert [(m.variant, m.status) for m in measurements] == [("float32", "ok")]
+    assert measurements[0].document["timing"]["stats"]["count"] >= 10
+
+
+class TestBadInput:
+    def test_unknown_device(self):
+        assert_one_line_error(run_edgebench("run", "--device", "pi9", "--model", "mnist"), "unknown device 'pi9'")
+
+    def test_invalid_device_file_names_file_and_key(self, tmp_path):
+        device = tmp_path / "broken.toml"
+        device.write_text('transport = "local"\nthreads = "four"\n')
+        assert_one_line_error(
+            run_edgebench("run", "--device", str(device), "--model", "mnist"), str(device), "'threads' must be int"
+        )
+
+    def test_device_file_that_is_not_toml(self, tmp_path):
+        device = tmp_path / "broken.toml"
+        device.write_text("transport = = local\n")
+        assert_one_line_error(run_edgebench("run", "--device", str(device), "--model", "mnist"), "invalid TOML")
+
+    def test_unknown_model(self):
+        assert_one_line_error(run_edgebench("run", "--device", "local", "--model", "resnet-9000"), "unknown model")
+
+    def test_corrupt_model(self, tmp_path):
+        bad = tmp_path / "bad.tflite"
+        bad.write_bytes(b"\x00" * 64)
+        assert_one_line_error(run_edgebench("run", "--device", "local", "--model", str(bad)), "not a TFLite model")
+
+    def test_bad_cpus(self):
+        assert_one_line_error(run_edgebench("run", "--device", "local", "--model", "mnist", "--cpus", "a,b"), "--cpus")
+
+    def test_bad_rounds(self):
+        assert_one_line_error(
+            run_edgebench("run", "--device", "local", "--model", "mnist", "--rounds", "0"), "--rounds"
+        )
+
+    def test_results_folder_that_cannot_be_created(self, tmp_path, variant_cache):
+        blocker = tmp_path / "file-not-folder"
+        blocker.write_text("")
+        assert_one_line_error(
+            run_edgebench(
+                "run",
+                "--device",
+                "local",
+                "--model",
+                "mnist",
+                "--variants",
+                "float32",
+                "--results-dir",
+                str(blocker),
+                "--cache-dir",
+                str(variant_cache),
+            ),
+            "cannot create results folder",
+        )
+
+
+def test_devices_list_shows_the_inventory():
+    completed = run_edgebench("devices", "list")
+    assert completed.returncode == 0
+    assert "local" in completed.stdout and "the host running edgebench" in completed.stdout
+
+
+def test_a_user_model_without_a_dataset_is_timed_without_accuracy(tmp_path, mnist, variant_cache):
+    user_model = tmp_path / "user.tflite"
+    shutil.copy(mnist.model_path, user_model)
+    completed = run_edgebench(
+        "run", "--device", "local", "--model", str(user_model), "--variants", "float32,dynamic-int8", *QUICK,
+        "--results-dir", str(tmp_path / "results"), "--cache-dir", str(variant_cache), "--json",
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    variants = {v["name"]: v for v in json.loads(completed.stdout)["variants"]}
+    assert variants["dynamic-int8"]["top1"] is None and variants["dynamic-int8"]["p50_ms"] > 0
