@@ -78,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--results-dir", type=Path, default=None, help="default: ./results or $EDGEBENCH_RESULTS")
     run.add_argument("--devices-dir", type=Path, help="where device files live (default: ./devices)")
     run.add_argument("--cache-dir", type=Path, help="variant cache (default: ~/.cache/edgebench/variants)")
+    run.add_argument("--trust-new-host", action="store_true", help="accept and record an unknown SSH host key")
     output = run.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print the run as JSON instead of a table")
     output.add_argument("--format", choices=("table", "markdown"), default="table")
@@ -88,6 +89,22 @@ def _parser() -> argparse.ArgumentParser:
     listing = devices_commands.add_parser("list", help="every device file")
     listing.add_argument("--devices-dir", type=Path)
     listing.set_defaults(handler=cmd_devices_list)
+    check = devices_commands.add_parser("check", help="can this device run the agent? (table; exit 1 if not)")
+    check.add_argument("name", help="device name or .toml path")
+    check.add_argument("--devices-dir", type=Path)
+    check.add_argument("--trust-new-host", action="store_true")
+    check.set_defaults(handler=cmd_devices_check)
+    trust = devices_commands.add_parser("trust", help="record an SSH device's host key (trust on first use)")
+    trust.add_argument("name", help="device name or .toml path")
+    trust.add_argument("--devices-dir", type=Path)
+    trust.set_defaults(handler=cmd_devices_trust)
+    setup = devices_commands.add_parser("setup", help="make a virtual environment with numpy and a TFLite runtime")
+    setup.add_argument("name", help="device name or .toml path")
+    setup.add_argument("--offline", action="store_true", help="download wheels on this host and push them")
+    setup.add_argument("--base-python", default="python3", help="the device's Python to build the venv from")
+    setup.add_argument("--devices-dir", type=Path)
+    setup.add_argument("--trust-new-host", action="store_true")
+    setup.set_defaults(handler=cmd_devices_setup)
     return parser
 
 
@@ -166,7 +183,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     display = _RunProgress(stderr, prepared.total_measurements)
     try:
         with display:
-            outcome = run_on_device(prepared, display.on_event)
+            outcome = run_on_device(prepared, display.on_event, trust_new_host=args.trust_new_host)
     except KeyboardInterrupt:
         stderr.print(
             f"edgebench: interrupted; {len(prepared.store.measurements)} measurement(s) kept in "
@@ -179,7 +196,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps(outcome.document(), indent=2))
     else:
         _emit(args.format, outcome.table, {})
-        stderr.print(f"results: {outcome.folder}", markup=False, highlight=False)
+        pushed = outcome.summary.get("pushed_bytes", 0)
+        stderr.print(f"results: {outcome.folder} · pushed {pushed:,} bytes", markup=False, highlight=False)
     return EXIT_OK if outcome.status == "ok" else EXIT_PARTIAL
 
 
@@ -236,6 +254,36 @@ def cmd_devices_list(args: argparse.Namespace) -> int:
 
     folder = args.devices_dir or default_devices_dir()
     _emit("table", devices_table(list_devices(folder), folder), {})
+    return EXIT_OK
+
+
+def cmd_devices_check(args: argparse.Namespace) -> int:
+    from edgebench.devices import check_device
+    from edgebench.report.devices_table import check_table
+
+    report = check_device(args.name, args.devices_dir, trust_new_host=args.trust_new_host)
+    _emit("table", check_table(report), {})
+    return EXIT_OK if report.runnable else EXIT_PARTIAL
+
+
+def cmd_devices_trust(args: argparse.Namespace) -> int:
+    from edgebench.devices import trust_device
+
+    message = trust_device(args.name, args.devices_dir)
+    Console(stderr=True).print(message, markup=False, highlight=False, soft_wrap=True)
+    return EXIT_OK
+
+
+def cmd_devices_setup(args: argparse.Namespace) -> int:
+    from edgebench.device_setup import setup_device
+
+    stderr = Console(stderr=True)
+    with stderr.status("setting up") as status:
+        message = setup_device(
+            args.name, args.devices_dir, offline=args.offline, base_python=args.base_python,
+            trust_new_host=args.trust_new_host, say=lambda text: status.update(text),
+        )  # fmt: skip
+    stderr.print(message, markup=False, highlight=False, soft_wrap=True)
     return EXIT_OK
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from edgebench.agent import agent
 from edgebench.dataset import Dataset
 from edgebench.errors import ModelError
+from edgebench.quiet import native_stderr_silenced
 from edgebench.tflite_model import inspect_model
 
 EVALUATION_BATCH = 100
@@ -35,8 +36,9 @@ def evaluate_file(model_path: str | Path, dataset: Dataset, samples: int | None 
     inspect_model(model_path)
     interpreter_class, _, _ = agent.load_runtime("ai_edge_litert")
     try:
-        interpreter = interpreter_class(model_path=str(model_path), num_threads=threads)
-        interpreter.allocate_tensors()
+        with native_stderr_silenced():
+            interpreter = interpreter_class(model_path=str(model_path), num_threads=threads)
+            interpreter.allocate_tensors()
     except (RuntimeError, ValueError) as error:
         raise ModelError(f"{model_path} cannot be loaded by ai_edge_litert: {error}") from None
     classifier = agent.Classifier(interpreter)

@@ -37,6 +37,7 @@ class Device:
     cpus: tuple[int, ...] = ()
     delegate: str = "xnnpack"
     emulated: bool = False
+    connect_timeout: float = 10.0
     tags: tuple[str, ...] = field(default=())
 
 
@@ -55,6 +56,7 @@ _FIELDS = {
     "cpus": (list, ()),
     "delegate": (str, ()),
     "emulated": (bool, ()),
+    "connect_timeout": ((int, float), ()),
     "tags": (list, ()),
 }
 
@@ -91,8 +93,9 @@ def _validate(data: dict, path: Path, name: str) -> Device:
     for key, value in data.items():
         expected, _ = _FIELDS[key]
         # bool is an int in Python; a port of `true` is still wrong.
-        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            raise InventoryError(f"{path}: key {key!r} must be {expected.__name__}, got {value!r}")
+        if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
+            kind = " or ".join(t.__name__ for t in expected) if isinstance(expected, tuple) else expected.__name__
+            raise InventoryError(f"{path}: key {key!r} must be {kind}, got {value!r}")
     transport = data["transport"]
     if transport not in TRANSPORTS:
         raise InventoryError(f"{path}: key 'transport' must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
@@ -130,6 +133,7 @@ def _validate(data: dict, path: Path, name: str) -> Device:
         cpus=tuple(cpus),
         delegate=data.get("delegate", "xnnpack"),
         emulated=data.get("emulated", False),
+        connect_timeout=float(data.get("connect_timeout", 10.0)),
         tags=tuple(data.get("tags", [])),
     )
 

@@ -120,9 +120,16 @@ def prepare_run(request: RunRequest) -> PreparedRun:
     return PreparedRun(device, source, plan, store)
 
 
-def run_on_device(prepared: PreparedRun, on_event: Callable[[RunEvent], None]) -> RunOutcome:
-    with open_transport(prepared.device) as transport:
-        status = execute(prepared.plan, transport, prepared.store, on_event)
+def run_on_device(
+    prepared: PreparedRun, on_event: Callable[[RunEvent], None], *, trust_new_host: bool = False
+) -> RunOutcome:
+    try:
+        with open_transport(prepared.device, trust_new_host=trust_new_host) as transport:
+            status = execute(prepared.plan, transport, prepared.store, on_event)
+    except EdgebenchError as error:
+        # Reaching the device failed before anything ran: say so in run.json too.
+        prepared.store.finish("failed", {"error": str(error)})
+        raise
     return outcome_of(prepared.store.folder, status)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from edgebench.agent import agent
 from edgebench.fileio import sha256_file
 from edgebench.results import AGENT_SCHEMA_VERSIONS, Measurement, RunStore
-from edgebench.transport.base import CommandResult, Transport
+from edgebench.transport.base import CommandResult, ConnectionLost, DeviceError, Transport
 from edgebench.variants import Variant
 
 AGENT_FILE = Path(agent.__file__)
@@ -85,25 +85,40 @@ def execute(plan: RunPlan, transport: Transport, store: RunStore, on_event: Call
     try:
         on_event(RunEvent("stage", message="agent and models"))
         agent_path = transport.stage(AGENT_FILE, sha256_file(AGENT_FILE))
+        store.summary["device_probe"] = require_runnable(
+            probe_device(transport, agent_path, plan.settings.runtime), store.summary.get("device", {}).get("name", "")
+        )
         dataset_path = transport.stage(plan.dataset_path, sha256_file(plan.dataset_path)) if plan.dataset_path else None
-        model_paths = {}
-        for variant in plan.variants:
-            on_event(RunEvent("stage", variant.name, message=f"{variant.size_bytes:,} bytes"))
-            model_paths[variant.name] = transport.stage(variant.path, variant.sha256)
+        model_paths: dict[str, str] = {}
 
         for round_number in range(1, plan.rounds + 1):
             for variant in plan.variants:
                 if variant.name in plan.skip:
                     continue
-                on_event(RunEvent("start", variant.name, round_number))
-                argv = [*transport.python(), agent_path, model_paths[variant.name]]
-                if dataset_path:
-                    argv += ["--dataset", dataset_path]
-                argv += plan.settings.argv(with_accuracy=round_number == 1)
-                result = transport.run(
-                    argv, timeout=plan.timeout, on_stderr_line=_progress_relay(on_event, variant.name, round_number)
-                )
-                measurement = interpret(variant.name, round_number, result, plan.timeout)
+                try:
+                    if variant.name not in model_paths:
+                        # Pushed just before its first measurement: a model that does not fit
+                        # on the device fails alone, and the ones that fit are still measured.
+                        on_event(RunEvent("stage", variant.name, message=f"{variant.size_bytes:,} bytes"))
+                        model_paths[variant.name] = transport.stage(variant.path, variant.sha256)
+                    on_event(RunEvent("start", variant.name, round_number))
+                    argv = [*transport.python(), agent_path, model_paths[variant.name]]
+                    if dataset_path:
+                        argv += ["--dataset", dataset_path]
+                    argv += plan.settings.argv(with_accuracy=round_number == 1)
+                    result = transport.run(
+                        argv, timeout=plan.timeout, on_stderr_line=_progress_relay(on_event, variant.name, round_number)
+                    )
+                except ConnectionLost as error:
+                    _device_lost(plan, store, variant.name, round_number, str(error), on_event)
+                    break
+                except DeviceError as error:
+                    if variant.name in model_paths:  # the command itself could not run: the device is gone
+                        _device_lost(plan, store, variant.name, round_number, str(error), on_event)
+                        break
+                    measurement = Measurement(variant.name, round_number, "failed", error=str(error))
+                else:
+                    measurement = interpret(variant.name, round_number, result, plan.timeout)
                 store.add(measurement)
                 if measurement.status != "ok":
                     plan.skip.add(variant.name)  # a model that failed once is not retried every round
@@ -115,6 +130,48 @@ def execute(plan: RunPlan, transport: Transport, store: RunStore, on_event: Call
     status = run_status(store.measurements)
     store.finish(status, {"pushed_bytes": transport.bytes_pushed})
     return status
+
+
+def probe_device(transport: Transport, agent_path: str, runtime: str | None = None) -> dict:
+    """Run the agent's --probe on the device: what Python, numpy and runtime it has."""
+    argv = [*transport.python(), agent_path, "--probe"] + (["--runtime", runtime] if runtime else [])
+    result = transport.run(argv, timeout=120)
+    for line in reversed(result.stdout.strip().splitlines()):
+        try:
+            document = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(document, dict) and document.get("kind") == agent.PROBE_KIND:
+            return document
+    python = " ".join(transport.python())
+    if result.exit_code == 127:
+        raise DeviceError(f"the device's python {python!r} was not found: {' | '.join(result.stderr_tail[-2:])}")
+    raise DeviceError(f"the agent could not start with {python!r} on the device: {_crash_message(result)}")
+
+
+def require_runnable(probe: dict, device_name: str) -> dict:
+    setup = f"run 'edgebench devices setup {device_name}'"
+    if probe.get("numpy") is None:
+        raise DeviceError(f"numpy is not installed on device {device_name!r} (Python {probe.get('python')}): {setup}")
+    if probe.get("runtime") is None:
+        raise DeviceError(
+            f"no TFLite runtime on device {device_name!r} ({probe.get('runtime_error')}): {setup} (installs "
+            "ai-edge-litert, or tflite-runtime with numpy<2 where only that fits)"
+        )
+    return probe
+
+
+def _device_lost(plan: RunPlan, store: RunStore, variant: str, round_number: int, error: str, on_event) -> None:
+    """The device went away: this measurement and every later one fail with the reason; no retries."""
+    store.add(Measurement(variant, round_number, "failed", error=error))
+    on_event(RunEvent("done", variant, round_number, status="failed", message=error))
+    names = [v.name for v in plan.variants if v.name not in plan.skip]
+    later = [(n, round_number) for n in names[names.index(variant) + 1 :]]
+    later += [(n, r) for r in range(round_number + 1, plan.rounds + 1) for n in names]
+    for name, number in later:
+        store.add(Measurement(name, number, "failed", error=f"not measured: {error}"))
+        on_event(RunEvent("done", name, number, status="failed", message=error))
+    plan.skip.update(names)
 
 
 def run_status(measurements: Sequence[Measurement]) -> str:

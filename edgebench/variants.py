@@ -21,6 +21,7 @@ from pathlib import Path
 from edgebench.dataset import Dataset, load_dataset
 from edgebench.errors import EdgebenchError, QuantizationError
 from edgebench.fileio import atomic_copy, atomic_write_bytes, sha256_file
+from edgebench.quiet import native_stderr_silenced
 from edgebench.tflite_model import inspect_model, require_float_weights
 from edgebench.zoo import ModelSource
 
@@ -177,7 +178,7 @@ class _Builder:
         # The calibrator draws a tqdm bar on stderr with no way to turn it off and
         # warns that its preserve-all-tensors interpreter is for debugging; both
         # are noise in the middle of our own progress display.
-        with contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
+        with contextlib.redirect_stderr(io.StringIO()), native_stderr_silenced(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors", category=UserWarning)
             if spec.needs_calibration:
                 calibration_result = qt.calibrate(self._calibration_data(), num_threads=os.cpu_count() or 1)

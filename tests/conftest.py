@@ -31,3 +31,34 @@ def mnist_variants(mnist, variant_cache) -> dict[str, Variant]:
     failures = [r for r in results if not isinstance(r, Variant)]
     assert not failures, failures
     return {r.name: r for r in results}
+
+
+@pytest.fixture(scope="session")
+def ssh_host(tmp_path_factory):
+    """A real OpenSSH sshd on loopback for the whole session (the 'device' is this machine)."""
+    from tests.sshd import make_host, sshd_unavailable_reason
+
+    reason = sshd_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    host = make_host(tmp_path_factory.mktemp("sshd")).start()
+    yield host
+    host.stop()
+
+
+@pytest.fixture(scope="module")
+def namespace_hosts(tmp_path_factory):
+    """Two device hosts, each an sshd in its own network namespace with its own address."""
+    from tests.sshd import make_namespace_host, netns_unavailable_reason, remove_namespace_host
+
+    reason = netns_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    hosts = []
+    try:
+        for index in range(2):
+            hosts.append(make_namespace_host(tmp_path_factory.mktemp(f"board{index}"), index))
+        yield hosts
+    finally:
+        for host in hosts:
+            remove_namespace_host(host)

@@ -13,10 +13,10 @@ import pytest
 from edgebench.cli import main
 
 
-def run_edgebench(*args, cwd=None):
+def run_edgebench(*args, cwd=None, env=None):
     """The real command in its own process, as a user runs it."""
     return subprocess.run(
-        [sys.executable, "-m", "edgebench", *args], capture_output=True, text=True, cwd=cwd, timeout=600
+        [sys.executable, "-m", "edgebench", *args], capture_output=True, text=True, cwd=cwd, timeout=600, env=env
     )
 
 

@@ -123,9 +123,12 @@ def test_a_corrupt_variant_fails_alone(tmp_path, mnist_variants):
 
 
 def test_an_agent_crash_is_reported_with_its_signal(tmp_path, variant_cache):
-    """The device's Python is killed outright, as the OOM killer would."""
+    """The device's Python answers the probe, then is killed outright while measuring, as by the OOM killer."""
     crashing = tmp_path / "python-that-gets-killed"
-    crashing.write_text("#!/bin/sh\necho 'about to be killed' >&2\nkill -KILL $$\n")
+    crashing.write_text(
+        f'#!/bin/sh\ncase "$*" in *--probe*) exec {sys.executable} "$@";; esac\n'
+        "echo 'about to be killed' >&2\nkill -KILL $$\n"
+    )
     crashing.chmod(0o755)
     device = tmp_path / "doomed.toml"
     device.write_text(f'transport = "local"\npython = "{crashing}"\n')

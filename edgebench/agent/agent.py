@@ -23,7 +23,10 @@ import subprocess
 import sys
 import time
 
-import numpy as np
+try:
+    import numpy as np
+except ImportError:  # reported by --probe and as an error document, not as a traceback
+    np = None
 
 # Tried in this order: the maintained LiteRT first, then the frozen
 # tflite-runtime that older boards carry, then full TensorFlow.
@@ -177,6 +180,7 @@ class Classifier:
 
 SCHEMA_VERSION = 1
 RESULT_KIND = "edgebench.agent-result"
+PROBE_KIND = "edgebench.probe"
 PROGRESS_PREFIX = "edgebench-progress "
 EVALUATION_BATCH = 100
 Z_95 = 1.959963984540054
@@ -486,8 +490,44 @@ def create_interpreter(interpreter_class, model_path, threads, delegate):
     return interpreter_class(**kwargs)
 
 
+def probe(settings):
+    """What this device can run: Python, numpy, runtime, CPU, disk, temperature. Never raises."""
+    document = {
+        "schema_version": SCHEMA_VERSION,
+        "kind": PROBE_KIND,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "kernel": platform.release(),
+        "cpu_model": cpu_model(),
+        "cores": os.cpu_count(),
+        "numpy": np.__version__ if np is not None else None,
+        "runtime": None,
+        "runtime_error": None,
+        "temperature_c": _max_or_none(temperatures()),
+        "throttled": pi_throttle_flags(),
+        "free_bytes": shutil.disk_usage(settings.get("workdir") or ".").free,
+    }
+    try:
+        import psutil
+
+        document["psutil"] = psutil.__version__
+    except ImportError:
+        document["psutil"] = None
+    if np is None:
+        document["runtime_error"] = "numpy is not installed"
+        return document
+    try:
+        _, name, version = load_runtime(settings.get("runtime"))
+        document["runtime"] = {"name": name, "version": version}
+    except RuntimeNotFound as error:
+        document["runtime_error"] = str(error)
+    return document
+
+
 def measure(settings, progress, document):
     """Fill `document` step by step, so a failure still returns what was measured."""
+    if np is None:
+        raise AgentFailure("numpy-missing", "numpy is not installed on this device", EXIT_RUNTIME_MISSING)
     model_path = settings["model"]
     document["model"] = {"path": model_path, "bytes": os.path.getsize(model_path), "sha256": sha256_file(model_path)}
     document["thermal"] = {"before_c": _max_or_none(temperatures())}
@@ -597,6 +637,8 @@ def parse_settings(argv):
     for name in ("warmup_min_seconds", "min_seconds", "max_seconds", "cv_warning"):
         parser.add_argument("--" + name.replace("_", "-"), type=float)
     parser.add_argument("--output", help="write the document here instead of stdout")
+    parser.add_argument("--probe", action="store_true", help="describe what this device can run, and exit")
+    parser.add_argument("--workdir", help="with --probe: report free disk space here")
     args = parser.parse_args(argv)
     settings = dict(DEFAULTS)
     if args.config:
@@ -607,13 +649,19 @@ def parse_settings(argv):
             settings[key] = value
     if isinstance(settings["cpus"], str):
         settings["cpus"] = [int(c) for c in settings["cpus"].split(",") if c.strip()]
-    if not settings.get("model"):
+    if not settings.get("model") and not args.probe:
         parser.error("a model path is needed (argument or config)")
+    settings["probe"] = args.probe
+    settings["workdir"] = args.workdir
     return settings, args.output
 
 
 def main(argv=None):
+    started = time.perf_counter()
     settings, output_path = parse_settings(argv)
+    if settings["probe"]:
+        sys.stdout.write(json.dumps(probe(settings)) + "\n")
+        return EXIT_OK
     # Native code (the runtime's "Created delegate" line) may print to fd 1;
     # send all of it to stderr and keep the real stdout for the one document.
     sys.stdout.flush()
@@ -624,7 +672,7 @@ def main(argv=None):
         "schema_version": SCHEMA_VERSION,
         "kind": RESULT_KIND,
         "status": "ok",
-        "settings": {key: value for key, value in settings.items() if key != "model"},
+        "settings": {key: value for key, value in settings.items() if key not in ("model", "probe", "workdir")},
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     exit_code = EXIT_OK
@@ -642,6 +690,7 @@ def main(argv=None):
         exit_code = EXIT_AGENT_ERROR
     progress("done", force=True)
     document["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    document["elapsed_s"] = time.perf_counter() - started  # the agent's own wall time, for overhead accounting
     text = json.dumps(document)
     if output_path:
         temporary = output_path + ".tmp"

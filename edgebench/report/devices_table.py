@@ -27,3 +27,27 @@ def devices_table(devices: Sequence[Device], folder: Path) -> DataTable:
         rows.append((device.name, device.transport, address, str(device.threads), tags, device.description))
     notes = () if devices else (f"no device files in {folder}",)
     return DataTable(f"Devices in {folder}", columns, tuple(rows), notes)
+
+
+def check_table(report) -> DataTable:
+    """`edgebench devices check`: one row per fact, then the problem if there is one."""
+    device, probe = report.device, report.probe or {}
+    runtime = probe.get("runtime")
+    free = probe.get("free_bytes")
+    facts = [
+        ("device", f"{device.name} ({device.transport}{', ' + device.host if device.host else ''})"),
+        ("reachable", "yes" if report.probe is not None else "no"),
+        ("python", probe.get("python", "—")),
+        ("machine", probe.get("machine", "—")),
+        ("numpy", probe.get("numpy") or "missing" if probe else "—"),
+        ("TFLite runtime", f"{runtime['name']} {runtime['version']}" if runtime else ("missing" if probe else "—")),
+        ("psutil", probe.get("psutil") or ("not installed (/proc is used)" if probe else "—")),
+        ("CPU", f"{probe['cpu_model']}, {probe['cores']} cores" if probe else "—"),
+        ("free disk in workdir", f"{free / 1e9:.1f} GB" if free is not None else "—"),
+        ("temperature", f"{probe['temperature_c']:.1f} °C" if probe.get("temperature_c") is not None else "—"),
+        ("can run the agent", "yes" if report.runnable else "NO"),
+    ]
+    notes = (f"problem: {report.problem}",) if report.problem else ()
+    return DataTable(
+        f"Device check: {device.name}", (Column("check", "left"), Column("result", "left")), tuple(facts), notes
+    )

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from edgebench.errors import EdgebenchError
 from edgebench.inventory import Device
-from edgebench.transport.base import CommandResult, Transport
+from edgebench.transport.base import CommandResult, ConnectionLost, DeviceError, Transport
 
 
-def open_transport(device: Device) -> Transport:
+def open_transport(device: Device, *, trust_new_host: bool = False) -> Transport:
     if device.transport == "local":
         from edgebench.transport.local import LocalTransport
 
         return LocalTransport(device)
+    if device.transport == "ssh":
+        from edgebench.transport.ssh import SshTransport
+
+        return SshTransport(device, trust_new_host=trust_new_host)
     raise EdgebenchError(f"device {device.name!r}: transport {device.transport!r} is not supported by this edgebench")
 
 
-__all__ = ["CommandResult", "Transport", "open_transport"]
+__all__ = ["CommandResult", "ConnectionLost", "DeviceError", "Transport", "open_transport"]

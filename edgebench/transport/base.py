@@ -8,7 +8,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgebench.errors import EdgebenchError
+
 STDERR_TAIL_LINES = 20
+
+
+class DeviceError(EdgebenchError):
+    """The device cannot be reached or used; the message says which and what to do."""
+
+
+class ConnectionLost(DeviceError):
+    """The device went away in the middle of a command."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,53 @@
+"""Device chores around a run: check what a device can run, trust its host key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgebench.errors import EdgebenchError
+from edgebench.fileio import sha256_file
+from edgebench.inventory import Device, resolve_device
+from edgebench.runner import AGENT_FILE, probe_device, require_runnable
+from edgebench.transport import DeviceError, open_transport
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    device: Device
+    probe: dict | None
+    problem: str | None
+
+    @property
+    def runnable(self) -> bool:
+        return self.probe is not None and self.problem is None
+
+
+def check_device(spec: str, devices_dir: Path | None = None, *, trust_new_host: bool = False) -> CheckReport:
+    device = resolve_device(spec, devices_dir)
+    try:
+        with open_transport(device, trust_new_host=trust_new_host) as transport:
+            agent_path = transport.stage(AGENT_FILE, sha256_file(AGENT_FILE))
+            probe = probe_device(transport, agent_path)
+    except DeviceError as error:
+        return CheckReport(device, None, str(error))
+    try:
+        require_runnable(probe, device.name)
+    except DeviceError as error:
+        return CheckReport(device, probe, str(error))
+    return CheckReport(device, probe, None)
+
+
+def trust_device(spec: str, devices_dir: Path | None = None) -> str:
+    """Connect once accepting an unknown host key, which gets recorded; a changed key is still refused."""
+    from edgebench.transport.ssh import USER_KNOWN_HOSTS, SshTransport
+
+    device = resolve_device(spec, devices_dir)
+    if device.transport != "ssh":
+        raise EdgebenchError(f"device {device.name!r} uses transport {device.transport!r}: it has no host key")
+    with SshTransport(device, trust_new_host=True) as transport:
+        transport.connect()
+        where = device.known_hosts or USER_KNOWN_HOSTS
+        if transport.trusted_now:
+            return f"recorded {transport.trusted_now} for {device.host}:{device.port} in {where}"
+        return f"{device.host}:{device.port} is already trusted (in {where} or the user's known_hosts)"

@@ -1,0 +1,319 @@
+"""SSH devices (Raspberry Pi boards, Termux phones) through paramiko.
+
+Host keys are verified against known_hosts files (the user's and the device
+file's); an unknown key is refused with its fingerprint unless the caller asked
+to trust new hosts, and a changed key is always refused. Every remote argument
+is shell-quoted. Files are pushed over SFTP into <workdir>/by-sha256/, so what
+the device already has is never sent again, and an upload only gets its final
+name after its size checked out.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import getpass
+import hashlib
+import logging
+import os
+import posixpath
+import secrets
+import shlex
+import socket
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import paramiko
+
+from edgebench.inventory import Device
+from edgebench.transport.base import CommandResult, ConnectionLost, DeviceError, StderrTail, Transport
+
+KEEPALIVE_SECONDS = 15
+
+# paramiko logs handshake failures from its own thread; with no handler,
+# logging's last resort would print them over our one-line error.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+logging.getLogger("paramiko").propagate = False
+USER_KNOWN_HOSTS = Path("~/.ssh/known_hosts").expanduser()
+
+# Run argv ("$@") in the background and kill it when the host goes away: the
+# watcher reads the channel's stdin (kept as fd 3, since POSIX gives background
+# jobs /dev/null) and gets EOF when the connection closes or the host gives up.
+_WATCHDOG = (
+    'exec 3<&0; "$@" 3<&- & pid=$!; '
+    '(cat <&3 >/dev/null 2>&1; kill -TERM "$pid" 2>/dev/null) >/dev/null 2>&1 & '
+    'exec 3<&-; wait "$pid"'
+)
+
+
+class HostKeyError(DeviceError):
+    """Unknown or changed host key."""
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return f"{key.get_name()} SHA256:{base64.b64encode(digest).decode().rstrip('=')}"
+
+
+def known_hosts_name(host: str, port: int) -> str:
+    return host if port == 22 else f"[{host}]:{port}"
+
+
+class _VerifyHostKey(paramiko.MissingHostKeyPolicy):
+    """Unknown host: refuse with the fingerprint, or record it when trusting new hosts was asked for."""
+
+    def __init__(self, device: Device, trust_new_host: bool, record_in: Path):
+        self.device = device
+        self.trust_new_host = trust_new_host
+        self.record_in = record_in
+        self.recorded: str | None = None
+
+    def missing_host_key(self, client, hostname, key):
+        if not self.trust_new_host:
+            raise HostKeyError(
+                f"unknown host key for {hostname} ({fingerprint(key)}); if that is the device's key, run "
+                f"'edgebench devices trust {self.device.name}' or pass --trust-new-host"
+            )
+        self.record_in.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.record_in, "a") as f:
+            f.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+        os.chmod(self.record_in, 0o600)
+        client.get_host_keys().add(hostname, key.get_name(), key)
+        self.recorded = fingerprint(key)
+
+
+class SshTransport(Transport):
+    def __init__(self, device: Device, *, trust_new_host: bool = False):
+        if not device.host:
+            raise DeviceError(f"device {device.name!r} has no host")
+        self.device = device
+        self.trust_new_host = trust_new_host
+        self.connect_timeout = device.connect_timeout
+        self.bytes_pushed = 0
+        self.files_pushed = 0
+        self.trusted_now: str | None = None
+        self._client: paramiko.SSHClient | None = None
+        self._sftp: paramiko.SFTPClient | None = None
+        self._workdir: str | None = None
+
+    # ---- connection ---------------------------------------------------------
+
+    @property
+    def address(self) -> str:
+        user = self.device.user or getpass.getuser()
+        return f"{user}@{self.device.host}:{self.device.port}"
+
+    def connect(self) -> paramiko.SSHClient:
+        if self._client is not None and self._client.get_transport() and self._client.get_transport().is_active():
+            return self._client
+        self._close_quietly()
+        device = self.device
+        client = paramiko.SSHClient()
+        record_in = device.known_hosts or USER_KNOWN_HOSTS
+        for path in {USER_KNOWN_HOSTS, record_in}:
+            if path.is_file():
+                try:
+                    client.load_host_keys(str(path)) if path == record_in else client.load_system_host_keys(str(path))
+                except (OSError, paramiko.SSHException) as error:
+                    raise HostKeyError(f"cannot read known_hosts {path}: {error}") from None
+        policy = _VerifyHostKey(device, self.trust_new_host, record_in)
+        client.set_missing_host_key_policy(policy)
+        if device.identity_file is not None and not device.identity_file.is_file():
+            raise DeviceError(f"device {device.name!r}: identity_file {device.identity_file} does not exist")
+        where = f"{device.host}:{device.port}"
+        try:
+            client.connect(
+                device.host,
+                port=device.port,
+                username=device.user or getpass.getuser(),
+                key_filename=str(device.identity_file) if device.identity_file else None,
+                look_for_keys=device.identity_file is None,
+                allow_agent=device.identity_file is None,
+                timeout=self.connect_timeout,
+                banner_timeout=self.connect_timeout,
+                auth_timeout=self.connect_timeout,
+            )
+        except HostKeyError:
+            client.close()
+            raise
+        except paramiko.BadHostKeyException as error:
+            client.close()
+            raise HostKeyError(
+                f"HOST KEY CHANGED for {where}: known_hosts has {fingerprint(error.expected_key)}, the host sent "
+                f"{fingerprint(error.key)}; refusing to connect. If the device was reinstalled, remove its line "
+                f"from {record_in} and trust it again"
+            ) from None
+        except paramiko.AuthenticationException:
+            client.close()
+            key = f"key {device.identity_file}" if device.identity_file else "the default keys and agent"
+            raise DeviceError(f"authentication failed for {self.address} with {key}") from None
+        except socket.gaierror:
+            client.close()
+            raise DeviceError(f"cannot resolve host name {device.host!r} of device {device.name!r}") from None
+        except TimeoutError:
+            client.close()
+            raise DeviceError(f"timed out connecting to {where} after {self.connect_timeout:g}s") from None
+        except paramiko.ssh_exception.NoValidConnectionsError as error:
+            client.close()
+            refused = all(isinstance(e, ConnectionRefusedError) for e in error.errors.values())
+            reason = "connection refused" if refused else str(error)
+            raise DeviceError(f"cannot connect to {where}: {reason}") from None
+        except (paramiko.SSHException, EOFError, OSError) as error:
+            client.close()
+            message = str(error) or type(error).__name__
+            # A silent peer fails in paramiko's reader thread as a banner error, or the
+            # handshake then finds "No existing session"; both mean no SSH came back.
+            if "banner" in message.lower() or "no existing session" in message.lower():
+                message = f"it accepted the connection but did not speak SSH within {self.connect_timeout:g}s"
+            raise DeviceError(f"cannot connect to {where}: {message}") from None
+        client.get_transport().set_keepalive(KEEPALIVE_SECONDS)
+        self.trusted_now = policy.recorded
+        self._client = client
+        return client
+
+    def close(self) -> None:
+        self._close_quietly()
+
+    def _close_quietly(self) -> None:
+        for thing in (self._sftp, self._client):
+            if thing is not None:
+                with contextlib.suppress(Exception):  # closing a dead connection may raise anything
+                    thing.close()
+        self._sftp = None
+        self._client = None
+
+    # ---- the contract ---------------------------------------------------------
+
+    def python(self) -> list[str]:
+        # Arguments are quoted, so the remote shell would not expand a leading ~.
+        return [self.expand_home(word) for word in shlex.split(self.device.python)]
+
+    def expand_home(self, path: str) -> str:
+        if path == "~" or path.startswith("~/"):
+            # SFTP sessions start in the home directory; normalize(".") names it.
+            return posixpath.join(self._sftp_client().normalize("."), path[2:])
+        return path
+
+    def workdir(self) -> str:
+        if self._workdir is None:
+            workdir = self.expand_home(self.device.workdir)
+            self._run_checked(["mkdir", "-p", "--", posixpath.join(workdir, "by-sha256")], "create the workdir")
+            self._workdir = workdir
+        return self._workdir
+
+    def stage(self, local_path: Path, sha256: str) -> str:
+        local_path = Path(local_path)
+        folder = posixpath.join(self.workdir(), "by-sha256", sha256)
+        remote = posixpath.join(folder, local_path.name)
+        size = local_path.stat().st_size
+        sftp = self._sftp_client()
+        try:
+            if sftp.stat(remote).st_size == size:
+                return remote  # already there
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            raise ConnectionLost(f"SFTP on {self.address} failed: {error}") from None
+        self._run_checked(["mkdir", "-p", "--", folder], "create a folder in the workdir")
+        partial = f"{remote}.part-{secrets.token_hex(4)}"
+        try:
+            sftp.put(str(local_path), partial, confirm=False)
+            if sftp.stat(partial).st_size != size:
+                raise OSError(f"uploaded {sftp.stat(partial).st_size} of {size} bytes")
+            sftp.posix_rename(partial, remote)
+        except OSError as error:
+            self._remove_quietly(partial)
+            free = self._free_bytes(folder)
+            if free is not None and free < size:
+                raise DeviceError(
+                    f"device {self.device.name!r} is out of disk space in {folder}: {size:,} bytes needed, "
+                    f"{free:,} free"
+                ) from None
+            raise DeviceError(f"cannot push {local_path.name} to {self.address}:{remote}: {error}") from None
+        self.bytes_pushed += size
+        self.files_pushed += 1
+        return remote
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float | None,
+        on_stderr_line: Callable[[str], None] | None = None,
+    ) -> CommandResult:
+        command = "sh -c " + shlex.join([_WATCHDOG, "edgebench-agent", *argv])
+        client = self.connect()
+        try:
+            channel = client.get_transport().open_session()
+            channel.exec_command(command)
+        except (paramiko.SSHException, EOFError, OSError) as error:
+            self._close_quietly()
+            raise ConnectionLost(f"connection to {self.address} lost: {error or type(error).__name__}") from None
+        tail = StderrTail(on_stderr_line)
+        stdout, pending = [], ""
+        deadline = time.monotonic() + timeout if timeout else None
+        try:
+            while True:
+                if channel.recv_stderr_ready():
+                    pending += channel.recv_stderr(65536).decode(errors="replace")
+                    *lines, pending = pending.split("\n")
+                    for line in lines:
+                        tail.feed(line)
+                    continue
+                if channel.recv_ready():
+                    stdout.append(channel.recv(1 << 20))
+                    continue
+                if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
+                    break
+                if channel.closed or not client.get_transport().is_active():
+                    self._close_quietly()
+                    raise ConnectionLost(f"connection to {self.address} lost while the agent was running")
+                if deadline and time.monotonic() > deadline:
+                    channel.close()  # EOF on the watchdog's stdin: it kills the agent
+                    return CommandResult(None, b"".join(stdout).decode(errors="replace"), tuple(tail.lines), True)
+                time.sleep(0.01)
+            # Drain what arrived with the exit status.
+            while channel.recv_ready():
+                stdout.append(channel.recv(1 << 20))
+            if pending:
+                tail.feed(pending)
+            code = channel.recv_exit_status()
+            if code == -1:
+                # paramiko's value for "closed without an exit status". The watchdog shell
+                # always exits normally (a killed agent becomes 128+N), so the link died.
+                self._close_quietly()
+                raise ConnectionLost(f"connection to {self.address} lost while the agent was running")
+        except BaseException:
+            channel.close()  # Ctrl-C included: the watchdog ends the agent on the device
+            raise
+        channel.close()
+        return CommandResult(code, b"".join(stdout).decode(errors="replace"), tuple(tail.lines))
+
+    # ---- helpers -------------------------------------------------------------
+
+    def _sftp_client(self) -> paramiko.SFTPClient:
+        if self._sftp is None or self._client is None or not self._client.get_transport().is_active():
+            client = self.connect()
+            try:
+                self._sftp = client.open_sftp()
+            except (paramiko.SSHException, EOFError, OSError) as error:
+                raise DeviceError(f"SFTP is not available on {self.address}: {error}") from None
+        return self._sftp
+
+    def _run_checked(self, argv: Sequence[str], what: str) -> str:
+        result = self.run(argv, timeout=60)
+        if result.exit_code != 0:
+            raise DeviceError(f"cannot {what} on {self.address}: {' | '.join(result.stderr_tail) or result.exit_code}")
+        return result.stdout
+
+    def _remove_quietly(self, remote: str) -> None:
+        with contextlib.suppress(OSError, DeviceError):
+            self._sftp_client().remove(remote)
+
+    def _free_bytes(self, folder: str) -> int | None:
+        try:
+            result = self.run(["df", "-Pk", "--", folder], timeout=30)
+            return int(result.stdout.strip().splitlines()[-1].split()[3]) * 1024
+        except (DeviceError, IndexError, ValueError):
+            return None

@@ -1,0 +1,79 @@
+"""`edgebench devices setup` against the real sshd host, online and offline."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from edgebench.device_setup import pip_platforms, runtime_packages
+from edgebench.errors import EdgebenchError
+from tests.test_quantize_command import run_edgebench
+
+DEBIAN_PYTHON = "/usr/bin/python3"
+
+
+def debian_python_with_venv() -> bool:
+    if not Path(DEBIAN_PYTHON).is_file():
+        return False
+    return subprocess.run([DEBIAN_PYTHON, "-c", "import venv, ensurepip"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not debian_python_with_venv(), reason="no /usr/bin/python3 with venv+ensurepip to act as a board")
+@pytest.mark.parametrize("mode", [[], ["--offline"]], ids=["online", "offline"])
+def test_setup_makes_an_environment_that_runs_the_agent(ssh_host, tmp_path, mode, variant_cache):
+    workdir = tmp_path / "board-workdir"
+    device = ssh_host.device_file(tmp_path / "board.toml", python="~/no-runtime-yet/python", workdir=str(workdir))
+    completed = run_edgebench("devices", "setup", str(device), "--base-python", DEBIAN_PYTHON, *mode)
+    assert completed.returncode == 0, completed.stderr
+    venv_python = workdir / "venv" / "bin" / "python"
+    message = " ".join(completed.stderr.split())
+    assert f"board is ready: {venv_python} has ai_edge_litert" in message
+    assert f'set python = "{venv_python}" in {device}' in message
+    if mode:  # the wheels came from this host, pushed under their hashes
+        assert any(p.suffix == ".whl" for p in (workdir / "by-sha256").rglob("*"))
+
+    # The device file pointed at the new environment runs the agent for real.
+    ready = ssh_host.device_file(tmp_path / "ready.toml", python=str(venv_python), workdir=str(workdir))
+    run = run_edgebench(
+        "run", "--device", str(ready), "--model", "mnist", "--variants", "int8", "--samples", "100",
+        "--min-runs", "5", "--min-seconds", "0.05", "--results-dir", str(tmp_path / "r"),
+        "--cache-dir", str(variant_cache),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    shutil.rmtree(workdir)
+
+
+def test_setup_refuses_a_local_device():
+    completed = run_edgebench("devices", "setup", "local")
+    assert completed.returncode == 2 and "install edgebench's dependencies with pip" in completed.stderr
+
+
+@pytest.mark.parametrize(
+    ("python", "machine", "expected"),
+    [
+        ((3, 11), "aarch64", ["numpy", "ai-edge-litert"]),  # Bookworm
+        ((3, 13), "aarch64", ["numpy", "ai-edge-litert"]),  # Trixie
+        ((3, 9), "aarch64", ["numpy<2", "tflite-runtime==2.14.0"]),  # Bullseye
+        ((3, 12), "x86_64", ["numpy", "ai-edge-litert"]),
+    ],
+)
+def test_the_runtime_fits_the_python_and_cpu(python, machine, expected):
+    assert runtime_packages(python, machine) == expected
+
+
+@pytest.mark.parametrize(("python", "machine"), [((3, 7), "aarch64"), ((3, 11), "armv7l"), ((3, 15), "x86_64")])
+def test_no_runtime_fits(python, machine):
+    with pytest.raises(EdgebenchError, match="no TFLite runtime wheels"):
+        runtime_packages(python, machine)
+
+
+def test_offline_platform_tags_follow_the_devices_glibc():
+    tags = pip_platforms("aarch64", ("glibc", "2.36"))
+    assert (
+        tags[0] == "manylinux_2_36_aarch64" and "manylinux_2_17_aarch64" in tags and tags[-1] == "manylinux2014_aarch64"
+    )
+    with pytest.raises(EdgebenchError, match="glibc"):
+        pip_platforms("aarch64", ("", ""))
