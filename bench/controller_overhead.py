@@ -22,10 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from edgebench.emulated.sshd import make_host, sshd_unavailable_reason
 from edgebench.results import load_run
-from tests.sshd import make_host, sshd_unavailable_reason
 
 ARGS = ["--model", "mnist", "--variants", "float32,int8", "--samples", "1000", "--min-runs", "50"]
 

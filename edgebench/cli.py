@@ -197,7 +197,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         _emit(args.format, outcome.table, {})
         pushed = outcome.summary.get("pushed_bytes", 0)
-        stderr.print(f"results: {outcome.folder} · pushed {pushed:,} bytes", markup=False, highlight=False)
+        stderr.print(
+            f"results: {outcome.folder} · pushed {pushed:,} bytes", markup=False, highlight=False, soft_wrap=True
+        )
     return EXIT_OK if outcome.status == "ok" else EXIT_PARTIAL
 
 

@@ -196,6 +196,10 @@ def interpret(variant: str, round_number: int, result: CommandResult, timeout: f
     if document.get("status") != "ok":
         error = document.get("error") or {}
         message = f"{error.get('kind', 'error')}: {error.get('message', 'no message')}"
+        if error.get("kind") == "model-load-failed":
+            # The device's runtime refuses the file (an op or type it does not know): a
+            # property of that device, not a crash.
+            message = f"unsupported on this device: {error.get('message', '')}"
         return Measurement(variant, round_number, "failed", document, message)
     return Measurement(variant, round_number, "ok", document)
 

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from edgebench.results import Measurement
 
 REFERENCE = "float32"
+# Quantization moves a handful of borderline predictions; a variant that agrees
+# with float32 on fewer than this share is computing something else.
+AGREEMENT_WARNING = 0.90
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,8 @@ class RunSummaryView:
     device: str
     emulated: bool
     runtime: str | None
+    python: str | None
+    numpy: str | None
     threads: int | None
     cpu: str | None
     machine: str | None
@@ -66,6 +71,8 @@ def summarize(run: dict, measurements: Sequence[Measurement]) -> RunSummaryView:
         device=run.get("device", {}).get("name", "?"),
         emulated=bool(run.get("device", {}).get("emulated")),
         runtime=f"{runtime['name']} {runtime['version']}" if runtime else None,
+        python=environment.get("python"),
+        numpy=environment.get("numpy"),
         threads=run.get("settings", {}).get("threads"),
         cpu=environment.get("cpu_model"),
         machine=environment.get("machine"),
@@ -118,6 +125,11 @@ def _variant(name: str, measurements: list[Measurement], sizes: dict, reference:
         agreement = sum(a == b for a, b in zip(mine[:count], theirs[:count], strict=True)) / count
 
     warnings = []
+    if agreement is not None and agreement < AGREEMENT_WARNING:
+        warnings.append(
+            f"{name}: agrees with float32 on only {agreement:.1%} of samples: this device's runtime does not "
+            "execute this variant correctly"
+        )
     for m in ok:
         for warning in m.document.get("warnings", []):
             where = f" (round {m.round})" if len(ok) > 1 else ""

@@ -36,7 +36,7 @@ def mnist_variants(mnist, variant_cache) -> dict[str, Variant]:
 @pytest.fixture(scope="session")
 def ssh_host(tmp_path_factory):
     """A real OpenSSH sshd on loopback for the whole session (the 'device' is this machine)."""
-    from tests.sshd import make_host, sshd_unavailable_reason
+    from edgebench.emulated.sshd import make_host, sshd_unavailable_reason
 
     reason = sshd_unavailable_reason()
     if reason:
@@ -49,7 +49,7 @@ def ssh_host(tmp_path_factory):
 @pytest.fixture(scope="module")
 def namespace_hosts(tmp_path_factory):
     """Two device hosts, each an sshd in its own network namespace with its own address."""
-    from tests.sshd import make_namespace_host, netns_unavailable_reason, remove_namespace_host
+    from edgebench.emulated.sshd import make_namespace_host, netns_unavailable_reason, remove_namespace_host
 
     reason = netns_unavailable_reason()
     if reason:

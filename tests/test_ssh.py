@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from edgebench.emulated.sshd import keygen, make_host
 from edgebench.results import load_run
-from tests.sshd import keygen, make_host
 from tests.test_quantize_command import assert_one_line_error, run_edgebench
 
 QUICK = ["--min-runs", "10", "--min-seconds", "0.1", "--warmup-seconds", "0"]
@@ -236,7 +236,7 @@ def test_a_killed_agent_is_reported_with_its_exit_and_stderr(ssh_host, tmp_path,
 
 
 def test_sshd_stopped_in_the_middle_of_a_run(tmp_path, variant_cache, home):
-    from tests.sshd import sshd_unavailable_reason
+    from edgebench.emulated.sshd import sshd_unavailable_reason
 
     if sshd_unavailable_reason():
         pytest.skip(sshd_unavailable_reason())

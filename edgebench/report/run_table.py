@@ -26,6 +26,7 @@ def run_table(view: RunSummaryView, title: str) -> DataTable:
         f"device {view.device}"
         + (f" ({view.machine}, {view.cpu})" if view.cpu else "")
         + (f" · {view.runtime}" if view.runtime else "")
+        + (f" · Python {view.python} · numpy {view.numpy}" if view.python else "")
         + (f" · {view.threads} thread{'s' if view.threads != 1 else ''}" if view.threads else "")
         + _temperatures(view.temperature_c)
     ]

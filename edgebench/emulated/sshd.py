@@ -1,4 +1,6 @@
-"""Real OpenSSH test hosts: an sshd on loopback with keys made for the test session.
+"""Real OpenSSH hosts on this machine: an sshd on loopback (or in a network
+namespace) with its own keys. The tests use them as SSH devices, and the
+emulated Raspberry Pi is served through one.
 
 FACTS.md: sshd re-executes itself from /, so every path in its config and on
 its command line is absolute; it needs /run/sshd, UsePAM no and StrictModes no
@@ -37,6 +39,8 @@ def free_port() -> int:
 
 
 def keygen(path: Path) -> Path:
+    if path.is_file():  # a host that is started again keeps its keys, so known_hosts stays valid
+        return path
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "edgebench-test", "-f", str(path)], check=True)
     return path
 
@@ -61,6 +65,13 @@ class SshHost:
         return out.split()[1]  # SHA256:...
 
     def start(self, netns: str | None = None) -> SshHost:
+        if netns is None:
+            # Otherwise an old daemon on the port would answer the readiness check below.
+            with socket.socket() as probe:
+                try:
+                    probe.bind((self.address, self.port))
+                except OSError:
+                    raise RuntimeError(f"{self.address}:{self.port} is already in use") from None
         config = self.folder / "sshd_config"
         config.write_text(
             f"Port {self.port}\nListenAddress {self.address}\nHostKey {self.host_key}\n"

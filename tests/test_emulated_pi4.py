@@ -1,0 +1,108 @@
+"""The emulated Raspberry Pi 4: bookworm's arm64 python3.11 + tflite-runtime 2.14 + numpy 1.26 under qemu, over SSH."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from edgebench.emulated import rootfs
+from edgebench.emulated.sshd import free_port, sshd_unavailable_reason
+from edgebench.evaluate import evaluate_file
+from edgebench.results import load_run
+from tests.test_quantize_command import run_edgebench
+
+SAMPLES = 500
+SHIPPED_DEVICE = Path(__file__).resolve().parent.parent / "devices" / "pi4-emulated.toml"
+
+
+@pytest.fixture(scope="module")
+def pi4(tmp_path_factory):
+    """The shipped device file, pointed at a freshly served emulated Pi 4 on a free port."""
+    from edgebench.emulated import pi4
+
+    reason = sshd_unavailable_reason() or (None if shutil.which(rootfs.QEMU) else "qemu-user-static is not installed")
+    if reason:
+        pytest.skip(reason)
+    cache = Path(os.environ.get("EDGEBENCH_PI4_CACHE", rootfs.DEFAULT_CACHE)).expanduser()
+    host = pi4.start(cache, port=free_port(), say=lambda message: None)
+    text = SHIPPED_DEVICE.read_text().replace("port = 2222", f"port = {host.port}")
+    text = text.replace("~/.cache/edgebench/pi4-emulated", str(cache))
+    device = tmp_path_factory.mktemp("emulated") / "pi4-emulated.toml"
+    device.write_text(text)
+    yield device
+    host.stop()
+
+
+@pytest.fixture(scope="module")
+def emulated_run(pi4, tmp_path_factory, variant_cache, mnist_variants):
+    results = tmp_path_factory.mktemp("emulated-results")
+    completed = run_edgebench(
+        "run", "--device", str(pi4), "--model", "mnist", "--samples", str(SAMPLES),
+        "--results-dir", str(results), "--cache-dir", str(variant_cache),
+    )  # fmt: skip
+    (folder,) = [p for p in results.glob("*/*") if p.is_dir()]
+    return completed, folder
+
+
+def test_the_shipped_device_file_is_marked_emulated():
+    device = tomllib.loads(SHIPPED_DEVICE.read_text())
+    assert device["emulated"] is True and "qemu-aarch64-static -cpu cortex-a72" in device["python"]
+
+
+def test_the_run_uses_the_pis_own_stack(emulated_run):
+    completed, folder = emulated_run
+    assert completed.returncode == 1, completed.stderr  # int4-weights is unsupported there; the rest ran
+    summary, measurements = load_run(folder)
+    assert summary["device"]["emulated"] is True and summary["status"] == "partial"
+    for measurement in (m for m in measurements if m.status == "ok"):
+        environment = measurement.document["environment"]
+        assert environment["runtime"] == {"name": "tflite_runtime", "version": "2.14.0"}
+        assert environment["machine"] == "aarch64"
+        assert environment["python"].startswith("3.11.")
+        assert environment["numpy"].startswith("1.26.")
+        assert environment["psutil"] is None  # the /proc fallback measured memory
+        assert measurement.document["memory"]["source"] == "/proc VmRSS + VmHWM"
+    out = " ".join(completed.stdout.split())
+    assert "EMULATED device: latencies come from an emulator, not hardware" in out
+    assert "tflite_runtime 2.14.0 · Python 3.11" in out
+
+
+@pytest.mark.parametrize("variant", ["float32", "float16", "int8", "int16x8", "qat-int8"])
+def test_accuracy_matches_the_same_variant_on_this_host(emulated_run, mnist_variants, mnist_test_set, variant):
+    _, folder = emulated_run
+    document = json.loads((folder / f"{variant}.json").read_text())
+    on_the_pi = document["accuracy"]["top1"]
+    here = evaluate_file(mnist_variants[variant].path, mnist_test_set, SAMPLES).top1
+    assert document["accuracy"]["total"] == SAMPLES
+    assert abs(on_the_pi - here) * 100 <= 1.0
+
+
+def test_a_variant_the_old_runtime_cannot_load_is_unsupported_not_a_crash(emulated_run):
+    completed, folder = emulated_run
+    _, measurements = load_run(folder)
+    (int4,) = [m for m in measurements if m.variant == "int4-weights"]
+    assert int4.status == "failed"
+    assert int4.error.startswith("unsupported on this device: tflite_runtime:")
+    assert "DEQUANTIZE" in int4.error
+    assert "int4-weights failed: unsupported on this device" in " ".join(completed.stdout.split())
+
+
+def test_a_variant_the_old_runtime_computes_wrongly_is_flagged(emulated_run):
+    """tflite-runtime 2.14's hybrid kernels ignore ai-edge-quantizer's per-channel weight scales."""
+    completed, _ = emulated_run
+    out = " ".join(completed.stdout.split())
+    assert "dynamic-int8: agrees with float32 on only" in out
+    assert "this device's runtime does not execute this variant correctly" in out
+
+
+def test_the_rootfs_build_is_idempotent(pi4):
+    cache = Path(os.environ.get("EDGEBENCH_PI4_CACHE", rootfs.DEFAULT_CACHE)).expanduser()
+    before = (cache / "rootfs.complete").stat().st_mtime_ns
+    messages = []
+    rootfs.build(cache, say=messages.append)
+    assert messages == [] and (cache / "rootfs.complete").stat().st_mtime_ns == before
