@@ -84,6 +84,33 @@ def _parser() -> argparse.ArgumentParser:
     output.add_argument("--format", choices=("table", "markdown"), default="table")
     run.set_defaults(handler=cmd_run)
 
+    history = commands.add_parser("history", help="runs over time, from the SQLite index ('rebuild' re-creates it)")
+    history.add_argument("action", nargs="?", choices=("rebuild",), help="re-create the index from the run folders")
+    history.add_argument("--device")
+    history.add_argument("--model")
+    history.add_argument("--variant")
+    history.add_argument("--last", type=int, help="only the newest N runs")
+    history.add_argument("--threshold", default="5%", help="trend marker threshold (5%%)")
+    _results_options(history)
+    history.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    history.set_defaults(handler=cmd_history)
+
+    compare = commands.add_parser("compare", help="verdicts per variant: is B slower, fatter or less accurate than A?")
+    compare.add_argument("runs", nargs="+", metavar="RUN", help="RUN_A RUN_B, or RUN_B with --baseline (folder or id)")
+    compare.add_argument("--baseline", help="last, best or a run id/folder (then give only the candidate RUN)")
+    compare.add_argument("--threshold", default="5%", help="minimum effect for slower/faster and memory (5%%)")
+    _results_options(compare)
+    compare.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    compare.set_defaults(handler=cmd_compare)
+
+    check = commands.add_parser("check", help="the compare verdict as an exit code: 0 fine, 1 regression, 2 cannot")
+    check.add_argument("run", nargs="?", help="the candidate run (default: the newest under the results folder)")
+    check.add_argument("--baseline", required=True, help="last, best or a run id/folder")
+    check.add_argument("--threshold", default="5%", help="minimum effect (5%%)")
+    _results_options(check)
+    check.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    check.set_defaults(handler=cmd_check)
+
     devices = commands.add_parser("devices", help="the device inventory")
     devices_commands = devices.add_subparsers(dest="devices_command", required=True, metavar="SUBCOMMAND")
     listing = devices_commands.add_parser("list", help="every device file")
@@ -192,6 +219,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             highlight=False,
         )
         return EXIT_INTERRUPTED
+    if outcome.history_error:
+        stderr.print(f"edgebench: warning: {outcome.history_error}", markup=False, highlight=False, soft_wrap=True)
     if args.json:
         print(json.dumps(outcome.document(), indent=2))
     else:
@@ -201,6 +230,99 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"results: {outcome.folder} · pushed {pushed:,} bytes", markup=False, highlight=False, soft_wrap=True
         )
     return EXIT_OK if outcome.status == "ok" else EXIT_PARTIAL
+
+
+def _results_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results-dir", type=Path, default=None, help="default: ./results or $EDGEBENCH_RESULTS")
+    parser.add_argument("--history-db", type=Path, help="default: <results>/history.sqlite or $EDGEBENCH_HISTORY")
+
+
+def _results_dir(args) -> Path:
+    from edgebench.pipeline import default_results_dir
+
+    return args.results_dir or default_results_dir()
+
+
+def _threshold(text: str) -> float:
+    from edgebench.compare import parse_threshold
+
+    try:
+        return parse_threshold(text)
+    except ValueError as error:
+        raise EdgebenchError(f"--threshold: {error}") from None
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from edgebench import history
+    from edgebench.report.compare_table import history_table
+
+    results_dir = _results_dir(args)
+    path = args.history_db or history.default_history_path(results_dir)
+    if args.action == "rebuild":
+        count, skipped = history.rebuild(path, results_dir)
+        stderr = Console(stderr=True)
+        for line in skipped:
+            stderr.print(f"skipped {line}", markup=False, highlight=False, soft_wrap=True)
+        stderr.print(
+            f"indexed {count} run(s) from {results_dir} into {path}", markup=False, highlight=False, soft_wrap=True
+        )
+        return EXIT_OK
+    if args.last is not None and args.last < 1:
+        raise EdgebenchError("--last must be at least 1")
+    rows = history.query(path, device=args.device, model=args.model, variant=args.variant, last=args.last)
+    _emit(args.format, history_table(rows, _threshold(args.threshold)), {"runs": [r.__dict__ for r in rows]})
+    return EXIT_OK
+
+
+def _comparison(args, run_specs: list[str]):
+    from edgebench.compare import compare_runs
+    from edgebench.run_lookup import latest_run, load, resolve_baseline, resolve_run
+
+    results_dir = _results_dir(args)
+    threshold = _threshold(args.threshold)
+    if args.baseline:
+        if len(run_specs) > 1:
+            raise EdgebenchError("with --baseline give only the candidate run")
+        candidate = load(resolve_run(run_specs[0], results_dir) if run_specs else latest_run(results_dir))
+        baseline = load(resolve_baseline(args.baseline, candidate, results_dir))
+    else:
+        if len(run_specs) != 2:
+            raise EdgebenchError("compare takes two runs (baseline, then candidate) or one run with --baseline")
+        baseline, candidate = (load(resolve_run(spec, results_dir)) for spec in run_specs)
+    return compare_runs(baseline, candidate, threshold)
+
+
+def _emit_comparison(args, comparison) -> None:
+    import dataclasses
+
+    from edgebench.report.compare_table import compare_table
+
+    document = {
+        "baseline": comparison.run_a,
+        "candidate": comparison.run_b,
+        "threshold": comparison.threshold,
+        "not_comparable": list(comparison.not_comparable),
+        "regression": bool(comparison.regressions),
+        "variants": [dataclasses.asdict(v) for v in comparison.variants],
+    }
+    _emit(args.format, compare_table(comparison), document)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    comparison = _comparison(args, args.runs)
+    _emit_comparison(args, comparison)
+    return EXIT_OK
+
+
+EXIT_REGRESSION, EXIT_NOT_COMPARABLE = 1, 2
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    comparison = _comparison(args, [args.run] if args.run else [])
+    _emit_comparison(args, comparison)
+    if not comparison.comparable or any(v.verdict == "not comparable" for v in comparison.variants):
+        return EXIT_NOT_COMPARABLE
+    return EXIT_REGRESSION if comparison.regressions else EXIT_OK
 
 
 def _parse_cpus(text: str | None) -> tuple[int, ...] | None:
@@ -309,7 +431,7 @@ def _quantize_document(source, results, accuracies) -> dict:
 
 def _emit(output_format: str, table, document: dict) -> None:
     if output_format == "json":
-        print(json.dumps(document, indent=2))
+        print(json.dumps(document, indent=2, default=str))
     elif output_format == "markdown":
         from edgebench.report.markdown import markdown_lines
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgebench import history
 from edgebench.dataset import load_dataset
 from edgebench.errors import EdgebenchError
 from edgebench.fileio import sha256_file
@@ -47,6 +48,7 @@ class PreparedRun:
     source: ModelSource
     plan: RunPlan
     store: RunStore
+    history_path: Path
 
     @property
     def total_measurements(self) -> int:
@@ -60,6 +62,7 @@ class RunOutcome:
     summary: dict
     view: RunSummaryView
     table: DataTable
+    history_error: str | None = None  # the run is on disk; only its index entry is missing
 
     def document(self) -> dict:
         return {
@@ -113,11 +116,12 @@ def prepare_run(request: RunRequest) -> PreparedRun:
         "rounds": request.rounds,
         "variants": [{"name": v.name, "bytes": v.size_bytes, "sha256": v.sha256, "recipe": v.recipe} for v in variants],
     }
-    store = RunStore.create(request.results_dir or default_results_dir(), device.name, new_run_id(source.name), summary)
+    results_dir = request.results_dir or default_results_dir()
+    store = RunStore.create(results_dir, device.name, new_run_id(source.name), summary)
     for failure in (r for r in results if not isinstance(r, Variant)):
         store.add(Measurement(failure.name, 1, "failed", error=f"quantization failed: {failure.message}"))
     plan = RunPlan(variants, dataset.path if dataset else None, settings, request.rounds, request.timeout)
-    return PreparedRun(device, source, plan, store)
+    return PreparedRun(device, source, plan, store, history.default_history_path(results_dir))
 
 
 def run_on_device(
@@ -130,7 +134,13 @@ def run_on_device(
         # Reaching the device failed before anything ran: say so in run.json too.
         prepared.store.finish("failed", {"error": str(error)})
         raise
-    return outcome_of(prepared.store.folder, status)
+    outcome = outcome_of(prepared.store.folder, status)
+    try:
+        history.index_run(prepared.history_path, prepared.store.folder)
+    except (EdgebenchError, OSError) as error:
+        return dataclasses.replace(outcome, history_error=f"history index not updated ({error}); run.json is "
+                                   "safe: 'edgebench history rebuild' re-creates the index")  # fmt: skip
+    return outcome
 
 
 def outcome_of(folder: Path, status: str | None = None) -> RunOutcome:

@@ -102,7 +102,7 @@ def execute(plan: RunPlan, transport: Transport, store: RunStore, on_event: Call
                         on_event(RunEvent("stage", variant.name, message=f"{variant.size_bytes:,} bytes"))
                         model_paths[variant.name] = transport.stage(variant.path, variant.sha256)
                     on_event(RunEvent("start", variant.name, round_number))
-                    argv = [*transport.python(), agent_path, model_paths[variant.name]]
+                    argv = [*transport.python(), agent_path, model_paths[variant.name], "--sha256", variant.sha256]
                     if dataset_path:
                         argv += ["--dataset", dataset_path]
                     argv += plan.settings.argv(with_accuracy=round_number == 1)

@@ -153,6 +153,16 @@ def test_a_corrupt_model_fails_with_a_clear_message(tmp_path, mnist):
     assert "not a valid Flatbuffer" in document["error"]["message"]
 
 
+def test_a_damaged_copy_is_caught_by_its_hash_before_loading(tmp_path, mnist, mnist_variants):
+    damaged = tmp_path / "int8.tflite"
+    damaged.write_bytes(mnist_variants["int8"].path.read_bytes()[:100_000])
+    document, code, _ = run_agent(damaged, "--sha256", mnist_variants["int8"].sha256)
+    assert code == agent.EXIT_MODEL_FAILED
+    assert document["error"]["kind"] == "model-corrupt"
+    assert "does not match the sha256 the host sent" in document["error"]["message"]
+    assert "timing" not in document  # nothing was loaded
+
+
 def test_no_runtime_at_all_is_reported(tmp_path, mnist):
     """A Python that can import numpy but none of the three runtimes."""
     blocker = tmp_path / "sitecustomize.py"

@@ -530,6 +530,15 @@ def measure(settings, progress, document):
         raise AgentFailure("numpy-missing", "numpy is not installed on this device", EXIT_RUNTIME_MISSING)
     model_path = settings["model"]
     document["model"] = {"path": model_path, "bytes": os.path.getsize(model_path), "sha256": sha256_file(model_path)}
+    expected = settings.get("sha256")
+    if expected and expected != document["model"]["sha256"]:
+        # Checked before loading: a damaged copy must not pass for a model the runtime refuses.
+        raise AgentFailure(
+            "model-corrupt",
+            f"{model_path} does not match the sha256 the host sent (expected {expected[:16]}, found "
+            f"{document['model']['sha256'][:16]}): the copy on the device is damaged",
+            EXIT_MODEL_FAILED,
+        )
     document["thermal"] = {"before_c": _max_or_none(temperatures())}
 
     started = time.perf_counter()
@@ -632,6 +641,7 @@ def parse_settings(argv):
     parser.add_argument("--delegate", choices=("xnnpack", "none"))
     parser.add_argument("--cpus", help="pin to these CPUs, e.g. 2,3")
     parser.add_argument("--runtime", choices=[name for name, _ in RUNTIME_MODULES])
+    parser.add_argument("--sha256", help="the model's expected sha256; a mismatch is reported as a damaged copy")
     for name in ("warmup_min_runs", "min_runs"):
         parser.add_argument("--" + name.replace("_", "-"), type=int)
     for name in ("warmup_min_seconds", "min_seconds", "max_seconds", "cv_warning"):

@@ -1,0 +1,189 @@
+"""Two runs -> per-variant verdicts: faster, slower, same, or not comparable. Pure functions.
+
+Latency: the raw samples of both runs (all rounds pooled) go through a
+two-sided Mann-Whitney U test; the effect is the ratio of their medians and of
+their means. A change is only "slower" or "faster" when it is both significant
+(p < 0.01) and at least the threshold (5% by default): on a million samples a 1%
+shift is significant but nobody should be paged for it, and a 20% shift on five
+noisy samples is large but not yet evidence. "Slower" needs either ratio past
+the threshold: the median catches a shift of the whole distribution, the mean
+catches time lost to stalls (another process on the core, throttling) that
+leaves most inferences, and so the median, untouched. "Faster" needs both.
+Memory: the difference of peak RSS, beyond the same relative threshold and 1 MB.
+Accuracy: the 95% Wilson intervals of top-1; a change counts when they do not
+overlap (on 10,000 samples about 0.4 points near 99%).
+Size: exact bytes and sha256.
+Runs of different devices, runtime versions, threads, delegates or CPU sets
+are not comparable, and the reason is given.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from scipy.stats import mannwhitneyu
+
+from edgebench.results import Measurement
+
+DEFAULT_THRESHOLD = 0.05
+SIGNIFICANCE = 0.01
+MEMORY_FLOOR_BYTES = 1_000_000
+
+
+@dataclass(frozen=True)
+class RunData:
+    summary: dict
+    measurements: Sequence[Measurement]
+
+    @property
+    def run_id(self) -> str:
+        return self.summary["run_id"]
+
+    def ok(self, variant: str) -> list[dict]:
+        return [m.document for m in self.measurements if m.variant == variant and m.status == "ok" and m.document]
+
+    def variants(self) -> list[str]:
+        return list(dict.fromkeys(m.variant for m in self.measurements))
+
+    def environment(self) -> dict:
+        for m in self.measurements:
+            if m.status == "ok" and m.document:
+                return m.document.get("environment", {})
+        return {}
+
+
+@dataclass(frozen=True)
+class VariantComparison:
+    variant: str
+    verdict: str  # "faster", "slower", "same", "not comparable"
+    reason: str = ""
+    p50_a_us: float | None = None
+    p50_b_us: float | None = None
+    ratio: float | None = None  # median B / median A: above 1 is slower
+    mean_ratio: float | None = None  # mean B / mean A
+    p_value: float | None = None
+    memory: str = "n/a"  # "more", "less", "same", "n/a"
+    memory_delta_bytes: int | None = None
+    accuracy: str = "n/a"  # "worse", "better", "same", "n/a"
+    top1_a: float | None = None
+    top1_b: float | None = None
+    size: str = "n/a"  # "same", "changed", "n/a"
+
+    @property
+    def regression(self) -> bool:
+        return self.verdict == "slower" or self.memory == "more" or self.accuracy == "worse"
+
+
+@dataclass(frozen=True)
+class RunComparison:
+    run_a: str
+    run_b: str
+    not_comparable: tuple[str, ...]
+    variants: tuple[VariantComparison, ...] = field(default=())
+    threshold: float = DEFAULT_THRESHOLD
+
+    @property
+    def comparable(self) -> bool:
+        return not self.not_comparable
+
+    @property
+    def regressions(self) -> list[VariantComparison]:
+        return [v for v in self.variants if v.regression]
+
+
+def comparability(a: RunData, b: RunData) -> tuple[str, ...]:
+    """Why two runs cannot be compared, if they cannot."""
+    reasons = []
+    device_a, device_b = a.summary["device"]["name"], b.summary["device"]["name"]
+    if device_a != device_b:
+        reasons.append(f"different devices: {device_a} vs {device_b}")
+    runtime_a, runtime_b = a.environment().get("runtime"), b.environment().get("runtime")
+    if runtime_a and runtime_b and runtime_a != runtime_b:
+        names = [f"{r['name']} {r['version']}" for r in (runtime_a, runtime_b)]
+        reasons.append(f"different runtimes: {names[0]} vs {names[1]}")
+    settings_a, settings_b = a.summary.get("settings", {}), b.summary.get("settings", {})
+    for key, label in (("threads", "threads"), ("delegate", "delegate"), ("cpus", "CPU pinning")):
+        if settings_a.get(key) != settings_b.get(key):
+            reasons.append(f"different {label}: {settings_a.get(key)} vs {settings_b.get(key)}")
+    return tuple(reasons)
+
+
+def compare_runs(a: RunData, b: RunData, threshold: float = DEFAULT_THRESHOLD) -> RunComparison:
+    """A is the baseline, B the candidate."""
+    reasons = comparability(a, b)
+    if reasons:
+        return RunComparison(a.run_id, b.run_id, reasons, threshold=threshold)
+    sizes_a = {v["name"]: v for v in a.summary.get("variants", [])}
+    sizes_b = {v["name"]: v for v in b.summary.get("variants", [])}
+    variants = []
+    for name in [v for v in b.variants() if v in a.variants()]:
+        variants.append(_compare_variant(name, a.ok(name), b.ok(name), sizes_a.get(name), sizes_b.get(name), threshold))
+    return RunComparison(a.run_id, b.run_id, (), tuple(variants), threshold)
+
+
+def _compare_variant(name, docs_a, docs_b, file_a, file_b, threshold) -> VariantComparison:
+    size = "n/a"
+    if file_a and file_b:
+        size = "same" if file_a.get("sha256") == file_b.get("sha256") else "changed"
+    if not docs_a or not docs_b:
+        missing = "baseline" if not docs_a else "candidate"
+        return VariantComparison(name, "not comparable", f"no successful measurement in the {missing} run", size=size)
+
+    samples_a = [s for d in docs_a for s in d["timing"]["samples_us"]]
+    samples_b = [s for d in docs_b for s in d["timing"]["samples_us"]]
+    median_a, median_b = statistics.median(samples_a), statistics.median(samples_b)
+    ratio = median_b / median_a
+    mean_ratio = statistics.fmean(samples_b) / statistics.fmean(samples_a)
+    p_value = float(mannwhitneyu(samples_a, samples_b, alternative="two-sided").pvalue)
+    verdict, reason = latency_verdict(ratio, mean_ratio, p_value, threshold)
+
+    peak_a = max(d["memory"]["peak_rss_after_runs"] for d in docs_a)
+    peak_b = max(d["memory"]["peak_rss_after_runs"] for d in docs_b)
+    delta = peak_b - peak_a
+    memory = "same"
+    if abs(delta) > max(MEMORY_FLOOR_BYTES, threshold * peak_a):
+        memory = "more" if delta > 0 else "less"
+
+    accuracy_a, accuracy_b = docs_a[0].get("accuracy") or {}, docs_b[0].get("accuracy") or {}
+    accuracy = "n/a"
+    if "wilson95" in accuracy_a and "wilson95" in accuracy_b:
+        accuracy = accuracy_verdict(accuracy_a["wilson95"], accuracy_b["wilson95"])
+    return VariantComparison(
+        name, verdict, reason, median_a, median_b, ratio, mean_ratio, p_value, memory, delta, accuracy,
+        accuracy_a.get("top1"), accuracy_b.get("top1"), size,
+    )  # fmt: skip
+
+
+def latency_verdict(median_ratio: float, mean_ratio: float, p_value: float, threshold: float) -> tuple[str, str]:
+    change = f"median {(median_ratio - 1) * 100:+.1f}%, mean {(mean_ratio - 1) * 100:+.1f}%"
+    if p_value >= SIGNIFICANCE:
+        return "same", f"{change}, not significant (p={p_value:.2g})"
+    if max(median_ratio, mean_ratio) >= 1 + threshold:
+        return "slower", f"{change}, p={p_value:.2g}"
+    if max(median_ratio, mean_ratio) <= 1 / (1 + threshold):
+        return "faster", f"{change}, p={p_value:.2g}"
+    return "same", f"{change}: within the {threshold:.0%} threshold (p={p_value:.2g})"
+
+
+def accuracy_verdict(interval_a: Sequence[float], interval_b: Sequence[float]) -> str:
+    if interval_b[1] < interval_a[0]:
+        return "worse"
+    if interval_b[0] > interval_a[1]:
+        return "better"
+    return "same"
+
+
+def parse_threshold(text: str) -> float:
+    """'5%', '5' or '0.05' -> 0.05."""
+    value = text.strip()
+    try:
+        number = float(value.rstrip("%"))
+    except ValueError:
+        raise ValueError(f"a threshold is a percentage like 5%, got {text!r}") from None
+    if value.endswith("%") or number >= 1:
+        number /= 100
+    if not 0 < number < 1:
+        raise ValueError(f"a threshold must be between 0% and 100%, got {text!r}")
+    return number

@@ -1,0 +1,235 @@
+"""The run history: an SQLite index over results/<device>/<run-id>/run.json.
+
+The JSON files stay the source of truth; this index makes "every nightly run of
+int8 on pi4" one query, and `edgebench history rebuild` re-creates it from the
+files. Two runs finishing at once each write in their own transaction, with
+WAL journaling and a busy timeout, so neither corrupts nor loses the other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgebench.errors import EdgebenchError
+from edgebench.results import ResultsError, load_run
+
+INDEX_SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 30_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    folder TEXT NOT NULL,
+    device TEXT NOT NULL,
+    model TEXT NOT NULL,
+    model_sha256 TEXT,
+    status TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    edgebench_version TEXT,
+    runtime TEXT,
+    runtime_version TEXT,
+    threads INTEGER,
+    emulated INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS variants (
+    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+    variant TEXT NOT NULL,
+    status TEXT NOT NULL,
+    rounds INTEGER NOT NULL,
+    size_bytes INTEGER,
+    p50_us REAL,
+    p90_us REAL,
+    mean_us REAL,
+    cv REAL,
+    peak_rss_bytes INTEGER,
+    top1 REAL,
+    evaluated INTEGER,
+    error TEXT,
+    PRIMARY KEY (run_id, variant)
+);
+CREATE INDEX IF NOT EXISTS runs_by_device_model ON runs(device, model, started_at);
+"""
+
+
+class HistoryError(EdgebenchError):
+    """The history index cannot be opened or is of an unknown version."""
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    run_id: str
+    started_at: str
+    device: str
+    model: str
+    variant: str
+    status: str
+    runtime: str | None
+    threads: int | None
+    p50_us: float | None
+    peak_rss_bytes: int | None
+    top1: float | None
+    folder: str
+
+
+def default_history_path(results_dir: Path) -> Path:
+    return Path(os.environ.get("EDGEBENCH_HISTORY", Path(results_dir) / "history.sqlite"))
+
+
+@contextlib.contextmanager
+def connect(path: Path) -> Iterator[sqlite3.Connection]:
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    except (OSError, sqlite3.Error) as error:
+        raise HistoryError(f"cannot open the history index {path}: {error}") from None
+    try:
+        connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA foreign_keys = ON")
+        with _transaction(connection):
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                connection.execute(statement)
+            row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                connection.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(INDEX_SCHEMA_VERSION),))
+            elif row[0] != str(INDEX_SCHEMA_VERSION):
+                raise HistoryError(
+                    f"{path} is history index version {row[0]}, this edgebench reads {INDEX_SCHEMA_VERSION}: "
+                    "run 'edgebench history rebuild' to re-create it from the run folders"
+                )
+        yield connection
+    except sqlite3.DatabaseError as error:
+        raise HistoryError(
+            f"the history index {path} is unreadable ({error}): run 'edgebench history rebuild'"
+        ) from None
+    finally:
+        connection.close()
+
+
+@contextlib.contextmanager
+def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
+    # BEGIN IMMEDIATE takes the write lock up front, so two writers queue on the
+    # busy timeout instead of one failing half-way.
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+def index_run(path: Path, folder: Path) -> None:
+    """Add (or replace) one run folder in the index."""
+    with connect(path) as connection, _transaction(connection):
+        _insert(connection, Path(folder))
+
+
+def rebuild(path: Path, results_dir: Path) -> tuple[int, list[str]]:
+    """Re-create the index from every run.json under results_dir. Returns (runs indexed, skipped folders)."""
+    skipped = []
+    count = 0
+    with connect(path) as connection, _transaction(connection):
+        connection.execute("DELETE FROM variants")
+        connection.execute("DELETE FROM runs")
+        for run_file in sorted(Path(results_dir).glob("*/*/run.json")):
+            try:
+                _insert(connection, run_file.parent)
+                count += 1
+            except (ResultsError, KeyError, ValueError, OSError) as error:
+                skipped.append(f"{run_file.parent}: {error}")
+    return count, skipped
+
+
+def _insert(connection: sqlite3.Connection, folder: Path) -> None:
+    from edgebench.summary import summarize
+
+    summary, measurements = load_run(folder)
+    view = summarize(summary, measurements)
+    documents = [m.document for m in measurements if m.status == "ok" and m.document]
+    runtime = documents[0]["environment"]["runtime"] if documents else {}
+    connection.execute("DELETE FROM runs WHERE run_id = ?", (summary["run_id"],))
+    connection.execute(
+        "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            summary["run_id"], str(Path(folder).resolve()), summary["device"]["name"], summary["model"]["name"],
+            summary["model"].get("sha256"), summary["status"], summary["started_at"],
+            summary.get("edgebench_version"), runtime.get("name"), runtime.get("version"),
+            summary.get("settings", {}).get("threads"), int(bool(summary["device"].get("emulated"))),
+        ),
+    )  # fmt: skip
+    for variant in view.variants:
+        ok = [m for m in measurements if m.variant == variant.name and m.status == "ok"]
+        stats = ok[0].document["timing"]["stats"] if ok else {}
+        connection.execute(
+            "INSERT INTO variants VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                summary["run_id"], variant.name, variant.status, variant.rounds, variant.size_bytes,
+                variant.p50_ms * 1000 if variant.p50_ms is not None else None,
+                variant.p90_ms * 1000 if variant.p90_ms is not None else None,
+                stats.get("mean"), stats.get("cv"),
+                int(variant.peak_rss_mb * 1e6) if variant.peak_rss_mb is not None else None,
+                variant.top1, variant.evaluated, variant.error,
+            ),
+        )  # fmt: skip
+
+
+def query(
+    path: Path,
+    *,
+    device: str | None = None,
+    model: str | None = None,
+    variant: str | None = None,
+    last: int | None = None,
+) -> list[HistoryRow]:
+    """Rows oldest first; `last` keeps the newest N runs."""
+    where, params = [], []
+    for column, value in (("r.device", device), ("r.model", model), ("v.variant", variant)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    runs_clause = ""
+    if last is not None:
+        runs_clause = (
+            f"AND r.run_id IN (SELECT r.run_id FROM runs r JOIN variants v USING (run_id) {clause} "
+            f"GROUP BY r.run_id ORDER BY r.started_at DESC, r.run_id DESC LIMIT {int(last)})"
+        )
+        params = params * 2
+    sql = (
+        "SELECT r.run_id, r.started_at, r.device, r.model, v.variant, v.status, r.runtime || ' ' || r.runtime_version,"
+        " r.threads, v.p50_us, v.peak_rss_bytes, v.top1, r.folder"
+        f" FROM runs r JOIN variants v USING (run_id) {clause or 'WHERE 1'} {runs_clause}"
+        " ORDER BY r.started_at, r.run_id, v.rowid"
+    )
+    with connect(path) as connection:
+        return [HistoryRow(*row) for row in connection.execute(sql, params)]
+
+
+def find_run_folder(path: Path, run_id: str) -> Path | None:
+    with connect(path) as connection:
+        row = connection.execute("SELECT folder FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    return Path(row[0]) if row else None
+
+
+def runs_of(path: Path, device: str, model: str) -> list[tuple[str, str, str]]:
+    """(run_id, folder, status) of every run of this device and model, oldest first."""
+    with connect(path) as connection:
+        return list(
+            connection.execute(
+                "SELECT run_id, folder, status FROM runs WHERE device = ? AND model = ? ORDER BY started_at, run_id",
+                (device, model),
+            )
+        )
+
+
+def summary_json(rows: list[HistoryRow]) -> str:
+    return json.dumps([row.__dict__ for row in rows], indent=2)

@@ -1,0 +1,70 @@
+"""Find runs: a folder, a run id, or a baseline chosen as 'last' or 'best'.
+
+Baselines are chosen from the run folders themselves (the source of truth),
+so a stale or missing history index never picks the wrong one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgebench.compare import RunData, comparability
+from edgebench.errors import EdgebenchError
+from edgebench.results import ResultsError, load_run
+
+
+def resolve_run(spec: str, results_dir: Path) -> Path:
+    path = Path(spec)
+    if (path / "run.json").is_file():
+        return path
+    matches = sorted(Path(results_dir).glob(f"*/{spec}/run.json"))
+    if len(matches) == 1:
+        return matches[0].parent
+    if not matches:
+        raise EdgebenchError(f"no run {spec!r}: give a run folder, or a run id under {results_dir}")
+    raise EdgebenchError(f"run id {spec!r} is ambiguous under {results_dir}: give its folder")
+
+
+def load(folder: Path) -> RunData:
+    summary, measurements = load_run(folder)
+    return RunData(summary, measurements)
+
+
+def latest_run(results_dir: Path) -> Path:
+    runs = sorted(Path(results_dir).glob("*/*/run.json"), key=lambda p: p.parent.name)
+    if not runs:
+        raise EdgebenchError(f"no runs under {results_dir}")
+    return runs[-1].parent
+
+
+def resolve_baseline(spec: str, candidate: RunData, results_dir: Path) -> Path:
+    """'last': the newest earlier run of the same device and model; 'best': the fastest comparable one."""
+    if spec not in ("last", "best"):
+        return resolve_run(spec, results_dir)
+    device, model = candidate.summary["device"]["name"], candidate.summary["model"]["name"]
+    earlier = []
+    for run_file in sorted(Path(results_dir).glob(f"{device}/*/run.json"), key=lambda p: p.parent.name):
+        if run_file.parent.name >= candidate.run_id:
+            continue
+        try:
+            data = load(run_file.parent)
+        except ResultsError:
+            continue
+        if data.summary["model"]["name"] == model and data.summary["status"] in ("ok", "partial"):
+            earlier.append((run_file.parent, data))
+    if not earlier:
+        raise EdgebenchError(f"no earlier run of {model} on {device} under {results_dir} to use as a baseline")
+    if spec == "last":
+        return earlier[-1][0]
+    comparable = [(folder, data) for folder, data in earlier if not comparability(data, candidate)]
+    if not comparable:
+        raise EdgebenchError(f"no earlier run of {model} on {device} has the same runtime, threads and delegate")
+    return min(comparable, key=lambda item: _total_p50(item[1], candidate))[0]
+
+
+def _total_p50(run: RunData, candidate: RunData) -> float:
+    total = 0.0
+    for variant in candidate.variants():
+        documents = run.ok(variant)
+        total += min(d["timing"]["stats"]["p50"] for d in documents) if documents else float("inf")
+    return total

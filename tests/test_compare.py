@@ -1,0 +1,278 @@
+"""Cross-run verdicts on recorded result documents whose differences are known by construction."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import sqlite3
+
+import numpy as np
+import pytest
+
+from edgebench import history
+from edgebench.agent.agent import summarize, wilson_interval
+from edgebench.compare import compare_runs, parse_threshold
+from edgebench.results import Measurement, RunStore
+from edgebench.run_lookup import load, resolve_baseline
+from tests.test_quantize_command import run_edgebench
+
+BASE_US = 480.0
+
+
+def latency_samples(seed, count=2000, scale=1.0):
+    """Inference times as a busy-ish board produces them: a lognormal body around 480 µs."""
+    rng = np.random.default_rng(seed)
+    return (BASE_US * scale * rng.lognormal(0.0, 0.04, count)).tolist()
+
+
+def agent_document(samples, *, correct=9900, total=10_000, peak=70_000_000, runtime=("tflite_runtime", "2.14.0")):
+    low, high = wilson_interval(correct, total)
+    return {
+        "schema_version": 1,
+        "kind": "edgebench.agent-result",
+        "status": "ok",
+        "timing": {"samples_us": samples, "stats": summarize(samples), "load_us": 900.0, "allocate_us": 3000.0},
+        "memory": {"peak_rss_after_runs": peak, "peak_rss_after_load": peak - 1_000_000, "baseline_rss": 50_000_000},
+        "accuracy": {"correct": correct, "total": total, "top1": correct / total, "wilson95": [low, high]},
+        "environment": {"runtime": {"name": runtime[0], "version": runtime[1]}, "cpu_model": "Cortex-A72"},
+        "warnings": [],
+    }
+
+
+def record_run(results, run_id, documents, *, device="pi4", threads=1, delegate="xnnpack", sha="a" * 64):
+    summary = {
+        "device": {"name": device, "emulated": False},
+        "model": {"name": "mnist", "sha256": "m" * 64},
+        "settings": {"threads": threads, "delegate": delegate, "cpus": []},
+        "rounds": 1,
+        "variants": [{"name": name, "bytes": 3_309_008, "sha256": sha} for name in documents],
+    }
+    store = RunStore.create(results, device, run_id, summary)
+    for name, document in documents.items():
+        store.add(Measurement(name, 1, "ok", document))
+    store.finish("ok")
+    return store.folder
+
+
+def verdict(results, a_documents, b_documents, threshold=0.05, **b_options):
+    a = load(record_run(results, "20260101T000000Z-mnist-aaaa", a_documents))
+    b = load(record_run(results, "20260102T000000Z-mnist-bbbb", b_documents, **b_options))
+    return compare_runs(a, b, threshold)
+
+
+def test_pure_noise_between_two_runs_of_the_same_setup_is_same(tmp_path):
+    result = verdict(
+        tmp_path, {"int8": agent_document(latency_samples(1))}, {"int8": agent_document(latency_samples(2))}
+    )
+    (v,) = result.variants
+    assert v.verdict == "same" and not result.regressions
+
+
+def test_a_10_percent_slowdown_is_slower(tmp_path):
+    result = verdict(
+        tmp_path, {"int8": agent_document(latency_samples(1))}, {"int8": agent_document(latency_samples(2, scale=1.10))}
+    )
+    (v,) = result.variants
+    assert v.verdict == "slower" and v.ratio == pytest.approx(1.10, abs=0.01) and v.p_value < 1e-10
+    assert result.regressions == [v]
+
+
+def test_a_10_percent_speedup_is_faster_and_no_regression(tmp_path):
+    result = verdict(
+        tmp_path, {"int8": agent_document(latency_samples(1))}, {"int8": agent_document(latency_samples(2, scale=0.90))}
+    )
+    assert result.variants[0].verdict == "faster" and not result.regressions
+
+
+def test_a_3_percent_change_is_same_under_the_default_threshold(tmp_path):
+    result = verdict(
+        tmp_path, {"int8": agent_document(latency_samples(1))}, {"int8": agent_document(latency_samples(2, scale=1.03))}
+    )
+    (v,) = result.variants
+    assert v.p_value < 0.01, "the shift is real..."
+    assert v.verdict == "same", "...but smaller than the 5% that counts"
+    assert "within the 5% threshold" in v.reason
+    assert v.mean_ratio == pytest.approx(1.03, abs=0.01)
+
+
+def test_a_3_percent_change_is_slower_with_a_2_percent_threshold(tmp_path):
+    a, b = agent_document(latency_samples(1)), agent_document(latency_samples(2, scale=1.03))
+    result = verdict(tmp_path, {"int8": a}, {"int8": b}, threshold=0.02)
+    assert result.variants[0].verdict == "slower"
+
+
+def test_a_1_percent_shift_on_a_million_samples_is_not_slower(tmp_path):
+    a = agent_document(latency_samples(1, count=1_000_000))
+    b = agent_document(latency_samples(2, count=1_000_000, scale=1.01))
+    (v,) = verdict(tmp_path, {"int8": a}, {"int8": b}).variants
+    assert v.p_value < 1e-12 and v.verdict == "same"
+
+
+def test_stalls_that_leave_the_median_alone_are_slower(tmp_path):
+    """One inference in eight waits 8 ms for the CPU, as with busy processes on the agent's core."""
+    quiet = latency_samples(1)
+    stalled = [s + 8000.0 if i % 8 == 0 else s for i, s in enumerate(latency_samples(2))]
+    (v,) = verdict(tmp_path, {"int8": agent_document(quiet)}, {"int8": agent_document(stalled)}).variants
+    assert v.ratio < 1.05 < v.mean_ratio and v.verdict == "slower"
+
+
+def test_a_large_change_on_few_samples_is_not_yet_evidence(tmp_path):
+    a = agent_document(latency_samples(1, count=5))
+    b = agent_document(latency_samples(2, count=5, scale=1.06))
+    (v,) = verdict(tmp_path, {"int8": a}, {"int8": b}).variants
+    assert v.verdict == "same" and "not significant" in v.reason
+
+
+def test_an_accuracy_drop_of_2_points_on_10000_samples_is_flagged(tmp_path):
+    samples = latency_samples(1)
+    (v,) = verdict(
+        tmp_path, {"int8": agent_document(samples)}, {"int8": agent_document(samples, correct=9700)}
+    ).variants
+    assert v.accuracy == "worse" and v.regression
+
+
+def test_an_accuracy_drop_of_a_tenth_of_a_point_is_not(tmp_path):
+    samples = latency_samples(1)
+    (v,) = verdict(
+        tmp_path, {"int8": agent_document(samples)}, {"int8": agent_document(samples, correct=9890)}
+    ).variants
+    assert v.accuracy == "same" and not v.regression
+
+
+def test_more_peak_memory_is_flagged(tmp_path):
+    samples = latency_samples(1)
+    a, b = agent_document(samples), agent_document(samples, peak=80_000_000)
+    (v,) = verdict(tmp_path, {"int8": a}, {"int8": b}).variants
+    assert v.memory == "more" and v.memory_delta_bytes == 10_000_000 and v.regression
+
+
+def test_a_changed_model_file_is_reported(tmp_path):
+    samples = latency_samples(1)
+    (v,) = verdict(
+        tmp_path, {"int8": agent_document(samples)}, {"int8": agent_document(samples)}, sha="b" * 64
+    ).variants
+    assert v.size == "changed"
+
+
+@pytest.mark.parametrize(
+    ("b_options", "b_runtime", "reason"),
+    [
+        ({"threads": 4}, ("tflite_runtime", "2.14.0"), "different threads: 1 vs 4"),
+        ({"delegate": "none"}, ("tflite_runtime", "2.14.0"), "different delegate: xnnpack vs none"),
+        ({}, ("ai_edge_litert", "2.3.0"), "different runtimes: tflite_runtime 2.14.0 vs ai_edge_litert 2.3.0"),
+        ({"device": "pi5"}, ("tflite_runtime", "2.14.0"), "different devices: pi4 vs pi5"),
+    ],
+)
+def test_different_settings_are_not_comparable(tmp_path, b_options, b_runtime, reason):
+    samples = latency_samples(1)
+    result = verdict(
+        tmp_path, {"int8": agent_document(samples)}, {"int8": agent_document(samples, runtime=b_runtime)}, **b_options
+    )
+    assert not result.comparable and reason in result.not_comparable and result.variants == ()
+
+
+@pytest.mark.parametrize(("text", "value"), [("5%", 0.05), ("5", 0.05), ("0.05", 0.05), ("12.5%", 0.125)])
+def test_thresholds_parse(text, value):
+    assert parse_threshold(text) == pytest.approx(value)
+
+
+def test_bad_threshold():
+    with pytest.raises(ValueError, match="percentage"):
+        parse_threshold("fast")
+
+
+class TestCheckCommand:
+    """`edgebench check`: the same judgement as an exit code, with markdown for CI summaries."""
+
+    @pytest.fixture
+    def farm(self, tmp_path):
+        results = tmp_path / "results"
+        record_run(results, "20260101T000000Z-mnist-0001", {"int8": agent_document(latency_samples(1, scale=0.95))})
+        record_run(results, "20260102T000000Z-mnist-0002", {"int8": agent_document(latency_samples(2))})
+        return results
+
+    def check(self, results, *args):
+        return run_edgebench("check", "--results-dir", str(results), *args)
+
+    def test_no_regression_exits_0(self, farm):
+        record_run(farm, "20260103T000000Z-mnist-0003", {"int8": agent_document(latency_samples(3))})
+        completed = self.check(farm, "--baseline", "last")
+        assert completed.returncode == 0, completed.stdout + completed.stderr
+        assert "no regression" in completed.stdout
+
+    def test_a_regression_exits_1_with_markdown(self, farm):
+        record_run(farm, "20260103T000000Z-mnist-0003", {"int8": agent_document(latency_samples(3, scale=1.2))})
+        completed = self.check(farm, "--baseline", "last", "--format", "markdown")
+        assert completed.returncode == 1
+        assert "| int8 |" in completed.stdout and "SLOWER" in completed.stdout
+        assert "REGRESSION int8" in completed.stdout
+
+    def test_not_comparable_exits_2(self, farm):
+        record_run(farm, "20260103T000000Z-mnist-0003", {"int8": agent_document(latency_samples(3))}, threads=4)
+        completed = self.check(farm, "--baseline", "last")
+        assert completed.returncode == 2
+        assert "not comparable: different threads: 1 vs 4" in " ".join(completed.stdout.split())
+
+    def test_no_baseline_exits_2_with_one_line(self, tmp_path):
+        results = tmp_path / "results"
+        record_run(results, "20260101T000000Z-mnist-0001", {"int8": agent_document(latency_samples(1))})
+        completed = self.check(results, "--baseline", "last")
+        assert completed.returncode == 2 and completed.stderr.startswith("edgebench: error: no earlier run")
+
+    def test_best_picks_the_fastest_earlier_run(self, farm):
+        candidate = load(record_run(farm, "20260103T000000Z-mnist-0003", {"int8": agent_document(latency_samples(3))}))
+        assert resolve_baseline("best", candidate, farm).name == "20260101T000000Z-mnist-0001"
+        assert resolve_baseline("last", candidate, farm).name == "20260102T000000Z-mnist-0002"
+
+    def test_compare_by_run_ids_as_json(self, farm):
+        completed = run_edgebench(
+            "compare", "--results-dir", str(farm), "20260101T000000Z-mnist-0001", "20260102T000000Z-mnist-0002",
+            "--format", "json",
+        )  # fmt: skip
+        assert completed.returncode == 0, completed.stderr
+        document = json.loads(completed.stdout)
+        assert document["variants"][0]["verdict"] == "slower"  # 0.95 -> 1.00 is +5.3%
+        assert document["regression"] is True
+
+
+class TestHistory:
+    def test_rebuild_and_query(self, tmp_path):
+        results = tmp_path / "results"
+        for day, scale in ((1, 1.0), (2, 1.0), (3, 1.2)):
+            record_run(
+                results,
+                f"2026010{day}T000000Z-mnist-000{day}",
+                {"int8": agent_document(latency_samples(day, scale=scale))},
+            )
+        completed = run_edgebench("history", "rebuild", "--results-dir", str(results))
+        assert completed.returncode == 0 and "indexed 3 run(s)" in completed.stderr
+        listing = run_edgebench("history", "--results-dir", str(results), "--device", "pi4", "--variant", "int8")
+        lines = [line for line in listing.stdout.splitlines() if "mnist-000" in line]
+        assert len(lines) == 3
+        assert "▲ slower" in lines[2] and "=" in lines[1]
+        last = run_edgebench("history", "--results-dir", str(results), "--last", "1", "--format", "json")
+        assert [r["run_id"] for r in json.loads(last.stdout)["runs"]] == ["20260103T000000Z-mnist-0003"]
+
+    def test_an_index_of_an_unknown_version_says_what_to_do(self, tmp_path):
+        path = tmp_path / "history.sqlite"
+        with history.connect(path) as connection:
+            connection.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+        with pytest.raises(history.HistoryError, match="history rebuild"):
+            history.query(path)
+
+    def test_concurrent_writers_do_not_corrupt_it(self, tmp_path):
+        results = tmp_path / "results"
+        folders = [
+            record_run(
+                results, f"20260101T0000{i:02d}Z-mnist-{i:04d}", {"int8": agent_document(latency_samples(i, 200))}
+            )
+            for i in range(40)
+        ]
+        path = tmp_path / "history.sqlite"
+        with multiprocessing.get_context("spawn").Pool(4) as pool:
+            pool.starmap(history.index_run, [(path, folder) for folder in folders])
+        connection = sqlite3.connect(path)
+        assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert connection.execute("SELECT COUNT(*) FROM runs").fetchone() == (40,)
+        assert connection.execute("SELECT COUNT(*) FROM variants").fetchone() == (40,)
+        connection.close()
