@@ -98,17 +98,13 @@ def _parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="verdicts per variant: is B slower, fatter or less accurate than A?")
     compare.add_argument("runs", nargs="+", metavar="RUN", help="RUN_A RUN_B, or RUN_B with --baseline (folder or id)")
     compare.add_argument("--baseline", help="last, best or a run id/folder (then give only the candidate RUN)")
-    compare.add_argument("--threshold", default="5%", help="minimum effect for slower/faster and memory (5%%)")
-    _results_options(compare)
-    compare.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    _comparison_options(compare)
     compare.set_defaults(handler=cmd_compare)
 
     check = commands.add_parser("check", help="the compare verdict as an exit code: 0 fine, 1 regression, 2 cannot")
     check.add_argument("run", nargs="?", help="the candidate run (default: the newest under the results folder)")
     check.add_argument("--baseline", required=True, help="last, best or a run id/folder")
-    check.add_argument("--threshold", default="5%", help="minimum effect (5%%)")
-    _results_options(check)
-    check.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    _comparison_options(check)
     check.set_defaults(handler=cmd_check)
 
     devices = commands.add_parser("devices", help="the device inventory")
@@ -235,6 +231,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _results_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results-dir", type=Path, default=None, help="default: ./results or $EDGEBENCH_RESULTS")
     parser.add_argument("--history-db", type=Path, help="default: <results>/history.sqlite or $EDGEBENCH_HISTORY")
+
+
+def _comparison_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threshold", default="5%", help="minimum effect for slower/faster and memory (5%%)")
+    _results_options(parser)
+    parser.add_argument("--format", choices=("table", "markdown", "json"), default="table")
 
 
 def _results_dir(args) -> Path:

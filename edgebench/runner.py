@@ -136,13 +136,9 @@ def probe_device(transport: Transport, agent_path: str, runtime: str | None = No
     """Run the agent's --probe on the device: what Python, numpy and runtime it has."""
     argv = [*transport.python(), agent_path, "--probe"] + (["--runtime", runtime] if runtime else [])
     result = transport.run(argv, timeout=120)
-    for line in reversed(result.stdout.strip().splitlines()):
-        try:
-            document = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(document, dict) and document.get("kind") == agent.PROBE_KIND:
-            return document
+    document = _parse_document(result.stdout, agent.PROBE_KIND)
+    if document is not None:
+        return document
     python = " ".join(transport.python())
     if result.exit_code == 127:
         raise DeviceError(f"the device's python {python!r} was not found: {' | '.join(result.stderr_tail[-2:])}")
@@ -204,13 +200,14 @@ def interpret(variant: str, round_number: int, result: CommandResult, timeout: f
     return Measurement(variant, round_number, "ok", document)
 
 
-def _parse_document(stdout: str) -> dict | None:
+def _parse_document(stdout: str, kind: str = agent.RESULT_KIND) -> dict | None:
+    """The agent's JSON document of this kind: the last such line of its stdout."""
     for line in reversed(stdout.strip().splitlines()):
         try:
             document = json.loads(line)
         except ValueError:
             continue
-        if isinstance(document, dict) and document.get("kind") == agent.RESULT_KIND:
+        if isinstance(document, dict) and document.get("kind") == kind:
             return document
     return None
 
