@@ -36,15 +36,22 @@ class LocalTransport(Transport):
         process = subprocess.Popen(
             list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True
         )
+        # One reader per pipe: communicate() would also read stderr and race the
+        # line-by-line reader for the progress lines and the error tail.
         tail = StderrTail(on_stderr_line)
-        reader = threading.Thread(target=_pump, args=(process.stderr, tail), daemon=True)
-        reader.start()
+        stdout: list[str] = []
+        readers = [
+            threading.Thread(target=_pump, args=(process.stderr, tail), daemon=True),
+            threading.Thread(target=lambda: stdout.append(process.stdout.read()), daemon=True),
+        ]
+        for reader in readers:
+            reader.start()
         timed_out = False
         try:
-            stdout, _ = process.communicate(timeout=timeout)
+            process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             process.kill()
-            stdout, _ = process.communicate()
+            process.wait()
             timed_out = True
         except BaseException:
             # Ctrl-C: the agent got SIGINT too when run from a terminal, but not
@@ -55,8 +62,13 @@ class LocalTransport(Transport):
             except subprocess.TimeoutExpired:
                 process.kill()
             raise
-        reader.join(timeout=5)
-        return CommandResult(None if timed_out else process.returncode, stdout, tuple(tail.lines), timed_out)
+        finally:
+            # The process has ended, so both pipes reach end-of-file; close them once read.
+            for reader in readers:
+                reader.join(timeout=10)
+            process.stdout.close()
+            process.stderr.close()
+        return CommandResult(None if timed_out else process.returncode, "".join(stdout), tuple(tail.lines), timed_out)
 
 
 def _pump(stream, tail: StderrTail) -> None:
