@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.mark.parametrize("runtime", ["tflite_runtime", "tensorflow"])
-@pytest.mark.parametrize("variant", ["float32", "int8", "qat-int8"])
+@pytest.mark.parametrize("variant", ["float32", "float16", "dynamic-int8", "int8", "int16x8", "qat-int8"])
 def test_the_agent_runs_on_the_older_runtimes(mnist_variants, mnist, runtime, variant):
     document, code, stderr = run_agent(
         mnist_variants[variant].path, "--runtime", runtime, "--dataset", str(mnist.dataset_path),

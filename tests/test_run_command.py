@@ -238,3 +238,29 @@ def test_a_user_model_without_a_dataset_is_timed_without_accuracy(tmp_path, mnis
     assert completed.returncode == 0, completed.stderr
     variants = {v["name"]: v for v in json.loads(completed.stdout)["variants"]}
     assert variants["dynamic-int8"]["top1"] is None and variants["dynamic-int8"]["p50_ms"] > 0
+
+
+def test_a_variant_that_disagrees_with_float32_is_flagged():
+    """What tflite-runtime 2.14 did to per-channel hybrid models: it ran them and returned wrong classes."""
+    from edgebench.results import Measurement
+    from edgebench.summary import summarize
+    from tests.test_compare import agent_document, latency_samples
+
+    def document(predictions):
+        doc = agent_document(latency_samples(1, 100))
+        doc["accuracy"]["predictions"] = predictions
+        return doc
+
+    truth = [i % 10 for i in range(1000)]
+    wrong = [(i * 7) % 10 for i in range(1000)]
+    measurements = [
+        Measurement("float32", 1, "ok", document(truth)),
+        Measurement("dynamic-int8", 1, "ok", document(wrong)),
+    ]
+    view = summarize({"device": {"name": "pi4"}, "variants": [], "settings": {}}, measurements)
+    (warning,) = view.variants[1].warnings
+    assert (
+        "agrees with float32 on only 20.0% of samples" in warning
+        and "does not execute this variant correctly" in warning
+    )
+    assert view.variants[0].warnings == ()
