@@ -85,7 +85,7 @@ def setup_device(
             _checked(transport, [venv_python, "-m", "pip", "install", "--upgrade", *packages], "pip install")
 
         agent_path = transport.stage(AGENT_FILE, sha256_file(AGENT_FILE))
-        probe = probe_device(_WithPython(transport, venv_python), agent_path)
+        probe = probe_device(transport, agent_path, python=[venv_python])
         require_runnable(probe, device.name)
         configured = transport.python()
     runtime = probe["runtime"]
@@ -118,17 +118,3 @@ def _checked(transport, argv, what) -> None:
     if result.exit_code != 0:
         tail = " | ".join(line for line in result.stderr_tail[-3:] if line.strip())
         raise DeviceError(f"cannot {what} on {transport.address}: {tail or f'exit code {result.exit_code}'}")
-
-
-class _WithPython:
-    """The same connection, with another interpreter for the agent."""
-
-    def __init__(self, transport, python: str):
-        self._transport = transport
-        self._python = python
-
-    def python(self) -> list[str]:
-        return [self._python]
-
-    def run(self, *args, **kwargs):
-        return self._transport.run(*args, **kwargs)

@@ -12,12 +12,21 @@ from typing import Any
 _CHUNK = 1 << 20
 
 
+# One run asks for the same hashes several times (zoo check, variant cache key,
+# run summary, push): a file is read again only when its size or mtime moved.
+_hashes: dict[tuple[str, int, int], str] = {}
+
+
 def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+    stat = os.stat(path)
+    key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _hashes:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                digest.update(chunk)
+        _hashes[key] = digest.hexdigest()
+    return _hashes[key]
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -9,7 +9,6 @@ WAL journaling and a busy timeout, so neither corrupts nor loses the other.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -127,10 +126,10 @@ def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
     connection.execute("COMMIT")
 
 
-def index_run(path: Path, folder: Path) -> None:
-    """Add (or replace) one run folder in the index."""
+def index_run(path: Path, folder: Path, loaded: tuple[dict, list] | None = None) -> None:
+    """Add (or replace) one run folder in the index; `loaded` spares reading back what the caller holds."""
     with connect(path) as connection, _transaction(connection):
-        _insert(connection, Path(folder))
+        _insert(connection, Path(folder), loaded)
 
 
 def rebuild(path: Path, results_dir: Path) -> tuple[int, list[str]]:
@@ -149,10 +148,10 @@ def rebuild(path: Path, results_dir: Path) -> tuple[int, list[str]]:
     return count, skipped
 
 
-def _insert(connection: sqlite3.Connection, folder: Path) -> None:
+def _insert(connection: sqlite3.Connection, folder: Path, loaded: tuple[dict, list] | None = None) -> None:
     from edgebench.summary import summarize
 
-    summary, measurements = load_run(folder)
+    summary, measurements = loaded or load_run(folder)
     view = summarize(summary, measurements)
     documents = [m.document for m in measurements if m.status == "ok" and m.document]
     runtime = documents[0]["environment"]["runtime"] if documents else {}
@@ -212,24 +211,3 @@ def query(
     )
     with connect(path) as connection:
         return [HistoryRow(*row) for row in connection.execute(sql, params)]
-
-
-def find_run_folder(path: Path, run_id: str) -> Path | None:
-    with connect(path) as connection:
-        row = connection.execute("SELECT folder FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-    return Path(row[0]) if row else None
-
-
-def runs_of(path: Path, device: str, model: str) -> list[tuple[str, str, str]]:
-    """(run_id, folder, status) of every run of this device and model, oldest first."""
-    with connect(path) as connection:
-        return list(
-            connection.execute(
-                "SELECT run_id, folder, status FROM runs WHERE device = ? AND model = ? ORDER BY started_at, run_id",
-                (device, model),
-            )
-        )
-
-
-def summary_json(rows: list[HistoryRow]) -> str:
-    return json.dumps([row.__dict__ for row in rows], indent=2)

@@ -134,17 +134,19 @@ def run_on_device(
         # Reaching the device failed before anything ran: say so in run.json too.
         prepared.store.finish("failed", {"error": str(error)})
         raise
-    outcome = outcome_of(prepared.store.folder, status)
+    # The store holds every document it wrote: no need to read the run back.
+    run = (prepared.store.summary, prepared.store.measurements)
+    outcome = outcome_of(prepared.store.folder, status, run)
     try:
-        history.index_run(prepared.history_path, prepared.store.folder)
+        history.index_run(prepared.history_path, prepared.store.folder, run)
     except (EdgebenchError, OSError) as error:
         return dataclasses.replace(outcome, history_error=f"history index not updated ({error}); run.json is "
                                    "safe: 'edgebench history rebuild' re-creates the index")  # fmt: skip
     return outcome
 
 
-def outcome_of(folder: Path, status: str | None = None) -> RunOutcome:
-    summary, measurements = load_run(folder)
+def outcome_of(folder: Path, status: str | None = None, loaded: tuple[dict, list] | None = None) -> RunOutcome:
+    summary, measurements = loaded or load_run(folder)
     view = summarize(summary, measurements)
     title = f"{summary['model']['name']} on {view.device} — run {summary['run_id']}"
     return RunOutcome(status or summary["status"], Path(folder), summary, view, run_table(view, title))

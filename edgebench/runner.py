@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import signal
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edgebench.agent import agent
@@ -73,7 +73,6 @@ class RunPlan:
     settings: AgentSettings
     rounds: int = 1
     timeout: float | None = 1800.0
-    skip: set[str] = field(default_factory=set)  # variants that already failed
 
 
 def execute(plan: RunPlan, transport: Transport, store: RunStore, on_event: Callable[[RunEvent], None]) -> str:
@@ -90,10 +89,11 @@ def execute(plan: RunPlan, transport: Transport, store: RunStore, on_event: Call
         )
         dataset_path = transport.stage(plan.dataset_path, sha256_file(plan.dataset_path)) if plan.dataset_path else None
         model_paths: dict[str, str] = {}
+        failed: set[str] = set()  # a model that failed once is not retried in later rounds
 
         for round_number in range(1, plan.rounds + 1):
             for variant in plan.variants:
-                if variant.name in plan.skip:
+                if variant.name in failed:
                     continue
                 try:
                     if variant.name not in model_paths:
@@ -110,18 +110,18 @@ def execute(plan: RunPlan, transport: Transport, store: RunStore, on_event: Call
                         argv, timeout=plan.timeout, on_stderr_line=_progress_relay(on_event, variant.name, round_number)
                     )
                 except ConnectionLost as error:
-                    _device_lost(plan, store, variant.name, round_number, str(error), on_event)
+                    failed |= _device_lost(plan, failed, store, variant.name, round_number, str(error), on_event)
                     break
                 except DeviceError as error:
                     if variant.name in model_paths:  # the command itself could not run: the device is gone
-                        _device_lost(plan, store, variant.name, round_number, str(error), on_event)
+                        failed |= _device_lost(plan, failed, store, variant.name, round_number, str(error), on_event)
                         break
                     measurement = Measurement(variant.name, round_number, "failed", error=str(error))
                 else:
                     measurement = interpret(variant.name, round_number, result, plan.timeout)
                 store.add(measurement)
                 if measurement.status != "ok":
-                    plan.skip.add(variant.name)  # a model that failed once is not retried every round
+                    failed.add(variant.name)
                 on_event(RunEvent("done", variant.name, round_number, status=measurement.status,
                                   message=measurement.error))  # fmt: skip
     except KeyboardInterrupt:
@@ -132,14 +132,19 @@ def execute(plan: RunPlan, transport: Transport, store: RunStore, on_event: Call
     return status
 
 
-def probe_device(transport: Transport, agent_path: str, runtime: str | None = None) -> dict:
-    """Run the agent's --probe on the device: what Python, numpy and runtime it has."""
-    argv = [*transport.python(), agent_path, "--probe"] + (["--runtime", runtime] if runtime else [])
+def probe_device(
+    transport: Transport, agent_path: str, runtime: str | None = None, python: list[str] | None = None
+) -> dict:
+    """Run the agent's --probe on the device: what Python, numpy and runtime it has.
+
+    `python` overrides the device's interpreter (devices setup checks the venv it made)."""
+    python = python or transport.python()
+    argv = [*python, agent_path, "--probe"] + (["--runtime", runtime] if runtime else [])
     result = transport.run(argv, timeout=120)
     document = _parse_document(result.stdout, agent.PROBE_KIND)
     if document is not None:
         return document
-    python = " ".join(transport.python())
+    python = " ".join(python)
     if result.exit_code == 127:
         raise DeviceError(f"the device's python {python!r} was not found: {' | '.join(result.stderr_tail[-2:])}")
     raise DeviceError(f"the agent could not start with {python!r} on the device: {_crash_message(result)}")
@@ -157,17 +162,20 @@ def require_runnable(probe: dict, device_name: str) -> dict:
     return probe
 
 
-def _device_lost(plan: RunPlan, store: RunStore, variant: str, round_number: int, error: str, on_event) -> None:
-    """The device went away: this measurement and every later one fail with the reason; no retries."""
+def _device_lost(plan: RunPlan, failed: set[str], store: RunStore, variant: str, round_number: int, error: str,
+                 on_event) -> set[str]:  # fmt: skip
+    """The device went away: this measurement and every later one fail with the reason; no retries.
+
+    Returns the variants that are now failed, so the loop skips them."""
     store.add(Measurement(variant, round_number, "failed", error=error))
     on_event(RunEvent("done", variant, round_number, status="failed", message=error))
-    names = [v.name for v in plan.variants if v.name not in plan.skip]
+    names = [v.name for v in plan.variants if v.name not in failed]
     later = [(n, round_number) for n in names[names.index(variant) + 1 :]]
     later += [(n, r) for r in range(round_number + 1, plan.rounds + 1) for n in names]
     for name, number in later:
         store.add(Measurement(name, number, "failed", error=f"not measured: {error}"))
         on_event(RunEvent("done", name, number, status="failed", message=error))
-    plan.skip.update(names)
+    return set(names)
 
 
 def run_status(measurements: Sequence[Measurement]) -> str:

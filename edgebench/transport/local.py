@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import signal
 import subprocess
 import sys
@@ -21,7 +22,7 @@ class LocalTransport(Transport):
     def python(self) -> list[str]:
         # The device file's "python" applies to remote hosts; locally the
         # agent runs under the interpreter running edgebench unless told otherwise.
-        return [sys.executable] if self.device.python == "python3" else self.device.python.split()
+        return [sys.executable] if self.device.python == "python3" else shlex.split(self.device.python)
 
     def stage(self, local_path: Path, sha256: str) -> str:
         return str(Path(local_path).resolve())  # already on the device

@@ -215,7 +215,8 @@ class SshTransport(Transport):
             pass
         except OSError as error:
             raise ConnectionLost(f"SFTP on {self.address} failed: {error}") from None
-        self._run_checked(["mkdir", "-p", "--", folder], "create a folder in the workdir")
+        with contextlib.suppress(OSError):  # by-sha256/ exists (workdir()); this folder may too
+            sftp.mkdir(folder)
         partial = f"{remote}.part-{secrets.token_hex(4)}"
         try:
             sftp.put(str(local_path), partial, confirm=False)
