@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
 
     quantize = commands.add_parser("quantize", help="make the quantized variants of a float .tflite")
     quantize.add_argument("model", help="a zoo name (mnist) or a float .tflite file")
-    quantize.add_argument("--variants", help="comma-separated subset (default: all)")
+    quantize.add_argument("--variants", help="comma-separated subset (default: every variant this model allows)")
     quantize.add_argument(
         "--calibration", type=Path, help=".npz with an 'x' array, for the static int8/int16x8 recipes"
     )
@@ -62,8 +62,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--model", required=True, help="a zoo name (mnist) or a float .tflite file")
     run.add_argument("--dataset", type=Path, help=".npz with 'x' and 'y' for accuracy (zoo models ship one)")
     run.add_argument("--calibration", type=Path, help=".npz for the static int8/int16x8 recipes")
-    run.add_argument("--variants", help="comma-separated subset (default: all)")
+    run.add_argument("--variants", help="comma-separated subset (default: every variant this model allows)")
     run.add_argument("--samples", type=int, help="accuracy on the first N samples (default: all; 0: none)")
+    run.add_argument(
+        "--fidelity-samples", type=int, default=100,
+        help="inputs on which outputs are compared with float32 (100; 0: none)",
+    )  # fmt: skip
     run.add_argument("--rounds", type=int, default=1, help="interleave the variants N times (A B C A B C ...)")
     run.add_argument("--threads", type=int, help="interpreter threads (default: the device file's)")
     run.add_argument("--delegate", choices=("xnnpack", "none"), help="default: the device file's")
@@ -165,7 +169,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
     table = variants_table(source.name, results, accuracies)
     _emit(args.format, table, _quantize_document(source, results, accuracies))
-    return EXIT_OK if len(built) == len(results) else EXIT_PARTIAL
+    return EXIT_OK  # a variant this model does not allow is skipped, not failed
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -175,6 +179,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise EdgebenchError("--rounds must be at least 1")
     if args.samples is not None and args.samples < 0:
         raise EdgebenchError("--samples must be 0 or more")
+    if args.fidelity_samples < 0:
+        raise EdgebenchError("--fidelity-samples must be 0 or more")
     request = RunRequest(
         device=args.device,
         model=args.model,
@@ -195,6 +201,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         },
         rounds=args.rounds,
         timeout=args.timeout,
+        fidelity_samples=args.fidelity_samples,
         results_dir=args.results_dir,
         devices_dir=args.devices_dir,
         cache_dir=args.cache_dir,
@@ -421,12 +428,13 @@ def _quantize_document(source, results, accuracies) -> dict:
         entry = {"name": result.name}
         if isinstance(result, Variant):
             entry |= {"path": str(result.path), "bytes": result.size_bytes, "sha256": result.sha256}
-            entry |= {"recipe": result.recipe, "from_cache": result.from_cache}
+            entry |= {"recipe": result.recipe, "from_cache": result.from_cache, "weights": result.weights}
+            entry |= {"notes": list(result.notes)}
             if accuracies and result.name in accuracies:
                 accuracy = accuracies[result.name]
                 entry |= {"top1": accuracy.top1, "correct": accuracy.correct, "evaluated": accuracy.total}
         else:
-            entry["error"] = result.message
+            entry["skipped"] = result.reason
         variants.append(entry)
     return {"model": source.name, "model_path": str(source.model_path), "variants": variants}
 
@@ -442,7 +450,7 @@ def _emit(output_format: str, table, document: dict) -> None:
         from edgebench.report.terminal import rich_table
 
         # Piped into a file or a CI log, rich would squeeze the table to 80 columns.
-        Console(width=None if sys.stdout.isatty() else 160).print(rich_table(table))
+        Console(width=None if sys.stdout.isatty() else 200).print(rich_table(table))
 
 
 if __name__ == "__main__":

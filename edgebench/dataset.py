@@ -2,13 +2,16 @@
 
 Format (the agent reads the same file on the device):
   x         samples, any numeric dtype, first axis = sample (uint8 images stay small)
-  y         integer class labels, one per sample (evaluation sets only)
+  x0, x1..  instead of x, for a model with several inputs: one array per input, in input order
+  y         integer class labels, one per sample (optional: without it there is no top-1,
+            and fidelity against float32 still applies)
   x_scale   optional float: model input = x * x_scale + x_offset
   x_offset  optional float
 """
 
 from __future__ import annotations
 
+import hashlib
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,14 +31,30 @@ class Dataset:
 
     @property
     def count(self) -> int:
-        return len(self.arrays["x"])
+        return len(self.arrays[agent.input_keys(self.arrays)[0]])
+
+    @property
+    def has_labels(self) -> bool:
+        return "y" in self.arrays
 
     @property
     def labels(self) -> np.ndarray:
         return self.arrays["y"]
 
     def model_inputs(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """The first (or only) input's samples in the model's float domain."""
         return agent.model_inputs(self.arrays, start, stop)
+
+    def input_sets(self, start: int = 0, stop: int | None = None) -> list[np.ndarray]:
+        """One float array per model input."""
+        return agent.input_sets(self.arrays, start, stop)
+
+    def tail(self, count: int) -> Dataset:
+        """The last `count` samples, as a data set of their own (for a held-out calibration slice)."""
+        per_sample = set(agent.input_keys(self.arrays)) | {"y"}
+        arrays = {key: (value[-count:] if key in per_sample else value) for key, value in self.arrays.items()}
+        digest = hashlib.sha256(f"{self.sha256}:tail:{count}".encode()).hexdigest()
+        return Dataset(self.path, arrays, digest)
 
 
 def load_dataset(path: str | Path, *, require_labels: bool = True) -> Dataset:
@@ -46,15 +65,24 @@ def load_dataset(path: str | Path, *, require_labels: bool = True) -> Dataset:
         arrays = agent.load_npz(path)
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as error:
         raise DatasetError(f"{path} is not a readable .npz file: {error}") from None
-    if "x" not in arrays:
-        raise DatasetError(f"{path} has no 'x' array (found: {', '.join(sorted(arrays)) or 'nothing'})")
-    x = arrays["x"]
-    if x.ndim < 1 or len(x) == 0 or not np.issubdtype(x.dtype, np.number):
-        raise DatasetError(f"{path}: 'x' must be a non-empty numeric array with samples on the first axis")
-    if require_labels:
-        if "y" not in arrays:
-            raise DatasetError(f"{path} has no 'y' labels; an evaluation set needs one class label per sample")
+    keys = agent.input_keys(arrays)
+    if not keys:
+        raise DatasetError(
+            f"{path} has no 'x' array (or x0, x1, ... for several inputs); found: "
+            f"{', '.join(sorted(arrays)) or 'nothing'}"
+        )
+    count = None
+    for key in keys:
+        x = arrays[key]
+        if x.ndim < 1 or len(x) == 0 or not np.issubdtype(x.dtype, np.number):
+            raise DatasetError(f"{path}: {key!r} must be a non-empty numeric array with samples on the first axis")
+        if count is not None and len(x) != count:
+            raise DatasetError(f"{path}: {key!r} has {len(x)} samples, {keys[0]!r} has {count}")
+        count = len(x)
+    if require_labels and "y" not in arrays:
+        raise DatasetError(f"{path} has no 'y' labels; an evaluation set needs one class label per sample")
+    if "y" in arrays:
         y = arrays["y"]
-        if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
-            raise DatasetError(f"{path}: 'y' must be {len(x)} integer labels, got {y.dtype} {y.shape}")
+        if y.shape != (count,) or not np.issubdtype(y.dtype, np.integer):
+            raise DatasetError(f"{path}: 'y' must be {count} integer labels, got {y.dtype} {y.shape}")
     return Dataset(path, arrays, sha256_file(path))

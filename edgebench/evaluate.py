@@ -41,9 +41,9 @@ def evaluate_file(model_path: str | Path, dataset: Dataset, samples: int | None 
             interpreter.allocate_tensors()
     except (RuntimeError, ValueError) as error:
         raise ModelError(f"{model_path} cannot be loaded by ai_edge_litert: {error}") from None
-    classifier = agent.Classifier(interpreter)
-    classifier.try_batch(EVALUATION_BATCH)
+    runner = agent.ModelRunner(interpreter)
     count = dataset.count if samples is None else min(samples, dataset.count)
-    predictions = classifier.predict(dataset.model_inputs(0, count))
+    agent.batch_if_faithful(runner, dataset.input_sets(0, min(count, EVALUATION_BATCH)), EVALUATION_BATCH)
+    predictions = runner.predict(dataset.input_sets(0, count))
     correct = int(np.sum(predictions == dataset.labels[:count]))
     return Accuracy(correct, count, predictions)

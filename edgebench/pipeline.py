@@ -14,15 +14,24 @@ from pathlib import Path
 from edgebench import history
 from edgebench.dataset import load_dataset
 from edgebench.errors import EdgebenchError
+from edgebench.fidelity import DEFAULT_SAMPLES as DEFAULT_FIDELITY_SAMPLES
+from edgebench.fidelity import build_reference
 from edgebench.fileio import sha256_file
 from edgebench.inventory import Device, resolve_device
 from edgebench.report.run_table import run_table
 from edgebench.report.table import DataTable
-from edgebench.results import Measurement, RunStore, load_run, new_run_id
+from edgebench.results import RunStore, load_run, new_run_id
 from edgebench.runner import AgentSettings, RunEvent, RunPlan, execute
 from edgebench.summary import RunSummaryView, summarize
 from edgebench.transport import open_transport
-from edgebench.variants import Variant, build_variants, parse_variant_names
+from edgebench.variants import (
+    Variant,
+    VariantSkipped,
+    build_variants,
+    default_cache_dir,
+    float32_reference,
+    parse_variant_names,
+)
 from edgebench.zoo import ModelSource, resolve_model
 
 
@@ -36,6 +45,7 @@ class RunRequest:
     overrides: dict = field(default_factory=dict)  # AgentSettings fields; None means "the device's"
     rounds: int = 1
     timeout: float | None = 1800.0
+    fidelity_samples: int = DEFAULT_FIDELITY_SAMPLES
     results_dir: Path | None = None
     devices_dir: Path | None = None
     cache_dir: Path | None = None
@@ -96,10 +106,23 @@ def prepare_run(request: RunRequest) -> PreparedRun:
     source = resolve_model(request.model, dataset=request.dataset, calibration=request.calibration)
     names = parse_variant_names(request.variants)
     settings = agent_settings(device, request.overrides)
-    dataset = load_dataset(source.dataset_path) if source.dataset_path else None
+    # Labels are optional: without them there is no top-1, and fidelity still applies.
+    dataset = load_dataset(source.dataset_path, require_labels=False) if source.dataset_path else None
 
-    results = build_variants(source, names, cache_dir=request.cache_dir)
+    cache_dir = request.cache_dir or default_cache_dir()
+    results = build_variants(source, names, cache_dir=cache_dir)
     variants = [r for r in results if isinstance(r, Variant)]
+    skipped = [r for r in results if isinstance(r, VariantSkipped)]
+    # A calibration slice held out of the data set is never evaluated on.
+    holdout = max((v.calibration_holdout for v in variants), default=0)
+    evaluated = dataset.count - holdout if dataset else None
+    if evaluated is not None and holdout:
+        settings = dataclasses.replace(settings, samples=min(settings.samples or evaluated, evaluated))
+    reference = None
+    if settings.samples != 0 and request.fidelity_samples > 0:
+        reference = build_reference(
+            float32_reference(source, cache_dir), dataset, request.fidelity_samples, cache_dir, limit=evaluated
+        )
     summary = {
         "command": request.command,
         "device": {
@@ -111,16 +134,35 @@ def prepare_run(request: RunRequest) -> PreparedRun:
             "tags": list(device.tags),
         },
         "model": {"name": source.name, "path": str(source.model_path), "sha256": sha256_file(source.model_path)},
-        "dataset": {"path": str(dataset.path), "sha256": dataset.sha256, "samples": dataset.count} if dataset else None,
+        "dataset": {
+            "path": str(dataset.path),
+            "sha256": dataset.sha256,
+            "samples": dataset.count,
+            "labelled": dataset.has_labels,
+            "calibration_holdout": holdout,
+        }
+        if dataset
+        else None,
+        "fidelity": reference.as_dict() if reference else None,
         "settings": settings.as_dict(),
         "rounds": request.rounds,
-        "variants": [{"name": v.name, "bytes": v.size_bytes, "sha256": v.sha256, "recipe": v.recipe} for v in variants],
+        "variants": [
+            {
+                "name": v.name,
+                "bytes": v.size_bytes,
+                "sha256": v.sha256,
+                "recipe": v.recipe,
+                "weights": v.weights,
+                "notes": list(v.notes),
+            }
+            for v in variants
+        ],
+        "skipped": [{"name": s.name, "reason": s.reason} for s in skipped],
     }
     results_dir = request.results_dir or default_results_dir()
     store = RunStore.create(results_dir, device.name, new_run_id(source.name), summary)
-    for failure in (r for r in results if not isinstance(r, Variant)):
-        store.add(Measurement(failure.name, 1, "failed", error=f"quantization failed: {failure.message}"))
-    plan = RunPlan(variants, dataset.path if dataset else None, settings, request.rounds, request.timeout)
+    plan = RunPlan(variants, dataset.path if dataset else None, settings, request.rounds, request.timeout,
+                   reference.path if reference else None)  # fmt: skip
     return PreparedRun(device, source, plan, store, history.default_history_path(results_dir))
 
 

@@ -23,7 +23,7 @@ from edgebench.fileio import atomic_write_json
 
 RUN_SCHEMA_VERSION = 1
 RUN_KIND = "edgebench.run"
-AGENT_SCHEMA_VERSIONS = (1,)
+AGENT_SCHEMA_VERSIONS = (1, 2)  # 2 adds fidelity and robust dispersion
 
 
 class ResultsError(EdgebenchError):

@@ -73,6 +73,7 @@ class RunPlan:
     settings: AgentSettings
     rounds: int = 1
     timeout: float | None = 1800.0
+    reference_path: Path | None = None  # float32 reference inputs and outputs, for fidelity
 
 
 def execute(plan: RunPlan, transport: Transport, store: RunStore, on_event: Callable[[RunEvent], None]) -> str:
@@ -88,6 +89,9 @@ def execute(plan: RunPlan, transport: Transport, store: RunStore, on_event: Call
             probe_device(transport, agent_path, plan.settings.runtime), store.summary.get("device", {}).get("name", "")
         )
         dataset_path = transport.stage(plan.dataset_path, sha256_file(plan.dataset_path)) if plan.dataset_path else None
+        reference_path = None
+        if plan.reference_path:
+            reference_path = transport.stage(plan.reference_path, sha256_file(plan.reference_path))
         model_paths: dict[str, str] = {}
         failed: set[str] = set()  # a model that failed once is not retried in later rounds
 
@@ -105,6 +109,8 @@ def execute(plan: RunPlan, transport: Transport, store: RunStore, on_event: Call
                     argv = [*transport.python(), agent_path, model_paths[variant.name], "--sha256", variant.sha256]
                     if dataset_path:
                         argv += ["--dataset", dataset_path]
+                    if reference_path and round_number == 1:
+                        argv += ["--reference", reference_path]
                     argv += plan.settings.argv(with_accuracy=round_number == 1)
                     result = transport.run(
                         argv, timeout=plan.timeout, on_stderr_line=_progress_relay(on_event, variant.name, round_number)

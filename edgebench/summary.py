@@ -38,6 +38,14 @@ class VariantSummary:
     top1_delta_pp: float | None = None
     evaluated: int | None = None
     agreement: float | None = None  # share of predictions equal to float32's
+    # Fidelity against the float32 reference outputs, worst output tensor first:
+    sqnr_db: float | None = None  # lowest SQNR over the outputs; None when every output is exact
+    cosine: float | None = None  # lowest mean cosine similarity over the outputs
+    max_abs_error: float | None = None  # largest absolute error over all outputs
+    fidelity_exact: bool = False
+    fidelity_outputs: tuple[dict, ...] = field(default=())  # per output tensor, as the agent measured
+    weights: str = ""  # what the weights became, checked in the file
+    notes: tuple[str, ...] = field(default=())  # how the file came to be
     warnings: tuple[str, ...] = field(default=())
 
 
@@ -53,15 +61,19 @@ class RunSummaryView:
     machine: str | None
     temperature_c: tuple[float | None, float | None]
     variants: tuple[VariantSummary, ...]
+    fidelity: str | None = None  # what the fidelity figures were measured on
 
 
 def summarize(run: dict, measurements: Sequence[Measurement]) -> RunSummaryView:
     by_variant: dict[str, list[Measurement]] = {}
     for measurement in measurements:
         by_variant.setdefault(measurement.variant, []).append(measurement)
-    sizes = {v["name"]: v["bytes"] for v in run.get("variants", [])}
+    files = {v["name"]: v for v in run.get("variants", [])}
     reference = [m for m in by_variant.get(REFERENCE, []) if m.status == "ok"]
-    rows = tuple(_variant(name, ms, sizes, reference) for name, ms in by_variant.items())
+    measured = [_variant(name, ms, files, reference) for name, ms in by_variant.items()]
+    # Measured rows first, then the failed ones, then what could not be made.
+    rows = tuple(sorted(measured, key=lambda row: row.status != "ok"))
+    rows += tuple(VariantSummary(s["name"], "skipped", s["reason"]) for s in run.get("skipped", []))
 
     documents = [m.document for m in measurements if m.status == "ok" and m.document]
     environment = documents[0]["environment"] if documents else {}
@@ -81,17 +93,20 @@ def summarize(run: dict, measurements: Sequence[Measurement]) -> RunSummaryView:
             temperatures[-1].get("after_c") if temperatures else None,
         ),
         variants=rows,
+        fidelity=(run.get("fidelity") or {}).get("description"),
     )
 
 
-def _variant(name: str, measurements: list[Measurement], sizes: dict, reference: list[Measurement]) -> VariantSummary:
+def _variant(name: str, measurements: list[Measurement], files: dict, reference: list[Measurement]) -> VariantSummary:
     ok = [m for m in measurements if m.status == "ok"]
-    size = sizes.get(name)
-    reference_size = sizes.get(REFERENCE)
+    file = files.get(name, {})
+    size = file.get("bytes")
+    reference_size = files.get(REFERENCE, {}).get("bytes")
     size_ratio = reference_size / size if size and reference_size else None
+    made = {"weights": file.get("weights", ""), "notes": tuple(file.get("notes", ()))}
     if not ok:
         failed = next((m for m in measurements if m.status != "ok"), None)
-        return VariantSummary(name, "failed", failed.error if failed else None, size, size_ratio)
+        return VariantSummary(name, "failed", failed.error if failed else None, size, size_ratio, **made)
 
     first = ok[0].document
     stats = [m.document["timing"]["stats"] for m in ok]
@@ -124,6 +139,7 @@ def _variant(name: str, measurements: list[Measurement], sizes: dict, reference:
         count = min(len(mine), len(theirs))
         agreement = sum(a == b for a, b in zip(mine[:count], theirs[:count], strict=True)) / count
 
+    fidelity = _fidelity(first.get("fidelity"))
     warnings = []
     if agreement is not None and agreement < AGREEMENT_WARNING:
         warnings.append(
@@ -151,5 +167,22 @@ def _variant(name: str, measurements: list[Measurement], sizes: dict, reference:
         top1_delta_pp=delta_pp,
         evaluated=accuracy.get("total"),
         agreement=agreement,
+        **fidelity,
+        **made,
         warnings=tuple(warnings),
     )
+
+
+def _fidelity(document: dict | None) -> dict:
+    """The worst output tensor's figures: one number per column, whatever the model's output count."""
+    outputs = (document or {}).get("outputs") or []
+    if not outputs:
+        return {}
+    sqnrs = [o["sqnr_db"] for o in outputs if o.get("sqnr_db") is not None]
+    return {
+        "sqnr_db": min(sqnrs) if sqnrs else None,
+        "cosine": min(o["cosine_mean"] for o in outputs),
+        "max_abs_error": max(o["max_abs_error"] for o in outputs),
+        "fidelity_exact": all(o.get("exact") for o in outputs),
+        "fidelity_outputs": tuple(outputs),
+    }

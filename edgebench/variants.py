@@ -1,8 +1,11 @@
 """A float .tflite -> its named quantized variants, cached by content hash.
 
 Quantization uses ai-edge-quantizer on the converted float model, so no
-TensorFlow is needed at run time. Each variant is built on its own: one that
-fails becomes a `VariantFailure` and the others are still made.
+TensorFlow is needed at run time. Published models are first normalized into a
+true float32 reference (normalize.py); every variant is built from it on its
+own and then inspected: a file whose weights did not become what its name says
+is never reported under that name. A variant that cannot be made is
+`VariantSkipped` with the reason, and the others are still made.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import functools
 import hashlib
 import io
 import json
+import math
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -21,13 +25,15 @@ from pathlib import Path
 from edgebench.dataset import Dataset, load_dataset
 from edgebench.errors import EdgebenchError, QuantizationError
 from edgebench.fileio import atomic_copy, atomic_write_bytes, sha256_file
+from edgebench.normalize import NormalizedModel, normalize_model
 from edgebench.quiet import native_stderr_silenced
-from edgebench.tflite_model import inspect_model, require_float_weights
+from edgebench.tflite_model import ModelInfo, inspect_model, require_float_weights
 from edgebench.zoo import ModelSource
 
 # Bump when the way a variant is built changes, so stale cache entries are not reused.
 # 2: dynamic-int8 with per-tensor weight scales.
-VARIANT_FORMAT_VERSION = 2
+# 3: made from the normalized float32 reference (normalize.py).
+VARIANT_FORMAT_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -36,21 +42,39 @@ class VariantSpec:
     recipe: str  # what a person reads in the table
     source: str  # "original", "quantizer" or "prebuilt"
     needs_calibration: bool = False
+    weight_dtype: str | None = None  # what the float32 weights must have become; None: stay float32
 
 
 VARIANT_SPECS = {
     spec.name: spec
     for spec in (
         VariantSpec("float32", "the float model as given", "original"),
-        VariantSpec("float16", "weight-only float16 (FLOAT_CASTING)", "quantizer"),
-        VariantSpec("dynamic-int8", "dynamic wi8/afp32, per-tensor: int8 weights, float activations", "quantizer"),
-        VariantSpec("int8", "static_wi8_ai8: full integer, calibrated, int8 in/out", "quantizer", True),
-        VariantSpec("int16x8", "static_wi8_ai16: int16 activations, int8 weights", "quantizer", True),
-        VariantSpec("int4-weights", "weight_only_wi4_afp32: int4 weights, float compute", "quantizer"),
-        VariantSpec("qat-int8", "quantization-aware training (tfmot), shipped prebuilt", "prebuilt"),
+        VariantSpec("float16", "weight-only float16 (FLOAT_CASTING)", "quantizer", weight_dtype="float16"),
+        VariantSpec(
+            "dynamic-int8",
+            "dynamic wi8/afp32, per-tensor: int8 weights, float activations",
+            "quantizer",
+            weight_dtype="int8",
+        ),
+        VariantSpec("int8", "static_wi8_ai8: full integer, calibrated, int8 in/out", "quantizer", True, "int8"),
+        VariantSpec("int16x8", "static_wi8_ai16: int16 activations, int8 weights", "quantizer", True, "int8"),
+        VariantSpec(
+            "int4-weights", "weight_only_wi4_afp32: int4 weights, float compute", "quantizer", weight_dtype="int4"
+        ),
+        VariantSpec(
+            "qat-int8", "quantization-aware training (tfmot), shipped prebuilt", "prebuilt", weight_dtype="int8"
+        ),
     )
 }
 VARIANT_NAMES = tuple(VARIANT_SPECS)
+# A variant is reported under its name only when at least this share of the
+# reference's float32 weight elements became its weight type; between this and
+# PARTIAL_WARNING it is reported with a warning that it is partial.
+MIN_CONVERTED_SHARE = 0.5
+PARTIAL_WARNING = 0.9
+# Calibration held out of a labelled data set when no calibration set is given.
+HOLDOUT_MAX = 500
+HOLDOUT_FRACTION = 0.2
 
 
 @dataclass(frozen=True)
@@ -61,12 +85,17 @@ class Variant:
     recipe: str
     sha256: str
     from_cache: bool
+    weights: str = ""  # "int8 99.9%": what the weights became, checked in the file
+    notes: tuple[str, ...] = ()  # how the file came to be, when it is not the obvious way
+    calibration_holdout: int = 0  # samples at the end of the data set used for calibration, not for accuracy
 
 
 @dataclass(frozen=True)
-class VariantFailure:
+class VariantSkipped:
+    """A variant that cannot be made for this model, with the reason in one line."""
+
     name: str
-    message: str
+    reason: str
 
 
 def default_cache_dir() -> Path:
@@ -76,10 +105,10 @@ def default_cache_dir() -> Path:
     return Path(base) / "edgebench" / "variants"
 
 
-def parse_variant_names(text: str | Sequence[str] | None) -> list[str]:
-    """'float32,int8' or a list -> validated names in the order given; None -> all."""
+def parse_variant_names(text: str | Sequence[str] | None) -> list[str] | None:
+    """'float32,int8' or a list -> validated names in the order given; None stays None (the default set)."""
     if text is None:
-        return list(VARIANT_NAMES)
+        return None
     names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
     unknown = [n for n in names if n not in VARIANT_SPECS]
     if unknown or not names:
@@ -89,37 +118,78 @@ def parse_variant_names(text: str | Sequence[str] | None) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def default_variant_names(source: ModelSource) -> list[str]:
+    """What to try for this model: everything, but quantization-aware training only where it ships prebuilt."""
+    return [
+        name for name in VARIANT_NAMES if VARIANT_SPECS[name].source != "prebuilt" or name in source.prebuilt_variants
+    ]
+
+
 def build_variants(
     source: ModelSource,
-    names: Sequence[str] = VARIANT_NAMES,
+    names: Sequence[str] | None = None,
     *,
     cache_dir: Path | None = None,
     on_variant: Callable[[str], None] | None = None,
-) -> list[Variant | VariantFailure]:
-    """Every requested variant of `source`, from the cache when already built.
+) -> list[Variant | VariantSkipped]:
+    """Every requested variant of `source` (None: the default set), from the cache when already built.
 
-    A model that is not a float TFLite model fails as a whole (ModelError);
-    after that, a variant that cannot be made is reported and the rest go on.
+    A model that is not a float TFLite model fails as a whole (ModelError).
+    Published models are first turned into a true float32 reference
+    (normalize.py), and every variant is made from it and checked to be what
+    its name says. One that cannot be made, or that the quantizer did not
+    really convert, is skipped with the reason; with explicitly requested
+    `names`, that is bad input and raises QuantizationError (exit 2) instead.
     """
-    require_float_weights(inspect_model(source.model_path))
-    builder = _Builder(source, cache_dir or default_cache_dir())
-    results: list[Variant | VariantFailure] = []
-    for name in names:
+    explicit = names is not None
+    cache_dir = cache_dir or default_cache_dir()
+    original = inspect_model(source.model_path)
+    require_float_weights(original)
+    builder = _Builder(source, cache_dir)
+    results: list[Variant | VariantSkipped] = []
+    for name in names if explicit else default_variant_names(source):
         if on_variant:
             on_variant(name)
         try:
             results.append(builder.build(VARIANT_SPECS[name]))
         except EdgebenchError as error:
-            results.append(VariantFailure(name, str(error)))
+            results.append(VariantSkipped(name, str(error)))
         except Exception as error:  # the quantizer raises anything; one variant must not sink the others
-            message = " ".join(f"{type(error).__name__}: {error}".split())
-            results.append(VariantFailure(name, message))
+            results.append(
+                VariantSkipped(name, " ".join(f"the quantizer failed: {type(error).__name__}: {error}".split()))
+            )
+        if explicit and isinstance(results[-1], VariantSkipped):
+            raise QuantizationError(f"variant {name} cannot be made for {source.name}: {results[-1].reason}")
     return results
+
+
+def float32_reference(source: ModelSource, cache_dir: Path | None = None) -> Path:
+    """The true float32 model every variant of `source` is made from (and measured against)."""
+    return _Builder(source, cache_dir or default_cache_dir()).normalized.reference
 
 
 def export_variants(variants: Sequence[Variant], out_dir: Path, stem: str) -> list[Path]:
     """Copy variants to `out_dir` as <stem>-<variant>.tflite."""
     return [atomic_copy(v.path, Path(out_dir) / f"{stem}-{v.name}.tflite") for v in variants]
+
+
+def verify_variant(spec: VariantSpec, reference: ModelInfo, variant: ModelInfo) -> tuple[str | None, float]:
+    """Is this file what `spec` claims? (reason it is not, or None; share of float32 weights converted)."""
+    reference_float = reference.weight_elements.get("float32", 0)
+    if spec.weight_dtype is None:
+        return (None if variant.is_plain_float32 else "its weights are not plain float32"), 0.0
+    if variant.path.read_bytes() == reference.path.read_bytes():
+        return f"the quantizer returned the float32 model unchanged: no {spec.weight_dtype} weights", 0.0
+    converted = variant.weight_elements.get(spec.weight_dtype, 0)
+    share = converted / reference_float if reference_float else 0.0
+    if share < MIN_CONVERTED_SHARE:
+        left = ", ".join(f"{op} ({count:,})" for op, count in variant.float32_weight_consumers.most_common(3))
+        return (
+            f"only {share:.0%} of the float32 weights became {spec.weight_dtype}"
+            + (f"; float32 weights remain in {left}" if left else ""),
+            share,
+        )
+    return None, share
 
 
 class _Builder:
@@ -128,36 +198,65 @@ class _Builder:
         self.model_sha256 = sha256_file(source.model_path)
         self.cache_dir = cache_dir / self.model_sha256[:16]
 
+    @functools.cached_property
+    def normalized(self) -> NormalizedModel:
+        return normalize_model(self.source.model_path, self.cache_dir)
+
+    @functools.cached_property
+    def reference_info(self) -> ModelInfo:
+        return inspect_model(self.normalized.reference)
+
     def build(self, spec: VariantSpec) -> Variant:
+        notes: tuple[str, ...] = ()
+        holdout = 0
         if spec.source == "original":
-            return self._describe(spec, self.source.model_path, from_cache=False)
-        if spec.source == "prebuilt":
+            path, from_cache, notes = self.normalized.reference, False, self.normalized.changes
+        elif spec.source == "prebuilt":
             path = self.source.prebuilt_variants.get(spec.name)
             if path is None:
                 raise QuantizationError(
                     f"{spec.name} needs quantization-aware training; only zoo models ship it prebuilt"
                 )
-            return self._describe(spec, path, from_cache=False)
-
-        calibration_sha256 = self._calibration_sha256() if spec.needs_calibration else None
-        path = self.cache_dir / f"{spec.name}-{self._cache_key(spec, calibration_sha256)}.tflite"
-        if path.is_file():
-            return self._describe(spec, path, from_cache=True)
-        atomic_write_bytes(path, self._quantize(spec))
-        inspect_model(path)  # the quantizer's output must itself be a valid model
-        return self._describe(spec, path, from_cache=False)
-
-    def _describe(self, spec: VariantSpec, path: Path, from_cache: bool) -> Variant:
-        return Variant(spec.name, path, path.stat().st_size, spec.recipe, sha256_file(path), from_cache)
+            from_cache = False
+        else:
+            calibration = self._calibration if spec.needs_calibration else None
+            key = self._cache_key(spec, calibration.dataset.sha256 if calibration else None)
+            path = self.cache_dir / f"{spec.name}-{key}.tflite"
+            from_cache = path.is_file()
+            if not from_cache:
+                atomic_write_bytes(path, self._quantize(spec, calibration))
+            if calibration:
+                notes, holdout = (calibration.note,), calibration.holdout
+        info = inspect_model(path)  # the quantizer's output must itself be a valid model
+        reason, share = verify_variant(spec, self.reference_info, info)
+        if reason:
+            raise QuantizationError(reason)
+        # Rounded down: 99.97% shows as 99.9%, never as a 100% it is not.
+        weights = "float32" if spec.weight_dtype is None else f"{spec.weight_dtype} {math.floor(share * 1000) / 10}%"
+        if spec.weight_dtype and share < PARTIAL_WARNING:
+            notes += (f"partial: only {share:.0%} of the float32 weights became {spec.weight_dtype}",)
+        return Variant(spec.name, path, path.stat().st_size, spec.recipe, sha256_file(path), from_cache, weights,
+                       notes, holdout)  # fmt: skip
 
     @functools.cached_property
-    def _calibration(self) -> Dataset:
-        if self.source.calibration_path is None:
-            raise QuantizationError("needs calibration data: pass --calibration data.npz (an 'x' array of samples)")
-        return load_dataset(self.source.calibration_path, require_labels=False)
-
-    def _calibration_sha256(self) -> str:
-        return self._calibration.sha256
+    def _calibration(self) -> Calibration:
+        if self.source.calibration_path is not None:
+            dataset = load_dataset(self.source.calibration_path, require_labels=False)
+            return Calibration(dataset, f"calibrated on {dataset.path.name} ({dataset.count:,} samples)")
+        if self.source.dataset_path is None:
+            raise QuantizationError(
+                "needs calibration data: pass --calibration data.npz, or --dataset data.npz to hold out a slice of it"
+            )
+        dataset = load_dataset(self.source.dataset_path, require_labels=False)
+        holdout = min(HOLDOUT_MAX, int(dataset.count * HOLDOUT_FRACTION))
+        if holdout < 1:
+            raise QuantizationError(
+                f"needs calibration data: {dataset.path.name} has too few samples ({dataset.count}) to hold out a "
+                "calibration slice; pass --calibration data.npz"
+            )
+        note = (f"calibrated on the last {holdout:,} samples of {dataset.path.name}, held out: accuracy uses the "
+                f"first {dataset.count - holdout:,}")  # fmt: skip
+        return Calibration(dataset.tail(holdout), note, holdout)
 
     def _cache_key(self, spec: VariantSpec, calibration_sha256: str | None) -> str:
         from importlib.metadata import version
@@ -170,10 +269,10 @@ class _Builder:
         }
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
-    def _quantize(self, spec: VariantSpec) -> bytes:
+    def _quantize(self, spec: VariantSpec, calibration: Calibration | None) -> bytes:
         from ai_edge_quantizer import quantizer
 
-        qt = quantizer.Quantizer(str(self.source.model_path))
+        qt = quantizer.Quantizer(str(self.normalized.quantizer_input))
         qt.load_quantization_recipe(_recipe(spec.name))
         calibration_result = None
         # The calibrator draws a tqdm bar on stderr with no way to turn it off and
@@ -181,34 +280,46 @@ class _Builder:
         # are noise in the middle of our own progress display.
         with contextlib.redirect_stderr(io.StringIO()), native_stderr_silenced(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors", category=UserWarning)
-            if spec.needs_calibration:
-                calibration_result = qt.calibrate(self._calibration_data(), num_threads=os.cpu_count() or 1)
+            if calibration is not None:
+                samples = self._calibration_data(calibration.dataset)
+                calibration_result = qt.calibrate(samples, num_threads=os.cpu_count() or 1)
             result = qt.quantize(calibration_result, enable_progress_bar=False, enable_progress_report=False)
         if not result.quantized_model:
             raise QuantizationError("the quantizer produced no model")
         return bytes(result.quantized_model)
 
-    def _calibration_data(self) -> dict:
+    def _calibration_data(self, dataset: Dataset) -> dict:
         """{signature: [{input name: one sample shaped like the input}, ...]}, as the quantizer wants."""
         from ai_edge_litert.interpreter import Interpreter
 
-        interpreter = Interpreter(model_path=str(self.source.model_path))
+        interpreter = Interpreter(model_path=str(self.normalized.quantizer_input))
         signatures = interpreter.get_signature_list()
         if len(signatures) != 1:
             raise QuantizationError(f"calibration supports models with one signature, this one has {len(signatures)}")
-        key, signature = next(iter(signatures.items()))
-        if len(signature["inputs"]) != 1:
-            raise QuantizationError("calibration supports single-input models")
-        input_name = signature["inputs"][0]
-        runner = interpreter.get_signature_runner(key)
-        shape = tuple(runner.get_input_details()[input_name]["shape"])
-        samples = self._calibration.model_inputs()
-        try:
-            return {key: [{input_name: sample.reshape(shape)} for sample in samples]}
-        except ValueError:
-            raise QuantizationError(
-                f"calibration samples of shape {samples.shape[1:]} do not fit the model input {shape}"
-            ) from None
+        key = next(iter(signatures))
+        positions = {detail["index"]: position for position, detail in enumerate(interpreter.get_input_details())}
+        details = interpreter.get_signature_runner(key).get_input_details()
+        inputs = dataset.input_sets()
+        if len(inputs) != len(positions):
+            raise QuantizationError(f"the calibration set has {len(inputs)} input array(s), the model {len(positions)}")
+        per_input = {}
+        for name, detail in details.items():
+            shape = tuple(detail["shape"])
+            samples = inputs[positions[detail["index"]]]
+            try:
+                per_input[name] = [sample.reshape(shape) for sample in samples]
+            except ValueError:
+                raise QuantizationError(
+                    f"calibration samples of shape {samples.shape[1:]} do not fit the model input {name} {shape}"
+                ) from None
+        return {key: [{name: per_input[name][i] for name in per_input} for i in range(dataset.count)]}
+
+
+@dataclass(frozen=True)
+class Calibration:
+    dataset: Dataset
+    note: str
+    holdout: int = 0
 
 
 def _recipe(name: str):

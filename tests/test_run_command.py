@@ -43,7 +43,7 @@ def test_run_prints_the_comparison_table(quick_run):
     out = completed.stdout
     assert "device local (x86_64" in out or "device local (" in out
     assert "ai_edge_litert 2.3.0" in out and "1 thread" in out
-    for header in ("p50 ms", "speed-up", "peak MB", "top-1 (95% CI)", "agrees"):
+    for header in ("p50", "speed-up", "peak MB", "top-1 (95% CI)", "agrees", "SQNR dB", "cosine"):
         assert header in out
     for variant in ("float32", "int8", "dynamic-int8"):
         assert f"│ {variant} " in out
@@ -82,7 +82,7 @@ def test_markdown_output_for_ci_summaries(tmp_path, variant_cache):
         *QUICK, "--results-dir", str(tmp_path), "--cache-dir", str(variant_cache), "--format", "markdown",
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr
-    assert "| variant | bytes | smaller by | load ms | p50 ms |" in completed.stdout
+    assert "| variant | bytes | smaller by | load ms | p50 | p90 | speed-up |" in completed.stdout
 
 
 def test_rounds_interleave_and_the_speedup_is_the_median_of_per_round_ratios(tmp_path, variant_cache):

@@ -7,8 +7,9 @@ import shutil
 import numpy as np
 import pytest
 
+from edgebench.errors import QuantizationError
 from edgebench.evaluate import evaluate_file
-from edgebench.variants import Variant, VariantFailure, build_variants, parse_variant_names
+from edgebench.variants import Variant, VariantSkipped, build_variants, parse_variant_names
 from edgebench.zoo import ModelSource
 
 ACCURACY_SAMPLES = 2_000
@@ -95,25 +96,28 @@ def test_other_calibration_data_is_a_different_cache_entry(mnist, mnist_variants
     assert result.path != mnist_variants["int8"].path
 
 
-def test_a_failed_variant_does_not_stop_the_others(mnist, tmp_path):
-    """A user's model with no calibration set: the static recipes and QAT fail, the rest are made."""
+def test_a_variant_that_cannot_be_made_is_skipped_and_the_others_are_made(mnist, tmp_path):
+    """A user's model with no calibration set: the static recipes are skipped, QAT is not even tried."""
     user_model = tmp_path / "my model.tflite"
     shutil.copy(mnist.model_path, user_model)
-    results = build_variants(
-        ModelSource("my model", user_model),
-        ["float32", "int8", "dynamic-int8", "qat-int8"],
-        cache_dir=tmp_path / "cache",
-    )
+    results = build_variants(ModelSource("my model", user_model), cache_dir=tmp_path / "cache")
     by_name = {r.name: r for r in results}
-    assert [r.name for r in results] == ["float32", "int8", "dynamic-int8", "qat-int8"]
-    assert isinstance(by_name["int8"], VariantFailure) and "--calibration" in by_name["int8"].message
-    assert isinstance(by_name["qat-int8"], VariantFailure) and "quantization-aware" in by_name["qat-int8"].message
-    assert isinstance(by_name["dynamic-int8"], Variant) and by_name["dynamic-int8"].size_bytes > 0
+    assert [r.name for r in results] == ["float32", "float16", "dynamic-int8", "int8", "int16x8", "int4-weights"]
+    assert isinstance(by_name["int8"], VariantSkipped) and "--calibration" in by_name["int8"].reason
+    assert isinstance(by_name["dynamic-int8"], Variant) and by_name["dynamic-int8"].weights.startswith("int8 99.")
+
+
+def test_an_explicit_request_that_cannot_be_made_is_bad_input(mnist, tmp_path):
+    user_model = tmp_path / "mine.tflite"
+    shutil.copy(mnist.model_path, user_model)
+    with pytest.raises(QuantizationError, match=r"variant qat-int8 cannot be made for mine: .*quantization-aware"):
+        build_variants(ModelSource("mine", user_model), ["float32", "qat-int8"], cache_dir=tmp_path / "cache")
 
 
 def test_variant_names_are_validated():
     from edgebench.errors import EdgebenchError
 
     assert parse_variant_names("int8, float32,int8") == ["int8", "float32"]
+    assert parse_variant_names(None) is None  # the default set, decided per model
     with pytest.raises(EdgebenchError, match="unknown variant int3"):
         parse_variant_names("int8,int3")

@@ -17,7 +17,7 @@ OFFICIAL_MNIST_PARAMETERS = 3_274_634
 def test_float_model_is_the_official_network(mnist):
     info = inspect_model(mnist.model_path)
     assert info.float_weight_elements == OFFICIAL_MNIST_PARAMETERS
-    assert info.integer_weight_elements <= 4  # only Flatten's int32 reshape shape
+    assert info.weight_elements.get("int32", 0) <= 4 and info.is_plain_float32  # only Flatten's int32 shape
     assert mnist.provenance["training"]["parameters"] == OFFICIAL_MNIST_PARAMETERS
 
 

@@ -77,15 +77,23 @@ def _distribution_version(name):
 
 
 def load_npz(path):
-    """Read an edgebench .npz: `x`, optional `y`, `x_scale`, `x_offset`."""
+    """Read an edgebench .npz: `x` (or `x0`, `x1`, ... for several inputs), optional `y`, `x_scale`, `x_offset`."""
     with np.load(path, allow_pickle=False) as data:
         arrays = {key: data[key] for key in data.files}
     return arrays
 
 
-def model_inputs(arrays, start=0, stop=None):
-    """Samples [start:stop] in the model's float input domain: x * x_scale + x_offset."""
-    x = arrays["x"][start:stop].astype(np.float32)
+def input_keys(arrays):
+    """The arrays that feed the model's inputs, in input order: ["x"], or ["x0", "x1", ...]."""
+    if "x" in arrays:
+        return ["x"]
+    numbered = [key for key in arrays if key[:1] == "x" and key[1:].isdigit()]
+    return sorted(numbered, key=lambda key: int(key[1:]))
+
+
+def model_inputs(arrays, start=0, stop=None, key=None):
+    """Samples [start:stop] of one input array in the model's float domain: x * x_scale + x_offset."""
+    x = arrays[key or input_keys(arrays)[0]][start:stop].astype(np.float32)
     scale = float(arrays["x_scale"]) if "x_scale" in arrays else 1.0
     offset = float(arrays["x_offset"]) if "x_offset" in arrays else 0.0
     if scale != 1.0:
@@ -93,6 +101,29 @@ def model_inputs(arrays, start=0, stop=None):
     if offset != 0.0:
         x += np.float32(offset)
     return x
+
+
+def input_sets(arrays, start=0, stop=None):
+    """One float array per model input, samples [start:stop]."""
+    return [model_inputs(arrays, start, stop, key) for key in input_keys(arrays)]
+
+
+def representative_inputs(details, count, seed=0):
+    """Seeded stand-in inputs shaped like the model's inputs, in its float domain: uniform [0, 1).
+
+    Used when no data set is given. Random inputs are a weak proxy for real
+    data, and every figure made from them says so."""
+    generator = np.random.RandomState(seed)
+    sets = []
+    for detail in details:
+        shape = tuple(int(d) for d in detail["shape"][1:])
+        if np.dtype(detail["dtype"]).kind in "iu" and np.dtype(detail["dtype"]).name not in INTEGER_IO_TYPES:
+            info = np.iinfo(np.dtype(detail["dtype"]))
+            values = generator.randint(max(info.min, 0), min(info.max, 255) + 1, size=(count, *shape))
+            sets.append(values.astype(np.float32))
+        else:
+            sets.append(generator.random_sample((count, *shape)).astype(np.float32))
+    return sets
 
 
 def quantize_input(values, detail):
@@ -116,69 +147,126 @@ def dequantize_output(values, detail):
     return (values.astype(np.float32) - zero_point) * np.float32(scale or 1.0)
 
 
-class Classifier:
-    """One interpreter fed one sample (or batch) at a time, classes out."""
+class ModelRunner:
+    """One interpreter fed samples (or batches) on every input; float outputs out.
+
+    Inputs are given in the model's float domain and quantized with each input
+    tensor's own scale and zero point; integer outputs are dequantized. The
+    first output is what a classifier's top-1 reads.
+    """
 
     def __init__(self, interpreter):
         self.interpreter = interpreter
-        self.input = interpreter.get_input_details()[0]
-        self.output = interpreter.get_output_details()[0]
-        self.batch = int(self.input["shape"][0]) if len(self.input["shape"]) else 1
+        self._refresh()
+        self.batch = int(self.inputs[0]["shape"][0]) if len(self.inputs[0]["shape"]) else 1
+        self.native_batch = self.batch  # what the model was made for, before any resize
+
+    def _refresh(self):
+        self.inputs = self.interpreter.get_input_details()
+        self.outputs = self.interpreter.get_output_details()
 
     def try_batch(self, batch):
-        """Resize the batch dimension for faster evaluation; keep the original if the model refuses.
+        """Resize the batch dimension of every input for faster evaluation; keep the original if the model refuses.
 
         A model whose graph hard-codes batch 1 (a Reshape to [1, -1], say) may
-        accept the resize yet fold the batch into one row; the output shape
-        tells, and then the original shape is restored.
+        accept the resize yet fold the batch into one row; the output shapes
+        tell, and then the original shapes are restored.
         """
-        original = [int(d) for d in self.input["shape"]]
-        if not original or original[0] == batch:
+        originals = [[int(d) for d in detail["shape"]] for detail in self.inputs]
+        if any(not shape for shape in originals) or all(shape[0] == batch for shape in originals):
             return self.batch
-        if self._resize([batch, *original[1:]]) and int(self.interpreter.get_output_details()[0]["shape"][0]) == batch:
+        resized = self._resize([[batch, *shape[1:]] for shape in originals])
+        if resized and all(
+            len(o["shape"]) and int(o["shape"][0]) == batch for o in self.interpreter.get_output_details()
+        ):
             self.batch = batch
         else:
-            self._resize(original)
-        self.input = self.interpreter.get_input_details()[0]
-        self.output = self.interpreter.get_output_details()[0]
+            self._resize(originals)
+        self._refresh()
         return self.batch
 
-    def _resize(self, shape):
+    def _resize(self, shapes):
         try:
-            self.interpreter.resize_tensor_input(self.input["index"], np.array(shape, dtype=np.int32))
+            for detail, shape in zip(self.inputs, shapes):
+                self.interpreter.resize_tensor_input(detail["index"], np.array(shape, dtype=np.int32))
             self.interpreter.allocate_tensors()
         except Exception:  # RuntimeError or ValueError, depending on the runtime version
             return False
         return True
 
-    def set_input(self, values):
-        shape = tuple(self.input["shape"])
-        self.interpreter.set_tensor(self.input["index"], quantize_input(values.reshape(shape), self.input))
+    def set_inputs(self, values):
+        """`values`: one array per input, each holding exactly one batch."""
+        for detail, array in zip(self.inputs, values):
+            shape = tuple(detail["shape"])
+            self.interpreter.set_tensor(detail["index"], quantize_input(array.reshape(shape), detail))
 
-    def scores(self):
-        raw = self.interpreter.get_tensor(self.output["index"])
-        return dequantize_output(raw, self.output).reshape(raw.shape[0], -1)
+    def output_values(self):
+        """Every output as float, (batch, -1)."""
+        results = []
+        for detail in self.outputs:
+            raw = self.interpreter.get_tensor(detail["index"])
+            results.append(dequantize_output(raw, detail).reshape(self.batch, -1))
+        return results
+
+    def run(self, values):
+        """Every output for every sample in `values` (one array per input, any count; padded to the batch)."""
+        count = len(values[0])
+        collected = [[] for _ in self.outputs]
+        for start in range(0, count, self.batch):
+            chunk = [array[start : start + self.batch] for array in values]
+            used = len(chunk[0])
+            if used < self.batch:
+                chunk = [np.concatenate([c, np.zeros((self.batch - used, *c.shape[1:]), dtype=c.dtype)]) for c in chunk]
+            self.set_inputs(chunk)
+            self.interpreter.invoke()
+            for index, output in enumerate(self.output_values()):
+                collected[index].append(output[:used])
+        return [np.concatenate(parts) for parts in collected]
 
     def predict(self, values):
-        """Top-1 class of each sample in `values` (any count; padded to the batch)."""
-        count = len(values)
-        predictions = np.empty(count, dtype=np.int64)
-        for start in range(0, count, self.batch):
-            chunk = values[start : start + self.batch]
-            if len(chunk) < self.batch:
-                pad = np.zeros((self.batch - len(chunk), *chunk.shape[1:]), dtype=chunk.dtype)
-                chunk = np.concatenate([chunk, pad])
-            self.set_input(chunk)
-            self.interpreter.invoke()
-            predictions[start : start + self.batch] = np.argmax(self.scores(), axis=1)[: min(self.batch, count - start)]
-        return predictions
+        """Top-1 class of each sample, read from the first output."""
+        return np.argmax(self.run(values)[0], axis=1).astype(np.int64)
+
+
+def fidelity_metrics(outputs, reference):
+    """How far `outputs` are from the float32 `reference`, per output tensor (both (samples, -1) float arrays).
+
+    sqnr_db: 10 log10(signal power / error power) over all samples; cosine: the
+    mean and the worst per-sample cosine similarity; max_abs_error: the largest
+    absolute difference anywhere.
+    """
+    metrics = []
+    for output, expected in zip(outputs, reference):
+        output, expected = output.astype(np.float64), expected.astype(np.float64)
+        error = output - expected
+        noise, signal = float(np.sum(error * error)), float(np.sum(expected * expected))
+        norms = np.linalg.norm(output, axis=1) * np.linalg.norm(expected, axis=1)
+        dots = np.sum(output * expected, axis=1)
+        cosine = np.where(
+            norms > 0, dots / np.where(norms > 0, norms, 1), np.where(np.all(error == 0, axis=1), 1.0, 0.0)
+        )
+        metrics.append(
+            {
+                "elements": int(expected.shape[1]),
+                "exact": noise == 0.0,
+                "sqnr_db": None if noise == 0.0 or signal == 0.0 else 10.0 * math.log10(signal / noise),
+                "cosine_mean": float(np.mean(cosine)),
+                "cosine_min": float(np.min(cosine)),
+                "max_abs_error": float(np.max(np.abs(error))) if error.size else 0.0,
+            }
+        )
+    return metrics
 
 
 # --------------------------------------------------------------------------
 # Measurement. Everything below runs on the device.
 # --------------------------------------------------------------------------
 
-SCHEMA_VERSION = 1
+# Agent document history (schema_version):
+#   1 - first version.
+#   2 - "fidelity" (outputs against float32 reference outputs, per output tensor);
+#       stats gain "mad", "iqr" and "robust_cv", which the high-variance warning now uses.
+SCHEMA_VERSION = 2
 RESULT_KIND = "edgebench.agent-result"
 PROBE_KIND = "edgebench.probe"
 PROGRESS_PREFIX = "edgebench-progress "
@@ -194,6 +282,7 @@ DEFAULTS = {
     "runtime": None,
     "dataset": None,
     "samples": None,
+    "reference": None,
     "warmup_min_runs": 1,
     "warmup_min_seconds": 0.5,
     "min_runs": 50,
@@ -235,15 +324,21 @@ def summarize(samples_us):
     values = np.asarray(samples_us, dtype=np.float64)
     if values.size == 0:
         return {"count": 0}
-    p50, p90, p99 = np.percentile(values, [50, 90, 99])
+    p25, p50, p75, p90, p99 = np.percentile(values, [25, 50, 75, 90, 99])
     mean = float(values.mean())
     std = float(values.std(ddof=1)) if values.size > 1 else 0.0
+    mad = float(np.median(np.abs(values - p50)))
     return {
         "count": int(values.size),
         "min": float(values.min()),
         "mean": mean,
         "std": std,
         "cv": std / mean if mean > 0 else 0.0,
+        "mad": mad,
+        "iqr": float(p75 - p25),
+        # 1.4826 MAD estimates the standard deviation of the bulk of the samples: a few
+        # scheduler stalls (single inferences 5x the median) leave it alone, unlike std.
+        "robust_cv": 1.4826 * mad / float(p50) if p50 > 0 else 0.0,
         "p50": float(p50),
         "p90": float(p90),
         "p99": float(p99),
@@ -254,13 +349,12 @@ def summarize(samples_us):
 def validity_warnings(stats, settings, thermal, max_time_hit):
     """pyperf/MLPerf-style reasons not to trust a result, each with a code and a sentence."""
     warnings = []
-    if stats.get("count", 0) > 1 and stats["cv"] > settings["cv_warning"]:
+    if stats.get("count", 0) > 1 and stats["robust_cv"] > settings["cv_warning"]:
         warnings.append(
             {
                 "code": "high-variance",
-                "message": "coefficient of variation {:.0f}% is above {:.0f}%: the machine was busy or unstable".format(
-                    stats["cv"] * 100, settings["cv_warning"] * 100
-                ),
+                "message": "latencies spread {:.0f}% around the median (1.4826 MAD / median), above {:.0f}%: "
+                "the machine was busy or unstable".format(stats["robust_cv"] * 100, settings["cv_warning"] * 100),
             }
         )
     if stats.get("count", 0) < settings["min_runs"]:
@@ -568,13 +662,16 @@ def measure(settings, progress, document):
     memory["peak_rss_after_load"] = peak_rss_bytes()
     memory["rss_after_load"] = rss_bytes()
 
-    classifier = Classifier(interpreter)
-    if dataset is not None:
-        sample = model_inputs(dataset, 0, 1)
-    else:  # no data set: a fixed pseudo-random input in [0, 1)
-        sample = np.random.RandomState(0).random_sample(tuple(classifier.input["shape"])).astype(np.float32)
+    runner = ModelRunner(interpreter)
+    # Without a data set, latency is measured on a fixed pseudo-random input per model input.
+    first = input_sets(dataset, 0, 1) if dataset is not None else representative_inputs(runner.inputs, 1)
     try:
-        classifier.set_input(sample)
+        if len(first) != len(runner.inputs):
+            raise AgentFailure(
+                "input-mismatch", f"the data set has {len(first)} input array(s), the model {len(runner.inputs)}",
+                EXIT_USAGE,
+            )  # fmt: skip
+        runner.set_inputs(first)
         before = time.perf_counter()
         interpreter.invoke()
         timing["first_inference_us"] = (time.perf_counter() - before) * 1e6
@@ -603,25 +700,75 @@ def measure(settings, progress, document):
     document["thermal"]["zones_after"] = temperatures()
     document["thermal"]["throttled"] = pi_throttle_flags()
 
-    if dataset is not None and settings["samples"] != 0:
-        document["accuracy"] = evaluate(classifier, dataset, settings["samples"], progress)
+    try:
+        if dataset is not None and settings["samples"] != 0 and "y" in dataset:
+            document["accuracy"] = evaluate(runner, dataset, settings["samples"], progress)
+        if settings["reference"] and settings["samples"] != 0:
+            document["fidelity"] = fidelity(runner, load_npz(settings["reference"]), progress)
+    except (RuntimeError, ValueError) as error:
+        raise AgentFailure("invoke-failed", f"{runtime_name}: {error}", EXIT_INVOKE_FAILED) from None
     document["warnings"] = validity_warnings(stats, settings, document["thermal"], max_time_hit)
 
 
-def evaluate(classifier, dataset, samples, progress):
-    total = len(dataset["x"]) if samples is None else min(samples, len(dataset["x"]))
-    classifier.try_batch(EVALUATION_BATCH)
+def batch_if_faithful(runner, inputs, batch=EVALUATION_BATCH):
+    """Evaluate in batches only where that computes what batch 1 computes.
+
+    Dynamic-range (hybrid) kernels quantize activations over the whole batch,
+    so a batch of 100 gives other outputs than one sample at a time (seen: SQNR
+    19 dB at batch 1, 6 dB at batch 100 on one model). Returns the batch used."""
+    native = runner.native_batch
+    check = [array[:batch] for array in inputs]
+    one_by_one = runner.run(check)
+    if runner.try_batch(batch) == native:
+        return native
+    batched = runner.run(check)
+    if all(np.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in zip(one_by_one, batched)):
+        return runner.batch
+    runner.try_batch(native)
+    return runner.batch
+
+
+def evaluate(runner, dataset, samples, progress):
+    """Top-1 of the first output against the labels `y`, on the first `samples` samples."""
+    count = len(dataset["y"])
+    total = count if samples is None else min(samples, count)
+    batch_if_faithful(runner, input_sets(dataset, 0, min(total, EVALUATION_BATCH)))
     predictions = []
     for start in range(0, total, 1000):
         stop = min(start + 1000, total)
-        predictions.extend(int(p) for p in classifier.predict(model_inputs(dataset, start, stop)))
+        predictions.extend(int(p) for p in runner.predict(input_sets(dataset, start, stop)))
         progress("accuracy", stop, total)
-    correct = int(np.sum(np.asarray(predictions) == dataset["y"][:total])) if "y" in dataset else None
-    result = {"total": total, "predictions": predictions, "batch": classifier.batch}
-    if correct is not None:
-        low, high = wilson_interval(correct, total)
-        result.update({"correct": correct, "top1": correct / total, "wilson95": [low, high]})
-    return result
+    correct = int(np.sum(np.asarray(predictions) == dataset["y"][:total]))
+    low, high = wilson_interval(correct, total)
+    return {
+        "total": total, "predictions": predictions, "batch": runner.batch,
+        "correct": correct, "top1": correct / total, "wilson95": [low, high],
+    }  # fmt: skip
+
+
+def fidelity(runner, reference, progress):
+    """This variant's outputs against the float32 reference outputs, on the reference's own inputs.
+
+    `reference` holds in0, in1, ... (model inputs, float domain) and out0,
+    out1, ... (float32 outputs, (samples, -1)), plus a `source` string."""
+    inputs = [reference[key] for key in sorted((k for k in reference if k.startswith("in")), key=lambda k: int(k[2:]))]
+    expected = [reference[k] for k in sorted((k for k in reference if k.startswith("out")), key=lambda k: int(k[3:]))]
+    if len(inputs) != len(runner.inputs) or len(expected) != len(runner.outputs):
+        raise AgentFailure(
+            "reference-mismatch",
+            f"the reference outputs are for {len(inputs)} input(s) and {len(expected)} output(s); this model has "
+            f"{len(runner.inputs)} and {len(runner.outputs)}",
+            EXIT_USAGE,
+        )
+    progress("fidelity", 0, len(inputs[0]), force=True)
+    runner.try_batch(runner.native_batch)
+    outputs = runner.run(inputs)  # at the model's own batch size: what a deployment computes
+    progress("fidelity", len(inputs[0]), len(inputs[0]), force=True)
+    names = [str(detail["name"]) for detail in runner.outputs]
+    metrics = fidelity_metrics(outputs, [e.reshape(len(e), -1) for e in expected])
+    for name, metric in zip(names, metrics):
+        metric["name"] = name
+    return {"samples": len(inputs[0]), "source": str(reference.get("source", "unknown")), "outputs": metrics}
 
 
 def _max_or_none(zones):
@@ -636,7 +783,8 @@ def parse_settings(argv):
     parser.add_argument("model", nargs="?", help="the .tflite to measure")
     parser.add_argument("--config", help="a JSON file of settings; flags override it")
     parser.add_argument("--dataset", help=".npz with x (and y) for accuracy")
-    parser.add_argument("--samples", type=int, help="evaluate the first N samples (0: no accuracy)")
+    parser.add_argument("--samples", type=int, help="evaluate the first N samples (0: no accuracy, no fidelity)")
+    parser.add_argument("--reference", help=".npz of float32 reference inputs (in0, ...) and outputs (out0, ...)")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--delegate", choices=("xnnpack", "none"))
     parser.add_argument("--cpus", help="pin to these CPUs, e.g. 2,3")

@@ -5,20 +5,19 @@ from __future__ import annotations
 from edgebench.report.table import Column, DataTable
 from edgebench.summary import RunSummaryView, VariantSummary
 
-COLUMNS = (
+BASE_COLUMNS = (
     Column("variant", "left"),
     Column("bytes"),
     Column("smaller by"),
     Column("load ms"),
-    Column("p50 ms"),
-    Column("p90 ms"),
+    Column("p50"),
+    Column("p90"),
     Column("speed-up"),
     Column("peak MB"),
     Column("Δ MB"),
-    Column("top-1 (95% CI)"),
-    Column("Δ pp"),
-    Column("agrees"),
 )
+ACCURACY_COLUMNS = (Column("top-1 (95% CI)"), Column("Δ pp"), Column("agrees"))
+FIDELITY_COLUMNS = (Column("SQNR dB"), Column("cosine"), Column("max |err|"))
 
 
 def run_table(view: RunSummaryView, title: str) -> DataTable:
@@ -32,39 +31,77 @@ def run_table(view: RunSummaryView, title: str) -> DataTable:
     ]
     if view.emulated:
         header.append("EMULATED device: latencies come from an emulator, not hardware; accuracy and memory still hold")
+    with_accuracy = any(v.top1 is not None for v in view.variants)
+    with_fidelity = any(v.fidelity_outputs for v in view.variants)
+    if with_fidelity:
+        header.append(f"fidelity against float32 outputs on {view.fidelity}; worst output tensor shown")
+    columns = BASE_COLUMNS + (ACCURACY_COLUMNS if with_accuracy else ()) + (FIDELITY_COLUMNS if with_fidelity else ())
     rows, notes = [], []
     for variant in view.variants:
-        rows.append(_row(variant))
-        if variant.status != "ok":
+        cells = _row(variant)
+        if with_accuracy:
+            cells += _accuracy_cells(variant)
+        if with_fidelity:
+            cells += _fidelity_cells(variant)
+        rows.append(cells)
+        notes.extend(f"{variant.name}: {note}" for note in variant.notes)
+        if variant.status == "failed":
             notes.append(f"{variant.name} failed: {variant.error}")
+        elif variant.status == "skipped":
+            notes.append(f"{variant.name} skipped: {variant.error}")
         notes.extend(f"warning: {w}" for w in variant.warnings)
-    return DataTable(title, COLUMNS, tuple(rows), tuple(notes), tuple(header))
+    return DataTable(title, columns, tuple(rows), tuple(notes), tuple(header))
+
+
+def format_latency(ms: float | None) -> str:
+    """Units that fit the number: µs below 1 ms, three significant digits either way (4.12 µs, 905 µs, 1.05 ms)."""
+    if ms is None:
+        return "—"
+    us = ms * 1000
+    if us < 999.5:
+        return f"{_three_digits(us)} µs"
+    return f"{_three_digits(ms)} ms" if ms < 999.5 else f"{ms:,.0f} ms"
+
+
+def _three_digits(value: float) -> str:
+    if value < 9.995:
+        return f"{value:.2f}"
+    return f"{value:.1f}" if value < 99.95 else f"{value:.0f}"
 
 
 def _row(v: VariantSummary) -> tuple[str, ...]:
     size = f"{v.size_bytes:,}" if v.size_bytes else "—"
     ratio = _fmt(v.size_ratio, "{:.2f}x")
     if v.status != "ok":
-        return (v.name, size, ratio, "failed", *("—",) * 8)
-    accuracy = "—"
-    if v.top1 is not None:
-        accuracy = f"{v.top1:.4f}"
-        if v.top1_interval:
-            accuracy += f" ({v.top1_interval[0]:.4f}–{v.top1_interval[1]:.4f})"
+        return (v.name, size, ratio, v.status, *("—",) * 5)
     return (
         v.name,
         size,
         ratio,
         _fmt(v.load_ms, "{:.1f}"),
-        _fmt(v.p50_ms, "{:.3f}"),
-        _fmt(v.p90_ms, "{:.3f}"),
+        format_latency(v.p50_ms),
+        format_latency(v.p90_ms),
         _fmt(v.speedup, "{:.2f}x"),
         _fmt(v.peak_rss_mb, "{:.1f}"),
         _fmt(v.peak_delta_mb, "{:+.1f}"),
-        accuracy,
-        _fmt(v.top1_delta_pp, "{:+.2f}"),
-        _fmt(v.agreement * 100 if v.agreement is not None else None, "{:.2f}%"),
     )
+
+
+def _accuracy_cells(v: VariantSummary) -> tuple[str, str, str]:
+    accuracy = "—"
+    if v.top1 is not None:
+        accuracy = f"{v.top1:.4f}"
+        if v.top1_interval:
+            accuracy += f" ({v.top1_interval[0]:.4f}–{v.top1_interval[1]:.4f})"
+    agreement = _fmt(v.agreement * 100 if v.agreement is not None else None, "{:.2f}%")
+    return (accuracy, _fmt(v.top1_delta_pp, "{:+.2f}"), agreement)
+
+
+def _fidelity_cells(v: VariantSummary) -> tuple[str, str, str]:
+    if not v.fidelity_outputs:
+        return ("—", "—", "—")
+    sqnr = "exact" if v.fidelity_exact else _fmt(v.sqnr_db, "{:.1f}")
+    return (sqnr, f"{v.cosine:.5f}", f"{v.max_abs_error:.3g}")
 
 
 def _fmt(value, pattern: str) -> str:

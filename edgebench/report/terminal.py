@@ -12,8 +12,14 @@ from edgebench.report.table import DataTable
 def rich_table(table: DataTable) -> Group:
     """The table, then its notes as full-width lines (a caption would wrap them to the table's width)."""
     rendered = Table(title=table.title, title_justify="left")
-    for column in table.columns:
-        rendered.add_column(column.header, justify=column.align, no_wrap=column.align == "right")
+    names = max((len(row[0]) for row in table.rows), default=0)
+    for index, column in enumerate(table.columns):
+        # The first column names the row: it is never squeezed away on a narrow console.
+        first = index == 0
+        rendered.add_column(
+            column.header, justify=column.align, no_wrap=column.align == "right" or first,
+            min_width=names if first else None,
+        )  # fmt: skip
     for row in table.rows:
         rendered.add_row(*row)
     return Group(*(Text(line) for line in table.header), rendered, *(Text(note) for note in table.notes))

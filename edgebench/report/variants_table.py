@@ -6,31 +6,35 @@ from collections.abc import Mapping, Sequence
 
 from edgebench.evaluate import Accuracy
 from edgebench.report.table import Column, DataTable
-from edgebench.variants import VARIANT_SPECS, Variant, VariantFailure
+from edgebench.variants import VARIANT_SPECS, Variant, VariantSkipped
 
 
 def variants_table(
     model_name: str,
-    results: Sequence[Variant | VariantFailure],
+    results: Sequence[Variant | VariantSkipped],
     accuracies: Mapping[str, Accuracy] | None = None,
 ) -> DataTable:
     float_size = next((r.size_bytes for r in results if isinstance(r, Variant) and r.name == "float32"), None)
     float_accuracy = (accuracies or {}).get("float32")
     columns = [Column("variant", "left"), Column("bytes"), Column("smaller by"), Column("file")]
-    columns.append(Column("recipe", "left"))
+    columns += [Column("weights", "left"), Column("recipe", "left")]
     if accuracies is not None:
         columns += [Column("top-1"), Column("Δ pp")]
-    rows, notes = [], []
+    rows, notes, skipped = [], [], []
     for result in results:
-        if isinstance(result, VariantFailure):
-            rows.append((result.name, "—", "—", "failed", "—") + (("—", "—") if accuracies is not None else ()))
-            notes.append(f"{result.name} failed: {result.message}")
+        if isinstance(result, VariantSkipped):
+            skipped.append(
+                (result.name, "—", "—", "skipped", "—", "—") + (("—", "—") if accuracies is not None else ())
+            )
+            notes.append(f"{result.name} skipped: {result.reason}")
             continue
         ratio = f"{float_size / result.size_bytes:.2f}x" if float_size else "—"
-        row = (result.name, f"{result.size_bytes:,}", ratio, _origin(result), result.recipe)
+        row = (result.name, f"{result.size_bytes:,}", ratio, _origin(result), result.weights, result.recipe)
         if accuracies is not None:
             row += _accuracy_cells(accuracies.get(result.name), float_accuracy)
         rows.append(row)
+        notes.extend(f"{result.name}: {note}" for note in result.notes)
+    rows += skipped  # what could not be made comes after what was
     if accuracies is not None and float_accuracy is not None:
         notes.insert(0, f"top-1 on {float_accuracy.total:,} evaluation samples (ai_edge_litert on this host)")
     return DataTable(f"Variants of {model_name}", tuple(columns), tuple(rows), tuple(notes))

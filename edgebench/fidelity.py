@@ -1,0 +1,107 @@
+"""The float32 reference outputs that every variant's outputs are measured against.
+
+Fidelity answers the question accuracy cannot for a detector, a landmark or an
+embedding model: how far do the quantized outputs drift from float32? The host
+runs the float32 reference model (ai_edge_litert, through the agent's own
+ModelRunner) once on a set of inputs and writes inputs and outputs to one
+`.npz` that travels with the run; on the device each variant runs the same
+inputs and the agent computes SQNR, cosine similarity and the largest absolute
+error per output tensor (agent.fidelity_metrics).
+
+The inputs are the first samples of the data set's evaluation part when one is
+given, or seeded uniform [0, 1) inputs shaped like the model's inputs when not;
+random inputs are a weak proxy for real data and every table says when they
+were used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgebench.agent import agent
+from edgebench.dataset import Dataset
+from edgebench.errors import DatasetError, ModelError
+from edgebench.fileio import atomic_write_bytes, sha256_file
+from edgebench.quiet import native_stderr_silenced
+
+DEFAULT_SAMPLES = 100
+# Inputs and outputs of a large model (a segmentation map per sample) must still fit on a board.
+BYTES_BUDGET = 64 << 20
+REFERENCE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ReferenceSet:
+    path: Path
+    source: str  # "dataset" or "random"
+    samples: int
+    description: str  # what a person reads in the table
+
+    def as_dict(self) -> dict:
+        return {
+            "source": self.source,
+            "samples": self.samples,
+            "description": self.description,
+            "sha256": sha256_file(self.path),
+        }
+
+
+def build_reference(
+    model_path: Path, dataset: Dataset | None, samples: int, cache_dir: Path, *, limit: int | None = None
+) -> ReferenceSet:
+    """Reference inputs and float32 outputs of `model_path`, cached by content.
+
+    `limit` caps which data-set samples may be used (the held-out calibration
+    slice at the end of the data set is never a fidelity input)."""
+    runner = _runner(model_path)
+    if dataset is not None:
+        available = dataset.count if limit is None else min(limit, dataset.count)
+        count = _within_budget(runner, min(samples, available))
+        source, label = "dataset", f"{count:,} samples of {dataset.path.name}"
+        identity = f"dataset:{dataset.sha256}"
+    else:
+        count = _within_budget(runner, samples)
+        source = "random"
+        label = f"{count:,} seeded random inputs, uniform [0, 1): a weak proxy for real data"
+        identity = "random:0"
+    key = hashlib.sha256(f"{sha256_file(model_path)}:{identity}:{count}:{REFERENCE_VERSION}".encode()).hexdigest()
+    path = Path(cache_dir) / f"reference-{key[:16]}.npz"
+    if not path.is_file():
+        inputs = (
+            dataset.input_sets(0, count) if dataset is not None else agent.representative_inputs(runner.inputs, count)
+        )
+        if len(inputs) != len(runner.inputs):
+            raise ModelError(
+                f"the data set has {len(inputs)} input array(s); {model_path.name} has {len(runner.inputs)}"
+            )
+        try:  # one sample at a time, as the agent does: batching changes dynamic-range numerics
+            outputs = runner.run(inputs)
+        except (RuntimeError, ValueError) as error:
+            raise DatasetError(f"the data set's samples do not fit {model_path.name}'s inputs: {error}") from None
+        arrays = {f"in{i}": values for i, values in enumerate(inputs)}
+        arrays.update({f"out{i}": values for i, values in enumerate(outputs)})
+        buffer = io.BytesIO()
+        np.savez(buffer, source=np.array(source), **arrays)
+        atomic_write_bytes(path, buffer.getvalue())
+    return ReferenceSet(path, source, count, label)
+
+
+def _runner(model_path: Path) -> agent.ModelRunner:
+    interpreter_class, _, _ = agent.load_runtime("ai_edge_litert")
+    try:
+        with native_stderr_silenced():
+            interpreter = interpreter_class(model_path=str(model_path), num_threads=1)
+            interpreter.allocate_tensors()
+    except (RuntimeError, ValueError) as error:
+        raise ModelError(f"{model_path} cannot be loaded by ai_edge_litert: {error}") from None
+    return agent.ModelRunner(interpreter)
+
+
+def _within_budget(runner: agent.ModelRunner, count: int) -> int:
+    per_sample = sum(4 * int(np.prod(d["shape"][1:])) for d in [*runner.inputs, *runner.outputs])
+    return max(1, min(count, BYTES_BUDGET // max(per_sample, 1)))

@@ -1,0 +1,227 @@
+"""Models that others wrote: every shape that broke naive quantization, end to end with the real quantizer
+and runtime. The models are real flatbuffers built by tests/third_party_models.py (seeded, untrained)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from ai_edge_litert.interpreter import Interpreter
+
+from edgebench.agent import agent
+from edgebench.errors import QuantizationError
+from edgebench.normalize import normalize_model
+from edgebench.tflite_model import inspect_model
+from edgebench.variants import VARIANT_SPECS, Variant, VariantSkipped, build_variants, verify_variant
+from edgebench.zoo import ModelSource
+from tests.test_quantize_command import assert_one_line_error, run_edgebench
+from tests.third_party_models import write_model
+
+INT8_FAMILY = ("dynamic-int8", "int8", "int16x8")
+QUICK = ["--min-runs", "10", "--min-seconds", "0.05", "--warmup-seconds", "0", "--fidelity-samples", "20"]
+# (shape, build options): no SignatureDef; float16-stored weights; pre-TF-2.3 operator codes; PRELU throughout;
+# two outputs; two inputs.
+SHAPES = [
+    ("landmark", {"float16_weights": True}),
+    ("landmark", {"legacy_opcodes": True}),
+    ("detector", {}),
+    ("two-input", {"signature": True}),
+]
+
+
+def outputs_of(path, inputs):
+    interpreter = Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    return agent.ModelRunner(interpreter).run(inputs)
+
+
+def dataset_for(path, folder, count=60, labelled=False):
+    """Real-looking data for a model's inputs: uint8 images with a scale, one array per input."""
+    interpreter = Interpreter(model_path=str(path))
+    details = interpreter.get_input_details()
+    rng = np.random.default_rng(7)
+    keys = ["x"] if len(details) == 1 else [f"x{i}" for i in range(len(details))]
+    arrays = {
+        key: rng.integers(0, 256, (count, *d["shape"][1:]), dtype=np.uint8)
+        for key, d in zip(keys, details, strict=True)
+    }
+    arrays["x_scale"] = np.float32(1 / 255)
+    if labelled:
+        arrays["y"] = rng.integers(0, 10, count)
+    target = folder / f"{path.stem}-data.npz"
+    np.savez(target, **arrays)
+    return target
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("third-party")
+    return {(shape, tuple(sorted(options))): write_model(folder, shape, **options) for shape, options in SHAPES}
+
+
+@pytest.fixture(scope="module")
+def built(models, tmp_path_factory):
+    """Every shape's default variant set, calibrated on a held-out slice of a data set."""
+    cache = tmp_path_factory.mktemp("third-party-cache")
+    found = {}
+    for key, path in models.items():
+        source = ModelSource(path.stem, path, dataset_path=dataset_for(path, path.parent))
+        found[key] = build_variants(source, cache_dir=cache)
+    return found
+
+
+def test_the_quantizer_alone_leaves_legacy_opcode_models_unchanged(models, tmp_path):
+    """The cause, kept as a test: ai-edge-quantizer reads builtin_code, which pre-2.3 models leave 0 (ADD)."""
+    from ai_edge_quantizer import quantizer
+
+    from edgebench.variants import _recipe
+
+    path = models[("landmark", ("legacy_opcodes",))]
+    assert inspect_model(path).legacy_opcodes > 0
+    qt = quantizer.Quantizer(str(path))
+    qt.load_quantization_recipe(_recipe("dynamic-int8"))
+    output = tmp_path / "out.tflite"
+    output.write_bytes(bytes(qt.quantize().quantized_model))
+    assert "int8" not in inspect_model(output).weight_elements  # nothing was quantized, and no error said so
+    assert inspect_model(output).weight_elements == inspect_model(path).weight_elements
+
+
+@pytest.mark.parametrize(("shape", "options"), SHAPES)
+def test_normalization_gives_a_plain_float32_reference_that_computes_the_same(models, tmp_path, shape, options):
+    path = models[(shape, tuple(sorted(options)))]
+    normalized = normalize_model(path, tmp_path)
+    info = inspect_model(normalized.reference)
+    assert info.is_plain_float32 and not info.dequantized_constants and info.legacy_opcodes == 0
+    assert inspect_model(normalized.quantizer_input).has_signature
+    inputs = agent.representative_inputs(Interpreter(model_path=str(path)).get_input_details(), 8)
+    for original, reference in zip(outputs_of(path, inputs), outputs_of(normalized.reference, inputs), strict=True):
+        np.testing.assert_allclose(reference, original, rtol=1e-5, atol=1e-6)
+    if options.get("float16_weights"):
+        assert normalized.changes == ("unfolded from float16-stored weights (10 constant(s) behind DEQUANTIZE)",)
+        assert inspect_model(path).dequantized_constants == {"float16": 10}
+    elif options.get("legacy_opcodes"):
+        assert "operator code(s) upgraded from the pre-TF-2.3 schema" in normalized.changes[0]
+    else:
+        assert normalized.changes == () and normalized.reference == path  # the user's own file, untouched
+
+
+@pytest.mark.parametrize(("shape", "options"), SHAPES)
+def test_every_int8_family_variant_is_really_quantized(built, models, shape, options):
+    results = {r.name: r for r in built[(shape, tuple(sorted(options)))]}
+    assert not [r for r in results.values() if isinstance(r, VariantSkipped)], results
+    assert "qat-int8" not in results  # no quantization-aware model ships for a user's file
+    reference = results["float32"]
+    source_bytes = {reference.path.read_bytes(), models[(shape, tuple(sorted(options)))].read_bytes()}
+    for name in INT8_FAMILY:
+        variant = results[name]
+        assert reference.size_bytes / variant.size_bytes >= 3.0, (name, variant.size_bytes)
+        assert variant.weights.startswith("int8 ") and float(variant.weights.split()[1].rstrip("%")) > 90
+        assert variant.path.read_bytes() not in source_bytes
+    assert results["float16"].weights.startswith("float16") and results["int4-weights"].weights.startswith("int4")
+    assert any("held out" in note for note in results["int8"].notes)
+
+
+def test_a_copy_of_the_reference_is_never_reported_as_a_variant(models):
+    path = models[("detector", ())]
+    info = inspect_model(path)
+    reason, share = verify_variant(VARIANT_SPECS["dynamic-int8"], info, info)
+    assert reason == "the quantizer returned the float32 model unchanged: no int8 weights" and share == 0
+
+
+def test_a_variant_the_quantizer_left_mostly_float_is_refused(models):
+    """float16 weights claimed, but the file still holds float32 everywhere (a float32 model under another name)."""
+    reference = inspect_model(models[("detector", ())])
+    not_converted = inspect_model(models[("landmark", ("legacy_opcodes",))])
+    reason, _ = verify_variant(VARIANT_SPECS["float16"], reference, not_converted)
+    assert reason.startswith("only 0% of the float32 weights became float16; float32 weights remain in FULLY_CONNECTED")
+
+
+def test_without_calibration_the_static_recipes_are_skipped_and_nothing_fails(models, tmp_path):
+    path = models[("detector", ())]
+    results = build_variants(ModelSource("detector", path), cache_dir=tmp_path)
+    skipped = {r.name: r.reason for r in results if isinstance(r, VariantSkipped)}
+    assert set(skipped) == {"int8", "int16x8"}
+    assert all("--calibration" in reason for reason in skipped.values())
+    assert [r.name for r in results if isinstance(r, Variant)] == ["float32", "float16", "dynamic-int8", "int4-weights"]
+
+
+def test_an_explicitly_requested_variant_that_cannot_be_made_is_bad_input(models, tmp_path):
+    with pytest.raises(QuantizationError, match="variant int8 cannot be made for detector: needs calibration"):
+        build_variants(ModelSource("detector", models[("detector", ())]), ["float32", "int8"], cache_dir=tmp_path)
+
+
+def test_quantize_a_users_model_with_no_other_flag(models, tmp_path):
+    result = run_edgebench("quantize", str(models[("landmark", ("float16_weights",))]), "--cache-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    assert "float32: unfolded from float16-stored weights" in text
+    assert "int8 skipped: needs calibration data" in text
+    lines = result.stdout.splitlines()
+    assert max(i for i, line in enumerate(lines) if "skipped" in line and "│" in line) > max(
+        i for i, line in enumerate(lines) if "dynamic-int8" in line and "│" in line
+    )
+
+
+def test_run_a_detector_without_a_dataset_reports_fidelity(models, tmp_path):
+    result = run_edgebench(
+        "run", "--device", "local", "--model", str(models[("detector", ())]), *QUICK, "--json",
+        "--results-dir", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["run"]["fidelity"]["source"] == "random"
+    assert "weak proxy" in document["run"]["fidelity"]["description"]
+    rows = {v["name"]: v for v in document["variants"]}
+    assert {rows[name]["status"] for name in ("int8", "int16x8")} == {"skipped"}
+    for name in ("float32", "float16", "dynamic-int8", "int4-weights"):
+        row = rows[name]
+        assert row["status"] == "ok" and len(row["fidelity_outputs"]) == 2, row
+        assert [o["name"] for o in row["fidelity_outputs"]] == ["boxes", "scores"]
+        assert -1 <= row["cosine"] <= 1 and row["max_abs_error"] >= 0
+    # float32 on the device against float32 on the host: the same runtime, the same numbers.
+    assert rows["float32"]["fidelity_exact"] and rows["float32"]["max_abs_error"] == 0
+    assert rows["float16"]["sqnr_db"] > 40  # float16 weights barely move the outputs
+    assert rows["int4-weights"]["sqnr_db"] < rows["float16"]["sqnr_db"]
+
+
+def test_run_with_a_labelled_dataset_holds_out_a_calibration_slice(models, tmp_path):
+    path = models[("landmark", ("float16_weights",))]
+    data = dataset_for(path, tmp_path, count=50, labelled=True)
+    result = run_edgebench(
+        "run", "--device", "local", "--model", str(path), "--dataset", str(data), *QUICK,
+        "--variants", "float32,int8", "--results-dir", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "c"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    assert "int8: calibrated on the last 10 samples of landmark-float16_weights-data.npz, held out: accuracy uses " \
+           "the first 40" in text  # fmt: skip
+    assert "SQNR dB" in result.stdout and "top-1" in result.stdout
+    (folder,) = (tmp_path / "results" / "local").iterdir()
+    run = json.loads((folder / "run.json").read_text())
+    assert run["dataset"]["calibration_holdout"] == 10 and run["settings"]["samples"] == 40
+    assert json.loads((folder / "int8.json").read_text())["accuracy"]["total"] == 40
+    assert run["fidelity"]["samples"] == 20 and run["fidelity"]["source"] == "dataset"
+
+
+def test_run_a_two_input_model_end_to_end(models, tmp_path):
+    path = models[("two-input", ("signature",))]
+    data = dataset_for(path, tmp_path, count=30)
+    result = run_edgebench(
+        "run", "--device", "local", "--model", str(path), "--dataset", str(data), *QUICK,
+        "--variants", "float32,dynamic-int8,int8", "--json",
+        "--results-dir", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "c"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = {v["name"]: v for v in json.loads(result.stdout)["variants"]}
+    assert all(rows[name]["status"] == "ok" and rows[name]["fidelity_outputs"] for name in rows)
+    assert rows["int8"]["sqnr_db"] > 20
+
+
+def test_explicit_variant_that_cannot_be_made_exits_2_before_measuring(models, tmp_path):
+    result = run_edgebench(
+        "run", "--device", "local", "--model", str(models[("detector", ())]), "--variants", "float32,int8", *QUICK,
+        "--results-dir", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "c"),
+    )  # fmt: skip
+    assert_one_line_error(result, "variant int8 cannot be made for detector", "--calibration")
+    assert not (tmp_path / "results").exists()
