@@ -120,9 +120,9 @@ def prepare_run(request: RunRequest) -> PreparedRun:
         settings = dataclasses.replace(settings, samples=min(settings.samples or evaluated, evaluated))
     reference = None
     if settings.samples != 0 and request.fidelity_samples > 0:
-        reference = build_reference(
-            float32_reference(source, cache_dir), dataset, request.fidelity_samples, cache_dir, limit=evaluated
-        )
+        # The float32 variant is the normalized reference; normalize only when it was not asked for.
+        model = next((v.path for v in variants if v.name == "float32"), None) or float32_reference(source, cache_dir)
+        reference = build_reference(model, dataset, request.fidelity_samples, cache_dir, limit=evaluated)
     summary = {
         "command": request.command,
         "device": {
