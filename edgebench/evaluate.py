@@ -43,7 +43,7 @@ def evaluate_file(model_path: str | Path, dataset: Dataset, samples: int | None 
         raise ModelError(f"{model_path} cannot be loaded by ai_edge_litert: {error}") from None
     runner = agent.ModelRunner(interpreter)
     count = dataset.count if samples is None else min(samples, dataset.count)
-    agent.batch_if_faithful(runner, dataset.input_sets(0, min(count, EVALUATION_BATCH)), EVALUATION_BATCH)
+    agent.batch_if_faithful(runner, dataset.input_sets(0, min(count, agent.BATCH_CHECK_SAMPLES)), EVALUATION_BATCH)
     predictions = runner.predict(dataset.input_sets(0, count))
     correct = int(np.sum(predictions == dataset.labels[:count]))
     return Accuracy(correct, count, predictions)

@@ -79,7 +79,7 @@ def build_reference(
             raise ModelError(
                 f"the data set has {len(inputs)} input array(s); {model_path.name} has {len(runner.inputs)}"
             )
-        try:  # one sample at a time, as the agent does: batching changes dynamic-range numerics
+        try:  # at the model's own batch size, as the agent runs the variants
             outputs = runner.run(inputs)
         except (RuntimeError, ValueError) as error:
             raise DatasetError(f"the data set's samples do not fit {model_path.name}'s inputs: {error}") from None

@@ -33,7 +33,8 @@ from edgebench.zoo import ModelSource
 # Bump when the way a variant is built changes, so stale cache entries are not reused.
 # 2: dynamic-int8 with per-tensor weight scales.
 # 3: made from the normalized float32 reference (normalize.py).
-VARIANT_FORMAT_VERSION = 3
+# 4: dynamic-int8 with per-channel depthwise weights.
+VARIANT_FORMAT_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ VARIANT_SPECS = {
         VariantSpec("float16", "weight-only float16 (FLOAT_CASTING)", "quantizer", weight_dtype="float16"),
         VariantSpec(
             "dynamic-int8",
-            "dynamic wi8/afp32, per-tensor: int8 weights, float activations",
+            "dynamic wi8/afp32: int8 weights (per-tensor; per-channel for depthwise), float activations",
             "quantizer",
             weight_dtype="int8",
         ),
@@ -336,16 +337,20 @@ def _recipe(name: str):
         return manager.get_quantization_recipe()
     if name == "dynamic-int8":
         # Per-tensor weight scales, not the recipe's default per-channel ones: the
-        # hybrid kernels of tflite-runtime 2.14 (what Raspberry Pi OS boards run)
-        # ignore per-channel scales and return wrong classes (8% top-1 on MNIST),
-        # while per-tensor gives the same accuracy and speed on LiteRT 2.3.
+        # hybrid CONV_2D and FULLY_CONNECTED kernels of tflite-runtime 2.14 (what
+        # Raspberry Pi OS boards run) ignore per-channel scales and return wrong
+        # classes (8% top-1 on MNIST; SQNR 11-18 dB on a depthwise model), while
+        # per-tensor is as accurate and fast on LiteRT 2.3.
+        # Except DEPTHWISE_CONV_2D: its per-tensor hybrid kernel is non-deterministic
+        # on LiteRT 2.3, XNNPACK and builtin alike (two fresh interpreters differ by
+        # up to 0.52 on the same input; SQNR -2 to 19 dB), and per-channel there is
+        # exact and deterministic on both runtimes (50-51 dB on 2.3, 46-50 on 2.14).
         manager = recipe_manager.RecipeManager()
-        manager.add_dynamic_config(
-            regex=".*",
-            operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
-            num_bits=8,
-            granularity=qtyping.QuantGranularity.TENSORWISE,
-        )
+        for operation, granularity in (
+            (qtyping.TFLOperationName.ALL_SUPPORTED, qtyping.QuantGranularity.TENSORWISE),
+            (qtyping.TFLOperationName.DEPTHWISE_CONV_2D, qtyping.QuantGranularity.CHANNELWISE),
+        ):
+            manager.add_dynamic_config(regex=".*", operation_name=operation, num_bits=8, granularity=granularity)
         return manager.get_quantization_recipe()
     return {
         "int8": recipe.static_wi8_ai8,

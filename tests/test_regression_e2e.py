@@ -62,23 +62,37 @@ def three_runs(tmp_path_factory, variant_cache, mnist_variants):
         for process in hogs:
             process.kill()
             process.wait()
-    return results, (quiet, hogged, quiet_run())
+    # quiet_run comes along for a re-measured pair, in the same results folder.
+    return results, (quiet, hogged, quiet_run()), quiet_run
 
 
 def test_a_run_sharing_its_core_with_cpu_hogs_is_slower(three_runs):
-    _, (quiet, hogged, _) = three_runs
+    _, (quiet, hogged, _), _ = three_runs
     (verdict,) = compare_runs(load(quiet), load(hogged), THRESHOLD).variants
     assert verdict.verdict == "slower", verdict.reason
 
 
 def test_two_quiet_runs_of_the_same_setup_are_the_same(three_runs):
-    _, (quiet, _, quiet_again) = three_runs
-    (verdict,) = compare_runs(load(quiet), load(quiet_again), THRESHOLD).variants
-    assert verdict.verdict == "same", verdict.reason
+    """No false alarm between two runs of the same setup under the same conditions.
+
+    On a shared machine the conditions are not ours: other jobs come and go between two runs
+    (seen in CI: median +11%, mean +37% between two hog-free runs while a training job used
+    both cores). A pair judged different is therefore measured again back to back, so both
+    runs share whatever load there is, at most three pairs; a verdict machinery that cries
+    wolf fails all three, and every verdict is reported."""
+    _, (quiet, _, quiet_again), quiet_run = three_runs
+    pair, reasons = (quiet, quiet_again), []
+    for _ in range(3):
+        (verdict,) = compare_runs(load(pair[0]), load(pair[1]), THRESHOLD).variants
+        if verdict.verdict == "same":
+            return
+        reasons.append(f"{verdict.verdict}: {verdict.reason}")
+        pair = (quiet_run(), quiet_run())
+    pytest.fail("three pairs of quiet runs were judged different: " + " | ".join(reasons))
 
 
 def test_check_against_the_last_run_and_the_index(three_runs):
-    results, (quiet, hogged, quiet_again) = three_runs
+    results, (quiet, hogged, quiet_again), _ = three_runs
     threshold = f"{THRESHOLD:.0%}"
     regression = run_edgebench("check", "--results-dir", str(results), "--baseline", quiet.name, str(hogged),
                                "--threshold", threshold)  # fmt: skip

@@ -25,6 +25,13 @@ _ENTRIES = {
         "mnist/mnist_calibration.npz",
         {"qat-int8": "mnist/mnist_qat_int8.tflite"},
     ),
+    # MobileNetV1 0.25 at 96x96: depthwise-separable edge vision (build_mobilenet.py)
+    "mobilenet-digits": (
+        "mobilenet_digits/mobilenet_digits_float32.tflite",
+        "mobilenet_digits/mobilenet_digits_test.npz",
+        "mobilenet_digits/mobilenet_digits_calibration.npz",
+        {},
+    ),
 }
 
 

