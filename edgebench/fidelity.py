@@ -82,7 +82,8 @@ def build_reference(
         try:  # at the model's own batch size, as the agent runs the variants
             outputs = runner.run(inputs)
         except (RuntimeError, ValueError) as error:
-            raise DatasetError(f"the data set's samples do not fit {model_path.name}'s inputs: {error}") from None
+            name = dataset.path.name if dataset is not None else "the generated inputs"
+            raise DatasetError(f"the samples of {name} do not fit {model_path.name}'s inputs: {error}") from None
         arrays = {f"in{i}": values for i, values in enumerate(inputs)}
         arrays.update({f"out{i}": values for i, values in enumerate(outputs)})
         buffer = io.BytesIO()

@@ -237,3 +237,14 @@ def test_explicit_variant_that_cannot_be_made_exits_2_before_measuring(models, t
     )  # fmt: skip
     assert_one_line_error(result, "variant int8 cannot be made for detector", "--calibration")
     assert not (tmp_path / "results").exists()
+
+
+def test_a_dataset_that_does_not_fit_the_model_stops_before_anything_runs(models, tmp_path):
+    data = tmp_path / "wrong-shape.npz"
+    np.savez(data, x=np.zeros((20, 28, 28), np.uint8))  # MNIST-shaped samples for a 64x64x3 model
+    result = run_edgebench(
+        "run", "--device", "local", "--model", str(models[("detector", ())]), "--dataset", str(data), *QUICK,
+        "--variants", "float32", "--results-dir", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "c"),
+    )  # fmt: skip
+    assert_one_line_error(result, "wrong-shape.npz", "do not fit detector.tflite")
+    assert not (tmp_path / "results").exists()
