@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from rich.console import Console
@@ -18,7 +20,24 @@ from edgebench.errors import EdgebenchError
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1  # the command ran, but some variant failed
-EXIT_INTERRUPTED = 130
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (a CI job cancelled, a terminal closed): ended like Ctrl-C, so every
+    measurement taken is kept and the run is marked interrupted, never left "running"."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _terminate(signum, _frame):
+    raise Terminated(signum)
+
+
+def interrupted_exit_code(interruption: KeyboardInterrupt) -> int:
+    """128 + the signal's number, as a shell reports it: 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP."""
+    return 128 + getattr(interruption, "signum", signal.SIGINT)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,14 +45,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.argv = argv
     stderr = Console(stderr=True)
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, _terminate)
     try:
         return args.handler(args)
     except EdgebenchError as error:
         stderr.print(f"edgebench: error: {error}", markup=False, highlight=False, soft_wrap=True)
         return error.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interruption:
         stderr.print("edgebench: interrupted", markup=False, highlight=False)
-        return EXIT_INTERRUPTED
+        return interrupted_exit_code(interruption)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -214,14 +236,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         with display:
             outcome = run_on_device(prepared, display.on_event, trust_new_host=args.trust_new_host)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interruption:
+        how = f" by {interruption.args[0]}" if isinstance(interruption, Terminated) else ""
         stderr.print(
-            f"edgebench: interrupted; {len(prepared.store.measurements)} measurement(s) kept in "
+            f"edgebench: interrupted{how}; {len(prepared.store.measurements)} measurement(s) kept in "
             f"{prepared.store.folder}",
             markup=False,
             highlight=False,
         )
-        return EXIT_INTERRUPTED
+        return interrupted_exit_code(interruption)
     if outcome.history_error:
         stderr.print(f"edgebench: warning: {outcome.history_error}", markup=False, highlight=False, soft_wrap=True)
     if args.json:

@@ -13,8 +13,10 @@ Memory: the difference of peak RSS, beyond the same relative threshold and 1 MB.
 Accuracy: the 95% Wilson intervals of top-1; a change counts when they do not
 overlap (on 10,000 samples about 0.4 points near 99%).
 Size: exact bytes and sha256.
-Runs of different devices, runtime versions, threads, delegates or CPU sets
-are not comparable, and the reason is given.
+Runs of different devices, model files, runtime versions, threads, delegates
+or CPU sets are not comparable, and the reason is given; so is a variant whose
+file changed. Accuracy figures from another data set or sample count are not
+compared.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ class VariantComparison:
     p_value: float | None = None
     memory: str = "n/a"  # "more", "less", "same", "n/a"
     memory_delta_bytes: int | None = None
-    accuracy: str = "n/a"  # "worse", "better", "same", "n/a"
+    accuracy: str = "n/a"  # "worse", "better", "same", "n/a", "not comparable"
     top1_a: float | None = None
     top1_b: float | None = None
     size: str = "n/a"  # "same", "changed", "n/a"
@@ -103,6 +105,9 @@ def comparability(a: RunData, b: RunData) -> tuple[str, ...]:
     if runtime_a and runtime_b and runtime_a != runtime_b:
         names = [f"{r['name']} {r['version']}" for r in (runtime_a, runtime_b)]
         reasons.append(f"different runtimes: {names[0]} vs {names[1]}")
+    model_a, model_b = a.summary["model"].get("sha256"), b.summary["model"].get("sha256")
+    if model_a and model_b and model_a != model_b:
+        reasons.append(f"different model files: {a.summary['model']['name']} sha256 {model_a[:12]} vs {model_b[:12]}")
     settings_a, settings_b = a.summary.get("settings", {}), b.summary.get("settings", {})
     for key, label in (("threads", "threads"), ("delegate", "delegate"), ("cpus", "CPU pinning")):
         if settings_a.get(key) != settings_b.get(key):
@@ -117,16 +122,36 @@ def compare_runs(a: RunData, b: RunData, threshold: float = DEFAULT_THRESHOLD) -
         return RunComparison(a.run_id, b.run_id, reasons, threshold=threshold)
     sizes_a = {v["name"]: v for v in a.summary.get("variants", [])}
     sizes_b = {v["name"]: v for v in b.summary.get("variants", [])}
+    data_change = dataset_change(a, b)
     variants = []
     for name in [v for v in b.variants() if v in a.variants()]:
-        variants.append(_compare_variant(name, a.ok(name), b.ok(name), sizes_a.get(name), sizes_b.get(name), threshold))
+        variants.append(
+            _compare_variant(name, a.ok(name), b.ok(name), sizes_a.get(name), sizes_b.get(name), threshold, data_change)
+        )
     return RunComparison(a.run_id, b.run_id, (), tuple(variants), threshold)
 
 
-def _compare_variant(name, docs_a, docs_b, file_a, file_b, threshold) -> VariantComparison:
+def dataset_change(a: RunData, b: RunData) -> str | None:
+    """Why the two runs' accuracy figures cannot be compared, if they cannot: another data set or sample count."""
+    data_a, data_b = a.summary.get("dataset") or {}, b.summary.get("dataset") or {}
+    if data_a.get("sha256") != data_b.get("sha256"):
+        return "different data sets"
+    evaluated_a = a.summary.get("settings", {}).get("samples")
+    evaluated_b = b.summary.get("settings", {}).get("samples")
+    if evaluated_a != evaluated_b:
+        return f"different sample counts: {evaluated_a} vs {evaluated_b}"
+    return None
+
+
+def _compare_variant(name, docs_a, docs_b, file_a, file_b, threshold, data_change=None) -> VariantComparison:
     size = "n/a"
     if file_a and file_b:
         size = "same" if file_a.get("sha256") == file_b.get("sha256") else "changed"
+    if size == "changed":
+        # Another file under the same name (a new quantizer, another calibration set): a latency
+        # change would be the file's, not the device's or the runtime's.
+        reason = f"the {name} file changed: sha256 {file_a['sha256'][:12]} vs {file_b['sha256'][:12]}"
+        return VariantComparison(name, "not comparable", reason, size=size)
     if not docs_a or not docs_b:
         missing = "baseline" if not docs_a else "candidate"
         return VariantComparison(name, "not comparable", f"no successful measurement in the {missing} run", size=size)
@@ -149,7 +174,10 @@ def _compare_variant(name, docs_a, docs_b, file_a, file_b, threshold) -> Variant
     accuracy_a, accuracy_b = docs_a[0].get("accuracy") or {}, docs_b[0].get("accuracy") or {}
     accuracy = "n/a"
     if "wilson95" in accuracy_a and "wilson95" in accuracy_b:
-        accuracy = accuracy_verdict(accuracy_a["wilson95"], accuracy_b["wilson95"])
+        if data_change:
+            accuracy, reason = "not comparable", f"{reason}; accuracy not comparable: {data_change}"
+        else:
+            accuracy = accuracy_verdict(accuracy_a["wilson95"], accuracy_b["wilson95"])
     return VariantComparison(
         name, verdict, reason, median_a, median_b, ratio, mean_ratio, p_value, memory, delta, accuracy,
         accuracy_a.get("top1"), accuracy_b.get("top1"), size,

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgebench import __version__
+from edgebench import __version__, schemas
 from edgebench.errors import EdgebenchError
 from edgebench.fileio import atomic_write_json
 
@@ -122,12 +122,28 @@ def load_run(folder: str | Path) -> tuple[dict, list[Measurement]]:
             f"{path} is schema_version {summary.get('schema_version')!r} of {summary.get('kind')!r}; this edgebench "
             f"{__version__} reads {RUN_KIND} version {RUN_SCHEMA_VERSION}: upgrade edgebench to read it"
         )
+    damage = schemas.problem(summary, schemas.RUN)
+    if damage:
+        raise ResultsError(f"{path} is damaged ({damage}); this run cannot be read")
     measurements = []
-    for entry in summary.get("measurements", []):
-        document = None
-        if entry.get("file"):
-            document = json.loads((folder / entry["file"]).read_text())
+    for entry in summary["measurements"]:
+        document = _read_document(folder, entry["file"]) if entry["file"] else None
         measurements.append(
             Measurement(entry["variant"], entry["round"], entry["status"], document, entry.get("error"), entry["file"])
         )
     return summary, measurements
+
+
+def _read_document(folder: Path, name: str) -> dict:
+    """One agent document of a run, validated: a missing or half-written file is named, never a traceback."""
+    path = folder / name
+    try:
+        document = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ResultsError(f"{path} is missing; run.json lists it, so this run is damaged") from None
+    except (OSError, ValueError) as error:
+        raise ResultsError(f"{path} is damaged ({error}); this run cannot be read") from None
+    damage = schemas.problem(document, schemas.AGENT_RESULT)
+    if damage:
+        raise ResultsError(f"{path} is damaged ({damage}); this run cannot be read")
+    return document

@@ -54,12 +54,22 @@ def resolve_baseline(spec: str, candidate: RunData, results_dir: Path) -> Path:
             earlier.append((run_file.parent, data))
     if not earlier:
         raise EdgebenchError(f"no earlier run of {model} on {device} under {results_dir} to use as a baseline")
+    # Baselines come from comparable runs that measured every variant the candidate did: a run
+    # lacking one would skip it silently. Failing that, the newest earlier run, whose comparison
+    # then says what is not comparable (exit 2) instead of hiding it.
+    wanted = [name for name in candidate.variants() if candidate.ok(name)]
+    complete = [
+        (folder, data) for folder, data in earlier
+        if not comparability(data, candidate) and all(data.ok(name) for name in wanted)
+    ]  # fmt: skip
     if spec == "last":
-        return earlier[-1][0]
-    comparable = [(folder, data) for folder, data in earlier if not comparability(data, candidate)]
-    if not comparable:
-        raise EdgebenchError(f"no earlier run of {model} on {device} has the same runtime, threads and delegate")
-    return min(comparable, key=lambda item: _total_p50(item[1], candidate))[0]
+        return (complete or earlier)[-1][0]
+    if not complete:
+        raise EdgebenchError(
+            f"no earlier run of {model} on {device} has the same model file, runtime, threads and delegate "
+            "and measured every variant of this one"
+        )
+    return min(complete, key=lambda item: _total_p50(item[1], candidate))[0]
 
 
 def _total_p50(run: RunData, candidate: RunData) -> float:

@@ -39,10 +39,14 @@ def agent_document(samples, *, correct=9900, total=10_000, peak=70_000_000, runt
     }
 
 
-def record_run(results, run_id, documents, *, device="pi4", threads=1, delegate="xnnpack", sha="a" * 64):
+def record_run(
+    results, run_id, documents, *, device="pi4", threads=1, delegate="xnnpack", sha="a" * 64, model_sha="m" * 64,
+    dataset_sha="d" * 64,
+):  # fmt: skip
     summary = {
         "device": {"name": device, "emulated": False},
-        "model": {"name": "mnist", "sha256": "m" * 64},
+        "model": {"name": "mnist", "sha256": model_sha},
+        "dataset": {"sha256": dataset_sha, "samples": 10_000},
         "settings": {"threads": threads, "delegate": delegate, "cpus": []},
         "rounds": 1,
         "variants": [{"name": name, "bytes": 3_309_008, "sha256": sha} for name in documents],
@@ -146,12 +150,27 @@ def test_more_peak_memory_is_flagged(tmp_path):
     assert v.memory == "more" and v.memory_delta_bytes == 10_000_000 and v.regression
 
 
-def test_a_changed_model_file_is_reported(tmp_path):
+def test_a_changed_variant_file_is_not_comparable(tmp_path):
     samples = latency_samples(1)
     (v,) = verdict(
         tmp_path, {"int8": agent_document(samples)}, {"int8": agent_document(samples)}, sha="b" * 64
     ).variants
-    assert v.size == "changed"
+    assert v.size == "changed" and v.verdict == "not comparable"
+    assert v.reason == "the int8 file changed: sha256 aaaaaaaaaaaa vs bbbbbbbbbbbb"
+
+
+def test_runs_of_another_model_file_are_not_comparable(tmp_path):
+    samples = latency_samples(1)
+    result = verdict(tmp_path, {"int8": agent_document(samples)}, {"int8": agent_document(samples)}, model_sha="n" * 64)
+    assert not result.comparable
+    assert result.not_comparable == ("different model files: mnist sha256 mmmmmmmmmmmm vs nnnnnnnnnnnn",)
+
+
+def test_a_changed_data_set_is_not_an_accuracy_regression(tmp_path):
+    a, b = agent_document(latency_samples(1)), agent_document(latency_samples(2), correct=9700)
+    (v,) = verdict(tmp_path, {"int8": a}, {"int8": b}, dataset_sha="e" * 64).variants
+    assert v.accuracy == "not comparable" and "accuracy not comparable: different data sets" in v.reason
+    assert not v.regression
 
 
 @pytest.mark.parametrize(
@@ -218,6 +237,29 @@ class TestCheckCommand:
         record_run(results, "20260101T000000Z-mnist-0001", {"int8": agent_document(latency_samples(1))})
         completed = self.check(results, "--baseline", "last")
         assert completed.returncode == 2 and completed.stderr.startswith("edgebench: error: no earlier run")
+
+    def test_last_skips_a_run_that_lacks_the_variant(self, farm):
+        record_run(farm, "20260103T000000Z-mnist-0003", {"float32": agent_document(latency_samples(5))})
+        candidate = load(record_run(farm, "20260104T000000Z-mnist-0004", {"int8": agent_document(latency_samples(3))}))
+        assert resolve_baseline("last", candidate, farm).name == "20260102T000000Z-mnist-0002"
+
+    def test_a_damaged_run_is_named_by_compare_and_skipped_by_check(self, farm):
+        """A missing and a half-written variant JSON: one line and exit 2 where the run is asked for by
+        name; 'last' skips it instead of crashing every later night."""
+        missing = record_run(farm, "20260103T000000Z-mnist-0003", {"int8": agent_document(latency_samples(3))})
+        (missing / "int8.json").unlink()
+        half = record_run(farm, "20260104T000000Z-mnist-0004", {"int8": agent_document(latency_samples(4))})
+        (half / "int8.json").write_text((half / "int8.json").read_text()[:500])
+        record_run(farm, "20260105T000000Z-mnist-0005", {"int8": agent_document(latency_samples(5))})
+        for folder, what in ((missing, "is missing"), (half, "is damaged")):
+            completed = run_edgebench(
+                "compare", "--results-dir", str(farm), str(folder.parent / "20260102T000000Z-mnist-0002"), str(folder)
+            )
+            assert completed.returncode == 2 and "Traceback" not in completed.stderr
+            assert completed.stderr.count("\n") == 1 and f"{folder / 'int8.json'} {what}" in completed.stderr
+        completed = self.check(farm, "--baseline", "last", "--format", "json")
+        assert completed.returncode == 0, completed.stderr
+        assert json.loads(completed.stdout)["baseline"] == "20260102T000000Z-mnist-0002"
 
     def test_best_picks_the_fastest_earlier_run(self, farm):
         candidate = load(record_run(farm, "20260103T000000Z-mnist-0003", {"int8": agent_document(latency_samples(3))}))

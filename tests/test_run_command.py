@@ -144,25 +144,32 @@ def test_an_agent_crash_is_reported_with_its_signal(tmp_path, variant_cache):
     assert summary["status"] == "failed" and all(m.status == "failed" for m in measurements)
 
 
-def test_ctrl_c_keeps_the_variants_already_measured(tmp_path, variant_cache):
+@pytest.mark.parametrize(
+    ("signum", "exit_code", "said"),
+    [(signal.SIGINT, 130, "interrupted;"), (signal.SIGTERM, 143, "interrupted by SIGTERM;"),
+     (signal.SIGHUP, 129, "interrupted by SIGHUP;")],
+)  # fmt: skip
+def test_ctrl_c_sigterm_and_sighup_keep_the_variants_already_measured(tmp_path, variant_cache, signum, exit_code,
+                                                                      said):  # fmt: skip
+    """A cancelled CI job (SIGTERM) or a closed terminal (SIGHUP) ends a run like Ctrl-C: nothing left 'running'."""
     results = tmp_path / "results"
     process = subprocess.Popen(
         [sys.executable, "-m", "edgebench", "run", "--device", "local", "--model", "mnist",
-         "--variants", "float32,dynamic-int8,int8", "--samples", "100", "--min-runs", "10", "--min-seconds", "20",
+         "--variants", "float32,dynamic-int8,int8", "--samples", "100", "--min-runs", "10", "--min-seconds", "6",
          "--results-dir", str(results), "--cache-dir", str(variant_cache)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    # float32 takes ~20 s; interrupt once it is stored, while dynamic-int8 is measuring.
+    # float32 takes ~6 s; interrupt once it is stored, while dynamic-int8 is measuring.
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not list(results.glob("local/*/float32.json")):
         time.sleep(0.2)
     assert list(results.glob("local/*/float32.json")), "float32 was never stored"
     time.sleep(1.0)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     _stdout, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr
+    assert process.returncode == exit_code, stderr
     assert "Traceback" not in stderr
-    assert "edgebench: interrupted; 1 measurement(s) kept in" in stderr
+    assert f"edgebench: {said} 1 measurement(s) kept in" in stderr
     summary, measurements = load_run(only_run_folder(results))
     assert summary["status"] == "interrupted"
     assert [(m.variant, m.status) for m in measurements] == [("float32", "ok")]

@@ -1,0 +1,64 @@
+"""JSON Schemas of the documents edgebench reads back, so a damaged file is named, not a traceback.
+
+Only what readers rely on is required; the agent and the run store write more.
+Validation uses jsonschema; the agent itself never imports this (it only writes).
+"""
+
+from __future__ import annotations
+
+from jsonschema import Draft202012Validator
+
+_NUMBER = {"type": "number"}
+
+AGENT_RESULT = {
+    "type": "object",
+    "required": ["schema_version", "kind", "status"],
+    "properties": {
+        "schema_version": {"enum": [1, 2]},
+        "kind": {"const": "edgebench.agent-result"},
+        "status": {"enum": ["ok", "error"]},
+    },
+    # A successful measurement carries what every reader uses.
+    "if": {"properties": {"status": {"const": "ok"}}},
+    "then": {
+        "required": ["timing", "memory", "environment"],
+        "properties": {
+            "timing": {
+                "type": "object",
+                "required": ["samples_us", "stats", "load_us", "allocate_us"],
+                "properties": {
+                    "samples_us": {"type": "array", "minItems": 1, "items": _NUMBER},
+                    "stats": {"type": "object", "required": ["count", "p50", "p90", "mean"]},
+                },
+            },
+            "memory": {"type": "object", "required": ["peak_rss_after_runs"]},
+            "environment": {"type": "object", "required": ["runtime"]},
+        },
+    },
+}
+
+RUN = {
+    "type": "object",
+    "required": ["schema_version", "kind", "run_id", "status", "device", "model", "measurements", "started_at"],
+    "properties": {
+        "run_id": {"type": "string"},
+        "status": {"type": "string"},
+        "device": {"type": "object", "required": ["name"]},
+        "model": {"type": "object", "required": ["name"]},
+        "measurements": {
+            "type": "array",
+            "items": {"type": "object", "required": ["variant", "round", "status", "file"]},
+        },
+    },
+}
+
+_VALIDATORS = {id(schema): Draft202012Validator(schema) for schema in (AGENT_RESULT, RUN)}
+
+
+def problem(document, schema: dict) -> str | None:
+    """The first way `document` breaks `schema`, in one line, or None when it is valid."""
+    error = next(iter(_VALIDATORS[id(schema)].iter_errors(document)), None)
+    if error is None:
+        return None
+    where = "/".join(str(part) for part in error.absolute_path) or "the document"
+    return f"{where}: {error.message}"
