@@ -291,8 +291,10 @@ def cmd_history(args: argparse.Namespace) -> int:
     results_dir = _results_dir(args)
     path = args.history_db or history.default_history_path(results_dir)
     if args.action == "rebuild":
-        count, skipped = history.rebuild(path, results_dir)
+        count, skipped, moved = history.rebuild(path, results_dir)
         stderr = Console(stderr=True)
+        if moved:
+            stderr.print(moved, markup=False, highlight=False, soft_wrap=True)
         for line in skipped:
             stderr.print(f"skipped {line}", markup=False, highlight=False, soft_wrap=True)
         stderr.print(

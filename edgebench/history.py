@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +92,12 @@ def connect(path: Path) -> Iterator[sqlite3.Connection]:
         raise HistoryError(f"cannot open the history index {path}: {error}") from None
     try:
         connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables and "meta" not in tables:
+            raise HistoryError(
+                f"{path} is not an edgebench history index (it has tables {', '.join(sorted(tables))}): "
+                "run 'edgebench history rebuild' to move it aside and re-create the index"
+            )
         connection.execute("PRAGMA journal_mode = WAL")
         connection.execute("PRAGMA foreign_keys = ON")
         with _transaction(connection):
@@ -132,8 +139,48 @@ def index_run(path: Path, folder: Path, loaded: tuple[dict, list] | None = None)
         _insert(connection, Path(folder), loaded)
 
 
-def rebuild(path: Path, results_dir: Path) -> tuple[int, list[str]]:
-    """Re-create the index from every run.json under results_dir. Returns (runs indexed, skipped folders)."""
+def index_problem(path: Path) -> str | None:
+    """Why the index file at `path` cannot be used as it is (None: absent or healthy)."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        try:
+            if connection.execute("PRAGMA quick_check").fetchone() != ("ok",):
+                return "it failed SQLite's integrity check"
+            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if tables and "meta" not in tables:
+                return f"it is not an edgebench history index (tables: {', '.join(sorted(tables))})"
+            if "meta" in tables:
+                row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                if row is None or row[0] != str(INDEX_SCHEMA_VERSION):
+                    found = row[0] if row else "unknown"
+                    return f"it is index version {found}, this edgebench writes {INDEX_SCHEMA_VERSION}"
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as error:
+        return f"it is unreadable ({error})"
+    return None
+
+
+def move_aside(path: Path) -> Path:
+    """Rename a bad index (and its WAL and shared-memory files, which belong to it) out of the way."""
+    path = Path(path)
+    target = path.with_name(f"{path.name}.broken-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+    for suffix in ("", "-wal", "-shm"):
+        side = Path(f"{path}{suffix}")
+        if side.exists():
+            os.replace(side, f"{target}{suffix}")
+    return target
+
+
+def rebuild(path: Path, results_dir: Path) -> tuple[int, list[str], str | None]:
+    """Re-create the index from every run.json under results_dir, whatever state the index file is in.
+
+    Returns (runs indexed, skipped folders, what happened to a bad index file or None)."""
+    problem = index_problem(path)
+    moved = f"{path} was moved aside to {move_aside(path)}: {problem}" if problem else None
     skipped = []
     count = 0
     with connect(path) as connection, _transaction(connection):
@@ -145,7 +192,7 @@ def rebuild(path: Path, results_dir: Path) -> tuple[int, list[str]]:
                 count += 1
             except (ResultsError, KeyError, ValueError, OSError) as error:
                 skipped.append(f"{run_file.parent}: {error}")
-    return count, skipped
+    return count, skipped, moved
 
 
 def _insert(connection: sqlite3.Connection, folder: Path, loaded: tuple[dict, list] | None = None) -> None:

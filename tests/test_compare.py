@@ -302,6 +302,36 @@ class TestHistory:
         with pytest.raises(history.HistoryError, match="history rebuild"):
             history.query(path)
 
+    @pytest.mark.parametrize("damage", ["corrupt", "truncated", "foreign", "newer"])
+    def test_rebuild_repairs_an_index_in_any_state(self, tmp_path, damage):
+        """The error message sends users to 'history rebuild': it must work whatever the file holds."""
+        results = tmp_path / "results"
+        record_run(results, "20260101T000000Z-mnist-0001", {"int8": agent_document(latency_samples(1))})
+        path = results / "history.sqlite"
+        assert run_edgebench("history", "rebuild", "--results-dir", str(results)).returncode == 0
+        if damage == "corrupt":
+            path.write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 40)
+        elif damage == "truncated":
+            path.write_bytes(path.read_bytes()[:3000])
+        elif damage == "foreign":
+            path.unlink()
+            other = sqlite3.connect(path)
+            other.execute("CREATE TABLE photos (id INTEGER, caption TEXT)")
+            other.commit()
+            other.close()
+        else:
+            with history.connect(path) as connection:
+                connection.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+        broken = run_edgebench("history", "--results-dir", str(results))
+        assert broken.returncode == 2 and "history rebuild" in broken.stderr and "Traceback" not in broken.stderr
+        repaired = run_edgebench("history", "rebuild", "--results-dir", str(results))
+        assert repaired.returncode == 0, repaired.stderr
+        assert f"{path} was moved aside to {path}.broken-" in repaired.stderr and "indexed 1 run(s)" in repaired.stderr
+        moved = [p for p in results.glob("history.sqlite.broken-*") if not p.name.endswith(("-wal", "-shm"))]
+        assert len(moved) == 1  # its WAL and shared-memory files went with it
+        listing = run_edgebench("history", "--results-dir", str(results), "--format", "json")
+        assert [r["run_id"] for r in json.loads(listing.stdout)["runs"]] == ["20260101T000000Z-mnist-0001"]
+
     def test_concurrent_writers_do_not_corrupt_it(self, tmp_path):
         results = tmp_path / "results"
         folders = [
