@@ -251,10 +251,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps(outcome.document(), indent=2))
     else:
         _emit(args.format, outcome.table, {})
-        pushed = outcome.summary.get("pushed_bytes", 0)
-        stderr.print(
-            f"results: {outcome.folder} · pushed {pushed:,} bytes", markup=False, highlight=False, soft_wrap=True
-        )
+        if not outcome.write_error:
+            pushed = outcome.summary.get("pushed_bytes", 0)
+            stderr.print(
+                f"results: {outcome.folder} · pushed {pushed:,} bytes", markup=False, highlight=False, soft_wrap=True
+            )
+    if outcome.write_error:
+        stderr.print(f"edgebench: error: {outcome.write_error}", markup=False, highlight=False, soft_wrap=True)
     return EXIT_OK if outcome.status == "ok" else EXIT_PARTIAL
 
 

@@ -20,7 +20,7 @@ from edgebench.fileio import sha256_file
 from edgebench.inventory import Device, resolve_device
 from edgebench.report.run_table import run_table
 from edgebench.report.table import DataTable
-from edgebench.results import RunStore, load_run, new_run_id
+from edgebench.results import ResultsWriteError, RunStore, load_run, new_run_id
 from edgebench.runner import AgentSettings, RunEvent, RunPlan, execute
 from edgebench.summary import RunSummaryView, summarize
 from edgebench.transport import open_transport
@@ -73,6 +73,7 @@ class RunOutcome:
     view: RunSummaryView
     table: DataTable
     history_error: str | None = None  # the run is on disk; only its index entry is missing
+    write_error: str | None = None  # the results folder refused a write: the run is only in memory
 
     def document(self) -> dict:
         return {
@@ -172,6 +173,10 @@ def run_on_device(
     try:
         with open_transport(prepared.device, trust_new_host=trust_new_host) as transport:
             status = execute(prepared.plan, transport, prepared.store, on_event)
+    except ResultsWriteError as error:
+        # The results folder is full: stop measuring, show what is held in memory, index nothing.
+        run = (prepared.store.summary, prepared.store.measurements)
+        return dataclasses.replace(outcome_of(prepared.store.folder, "failed", run), write_error=str(error))
     except EdgebenchError as error:
         # Reaching the device failed before anything ran: say so in run.json too.
         prepared.store.finish("failed", {"error": str(error)})

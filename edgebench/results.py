@@ -11,6 +11,8 @@ run.json format history (schema_version):
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import secrets
 import time
@@ -28,6 +30,12 @@ AGENT_SCHEMA_VERSIONS = (1, 2)  # 2 adds fidelity and robust dispersion
 
 class ResultsError(EdgebenchError):
     """A results folder or document cannot be read."""
+
+
+class ResultsWriteError(ResultsError):
+    """The results folder refused a write (a full disk): the run stops, what was measured is still in memory."""
+
+    exit_code = 1
 
 
 def utc_now() -> str:
@@ -77,22 +85,42 @@ class RunStore:
         return store
 
     def add(self, measurement: Measurement) -> None:
-        if measurement.document is not None:
-            rounds = self.summary.get("rounds", 1)
-            name = f"{measurement.variant}.json" if rounds == 1 else f"{measurement.variant}.r{measurement.round}.json"
-            atomic_write_json(self.folder / name, measurement.document)
-            measurement.file = name
+        """Keep a measurement: in memory first, so a write that fails (a full disk) loses nothing measured."""
         self.measurements.append(measurement)
-        self.summary["measurements"].append(
-            {
-                "variant": measurement.variant,
-                "round": measurement.round,
-                "status": measurement.status,
-                "file": measurement.file,
-                "error": measurement.error,
-            }
+        try:
+            if measurement.document is not None:
+                rounds = self.summary.get("rounds", 1)
+                name = (
+                    f"{measurement.variant}.json" if rounds == 1 else f"{measurement.variant}.r{measurement.round}.json"
+                )
+                atomic_write_json(self.folder / name, measurement.document)
+                measurement.file = name
+            self.summary["measurements"].append(
+                {
+                    "variant": measurement.variant,
+                    "round": measurement.round,
+                    "status": measurement.status,
+                    "file": measurement.file,
+                    "error": measurement.error,
+                }
+            )
+            self._write_summary()
+        except (OSError, ResultsError) as error:
+            raise self._unsaved(error) from None
+
+    def _unsaved(self, error: Exception) -> ResultsWriteError:
+        """The results folder refused a write: mark the run failed where that still fits, and say what was kept."""
+        reason = (
+            "disk full" if getattr(error, "errno", None) == errno.ENOSPC or "No space" in str(error) else "write failed"
         )
-        self._write_summary()
+        self.summary["status"] = "failed"
+        self.summary["error"] = f"{reason}: {getattr(error, 'strerror', None) or error}"
+        with contextlib.suppress(OSError, ResultsError):
+            self._write_summary()  # small; it may still fit where a measurement did not
+        return ResultsWriteError(
+            f"results not saved: {reason} in {self.folder} ({getattr(error, 'strerror', None) or error}); "
+            f"{len(self.measurements)} measurement(s) kept in memory and shown above"
+        )
 
     def finish(self, status: str, extra: dict | None = None) -> None:
         self.summary["status"] = status

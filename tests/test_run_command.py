@@ -176,6 +176,38 @@ def test_ctrl_c_sigterm_and_sighup_keep_the_variants_already_measured(tmp_path, 
     assert measurements[0].document["timing"]["stats"]["count"] >= 10
 
 
+@pytest.fixture
+def tiny_results_disk(tmp_path):
+    """A real 32 KiB tmpfs as the results folder: room for run.json, not for a measurement document."""
+    folder = tmp_path / "tiny-disk"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32k", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs (needs root): {mounted.stderr.decode().strip()}")
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_a_full_results_disk_keeps_what_was_measured_and_says_so_in_one_line(tiny_results_disk, variant_cache):
+    completed = run_edgebench(
+        "run", "--device", "local", "--model", "mnist", "--variants", "float32,int8", "--samples", "20",
+        "--fidelity-samples", "5", "--min-runs", "3000", "--min-seconds", "0.05", "--warmup-seconds", "0",
+        "--results-dir", str(tiny_results_disk), "--cache-dir", str(variant_cache),
+    )  # fmt: skip
+    assert completed.returncode == 1, completed.stderr
+    assert "Traceback" not in completed.stderr
+    errors = [line for line in completed.stderr.splitlines() if line.startswith("edgebench: error:")]
+    assert len(errors) == 1 and "results not saved: disk full in" in errors[0], completed.stderr
+    assert "1 measurement(s) kept in memory and shown above" in errors[0]
+    # The finished measurement is not lost: it is in the table printed from memory.
+    row = next(line for line in completed.stdout.splitlines() if line.startswith("│ float32"))
+    assert "µs" in row and "failed" not in row
+    # run.json still fits, and no longer says "running" forever.
+    (run_file,) = tiny_results_disk.glob("local/*/run.json")
+    summary = json.loads(run_file.read_text())
+    assert summary["status"] == "failed" and summary["error"].startswith("disk full")
+
+
 class TestBadInput:
     def test_unknown_device(self):
         assert_one_line_error(run_edgebench("run", "--device", "pi9", "--model", "mnist"), "unknown device 'pi9'")
