@@ -203,6 +203,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise EdgebenchError("--samples must be 0 or more")
     if args.fidelity_samples < 0:
         raise EdgebenchError("--fidelity-samples must be 0 or more")
+    if not args.timeout > 0:  # also NaN; 0 would kill every agent at once
+        raise EdgebenchError(f"--timeout must be more than 0 seconds, got {args.timeout:g}")
     request = RunRequest(
         device=args.device,
         model=args.model,

@@ -81,8 +81,45 @@ def load_dataset(path: str | Path, *, require_labels: bool = True) -> Dataset:
         count = len(x)
     if require_labels and "y" not in arrays:
         raise DatasetError(f"{path} has no 'y' labels; an evaluation set needs one class label per sample")
+    for key in keys:
+        if np.issubdtype(arrays[key].dtype, np.floating) and not np.all(np.isfinite(arrays[key])):
+            bad = int(np.sum(~np.isfinite(arrays[key])))
+            raise DatasetError(f"{path}: {key!r} holds {bad:,} NaN or infinite value(s); every input must be finite")
+    for key in ("x_scale", "x_offset"):
+        if key in arrays and (arrays[key].size != 1 or not np.isfinite(float(arrays[key]))):
+            raise DatasetError(f"{path}: {key!r} must be one finite number, got {arrays[key]!r}")
     if "y" in arrays:
         y = arrays["y"]
         if y.shape != (count,) or not np.issubdtype(y.dtype, np.integer):
             raise DatasetError(f"{path}: 'y' must be {count} integer labels, got {y.dtype} {y.shape}")
     return Dataset(path, arrays, sha256_file(path))
+
+
+def check_fits(dataset: Dataset, inputs: list[dict], outputs: list[dict], model_name: str) -> None:
+    """Stop a data set that cannot feed this model on the host, before a device is touched.
+
+    `inputs`/`outputs`: the model's tensor details (shape at its own batch size). Samples must have
+    as many elements as each input takes per sample, and labels must name one of the first
+    output's classes."""
+    arrays = dataset.arrays
+    keys = agent.input_keys(arrays)
+    if len(keys) != len(inputs):
+        raise DatasetError(
+            f"{dataset.path}: {len(keys)} input array(s) ({', '.join(keys)}) for {model_name}, which has "
+            f"{len(inputs)} input(s); name them x0, x1, ... in input order"
+        )
+    for key, detail in zip(keys, inputs, strict=True):
+        wanted = tuple(int(d) for d in detail["shape"][1:])
+        sample = arrays[key].shape[1:]
+        if int(np.prod(sample, dtype=np.int64)) != int(np.prod(wanted, dtype=np.int64)):
+            raise DatasetError(
+                f"{dataset.path}: {key!r} samples are {sample}, {model_name}'s input {detail['name']!r} takes {wanted}"
+            )
+    if dataset.has_labels and outputs:
+        classes = int(np.prod(outputs[0]["shape"][1:], dtype=np.int64))
+        low, high = int(arrays["y"].min()), int(arrays["y"].max())
+        if low < 0 or high >= classes:
+            raise DatasetError(
+                f"{dataset.path}: labels run from {low} to {high}, but {model_name}'s first output has {classes} "
+                f"class(es) (0 to {classes - 1})"
+            )

@@ -31,9 +31,8 @@ class Accuracy:
         return self.correct / self.total if self.total else float("nan")
 
 
-def evaluate_file(model_path: str | Path, dataset: Dataset, samples: int | None = None, threads: int = 1) -> Accuracy:
-    """Top-1 over the first `samples` items (all when None)."""
-    inspect_model(model_path)
+def host_runner(model_path: str | Path, threads: int = 1) -> agent.ModelRunner:
+    """The model loaded by ai_edge_litert on this host, fed through the agent's own runner."""
     interpreter_class, _, _ = agent.load_runtime("ai_edge_litert")
     try:
         with native_stderr_silenced():
@@ -41,7 +40,13 @@ def evaluate_file(model_path: str | Path, dataset: Dataset, samples: int | None 
             interpreter.allocate_tensors()
     except (RuntimeError, ValueError) as error:
         raise ModelError(f"{model_path} cannot be loaded by ai_edge_litert: {error}") from None
-    runner = agent.ModelRunner(interpreter)
+    return agent.ModelRunner(interpreter)
+
+
+def evaluate_file(model_path: str | Path, dataset: Dataset, samples: int | None = None, threads: int = 1) -> Accuracy:
+    """Top-1 over the first `samples` items (all when None)."""
+    inspect_model(model_path)
+    runner = host_runner(model_path, threads)
     count = dataset.count if samples is None else min(samples, dataset.count)
     agent.batch_if_faithful(runner, dataset.input_sets(0, min(count, agent.BATCH_CHECK_SAMPLES)), EVALUATION_BATCH)
     predictions = runner.predict(dataset.input_sets(0, count))

@@ -26,8 +26,8 @@ import numpy as np
 from edgebench.agent import agent
 from edgebench.dataset import Dataset
 from edgebench.errors import DatasetError, ModelError
+from edgebench.evaluate import host_runner
 from edgebench.fileio import atomic_write_bytes, sha256_file
-from edgebench.quiet import native_stderr_silenced
 
 DEFAULT_SAMPLES = 100
 # Inputs and outputs of a large model (a segmentation map per sample) must still fit on a board.
@@ -58,7 +58,7 @@ def build_reference(
 
     `limit` caps which data-set samples may be used (the held-out calibration
     slice at the end of the data set is never a fidelity input)."""
-    runner = _runner(model_path)
+    runner = host_runner(model_path)
     if dataset is not None:
         available = dataset.count if limit is None else min(limit, dataset.count)
         count = _within_budget(runner, min(samples, available))
@@ -90,17 +90,6 @@ def build_reference(
         np.savez(buffer, source=np.array(source), **arrays)
         atomic_write_bytes(path, buffer.getvalue())
     return ReferenceSet(path, source, count, label)
-
-
-def _runner(model_path: Path) -> agent.ModelRunner:
-    interpreter_class, _, _ = agent.load_runtime("ai_edge_litert")
-    try:
-        with native_stderr_silenced():
-            interpreter = interpreter_class(model_path=str(model_path), num_threads=1)
-            interpreter.allocate_tensors()
-    except (RuntimeError, ValueError) as error:
-        raise ModelError(f"{model_path} cannot be loaded by ai_edge_litert: {error}") from None
-    return agent.ModelRunner(interpreter)
 
 
 def _within_budget(runner: agent.ModelRunner, count: int) -> int:

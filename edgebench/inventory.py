@@ -7,6 +7,7 @@ inventory is found at once rather than at 3 a.m. on the board.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,7 +85,16 @@ def load_device_file(path: Path, name: str | None = None) -> Device:
     return _validate(data, path, name or path.stem)
 
 
+# A device's name becomes a folder under results/: nothing that could climb out of it or hide there.
+DEVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
 def _validate(data: dict, path: Path, name: str) -> Device:
+    if not DEVICE_NAME.fullmatch(name):
+        raise InventoryError(
+            f"{path}: the device name {name!r} (the file name without .toml) must be letters, digits, '.', '_' "
+            "or '-', starting with a letter or digit"
+        )
     unknown = sorted(set(data) - set(_FIELDS))
     if unknown:
         raise InventoryError(f"{path}: unknown key {unknown[0]!r} (known: {', '.join(sorted(_FIELDS))})")

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgebench import history
-from edgebench.dataset import load_dataset
+from edgebench.dataset import check_fits, load_dataset
 from edgebench.errors import EdgebenchError
+from edgebench.evaluate import host_runner
 from edgebench.fidelity import DEFAULT_SAMPLES as DEFAULT_FIDELITY_SAMPLES
 from edgebench.fidelity import build_reference
 from edgebench.fileio import sha256_file
@@ -21,7 +22,7 @@ from edgebench.inventory import Device, resolve_device
 from edgebench.report.run_table import run_table
 from edgebench.report.table import DataTable
 from edgebench.results import ResultsWriteError, RunStore, load_run, new_run_id
-from edgebench.runner import AgentSettings, RunEvent, RunPlan, execute
+from edgebench.runner import AgentSettings, RunEvent, RunPlan, check_cpus, execute
 from edgebench.summary import RunSummaryView, summarize
 from edgebench.transport import open_transport
 from edgebench.variants import (
@@ -92,6 +93,9 @@ def agent_settings(device: Device, overrides: dict) -> AgentSettings:
     settings = AgentSettings(threads=device.threads, delegate=device.delegate, cpus=device.cpus)
     given = {key: value for key, value in overrides.items() if value is not None}
     settings = dataclasses.replace(settings, **given)
+    if settings.cpus and device.transport == "local" and hasattr(os, "sched_getaffinity"):
+        # A remote device's CPUs are checked against its probe, before anything is measured there.
+        check_cpus(settings.cpus, sorted(os.sched_getaffinity(0)), device.name)
     if settings.threads < 1:
         raise EdgebenchError("--threads must be at least 1")
     if settings.min_runs < 1 or settings.warmup_min_runs < 0:
@@ -119,11 +123,16 @@ def prepare_run(request: RunRequest) -> PreparedRun:
     evaluated = dataset.count - holdout if dataset else None
     if evaluated is not None and holdout:
         settings = dataclasses.replace(settings, samples=min(settings.samples or evaluated, evaluated))
+    # The float32 variant is the normalized reference; normalize only when it was not asked for.
+    reference_model = next((v.path for v in variants if v.name == "float32"), None) or float32_reference(
+        source, cache_dir
+    )
+    if dataset is not None:
+        runner = host_runner(reference_model)
+        check_fits(dataset, runner.inputs, runner.outputs, source.name)
     reference = None
     if settings.samples != 0 and request.fidelity_samples > 0:
-        # The float32 variant is the normalized reference; normalize only when it was not asked for.
-        model = next((v.path for v in variants if v.name == "float32"), None) or float32_reference(source, cache_dir)
-        reference = build_reference(model, dataset, request.fidelity_samples, cache_dir, limit=evaluated)
+        reference = build_reference(reference_model, dataset, request.fidelity_samples, cache_dir, limit=evaluated)
     summary = {
         "command": request.command,
         "device": {

@@ -85,9 +85,12 @@ def execute(plan: RunPlan, transport: Transport, store: RunStore, on_event: Call
     try:
         on_event(RunEvent("stage", message="agent and models"))
         agent_path = transport.stage(AGENT_FILE, sha256_file(AGENT_FILE))
+        device_name = store.summary.get("device", {}).get("name", "")
         store.summary["device_probe"] = require_runnable(
-            probe_device(transport, agent_path, plan.settings.runtime), store.summary.get("device", {}).get("name", "")
+            probe_device(transport, agent_path, plan.settings.runtime), device_name
         )
+        if plan.settings.cpus and store.summary["device_probe"].get("cores"):
+            check_cpus(plan.settings.cpus, range(store.summary["device_probe"]["cores"]), device_name)
         dataset_path = transport.stage(plan.dataset_path, sha256_file(plan.dataset_path)) if plan.dataset_path else None
         reference_path = None
         if plan.reference_path:
@@ -154,6 +157,16 @@ def probe_device(
     if result.exit_code == 127:
         raise DeviceError(f"the device's python {python!r} was not found: {' | '.join(result.stderr_tail[-2:])}")
     raise DeviceError(f"the agent could not start with {python!r} on the device: {_crash_message(result)}")
+
+
+def check_cpus(cpus: Sequence[int], available: Sequence[int], device_name: str) -> None:
+    """--cpus must name CPUs the device has (and may use), said before anything runs, not as 'Errno 22'."""
+    missing = sorted(set(cpus) - set(available))
+    if missing:
+        raise DeviceError(
+            f"--cpus {','.join(map(str, cpus))}: device {device_name!r} has no CPU {','.join(map(str, missing))} "
+            f"(it has {','.join(map(str, available))})"
+        )
 
 
 def require_runnable(probe: dict, device_name: str) -> dict:

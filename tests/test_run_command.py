@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from edgebench.inventory import Device
@@ -206,6 +207,55 @@ def test_a_full_results_disk_keeps_what_was_measured_and_says_so_in_one_line(tin
     (run_file,) = tiny_results_disk.glob("local/*/run.json")
     summary = json.loads(run_file.read_text())
     assert summary["status"] == "failed" and summary["error"].startswith("disk full")
+
+
+class TestBadDataStopsAtTheDoor:
+    """Each bad value is named in one line, exit 2, before a device is touched or a run folder made."""
+
+    def run(self, tmp_path, *args):
+        results = tmp_path / "results"
+        completed = run_edgebench("run", "--device", "local", "--model", "mnist", "--variants", "float32",
+                                  "--results-dir", str(results), *args)  # fmt: skip
+        assert not results.exists(), "nothing may be written for bad input"
+        return completed
+
+    def dataset(self, tmp_path, **arrays):
+        path = tmp_path / "data.npz"
+        defaults = {"x": np.zeros((20, 28, 28), np.uint8), "y": np.zeros(20, np.int64), "x_scale": np.float32(1 / 255)}
+        np.savez(path, **{**defaults, **arrays})
+        return str(path)
+
+    @pytest.mark.parametrize(
+        ("arrays", "fragment"),
+        [
+            ({"x": np.full((20, 28, 28), np.nan, np.float32)}, "'x' holds 15,680 NaN or infinite value(s)"),
+            ({"x_scale": np.float32(np.inf)}, "'x_scale' must be one finite number"),
+            ({"y": np.arange(20) % 13}, "labels run from 0 to 12, but mnist's first output has 10 class(es)"),
+            ({"x": np.zeros((20, 20, 20), np.uint8)}, "'x' samples are (20, 20), mnist's input"),
+            ({"x0": np.zeros((20, 28, 28)), "x1": np.zeros((20, 28, 28)), "x": None}, "2 input array(s)"),
+        ],
+    )
+    def test_bad_datasets(self, tmp_path, arrays, fragment):
+        arrays = {key: value for key, value in arrays.items() if value is not None}
+        if "x0" in arrays:
+            path = tmp_path / "two.npz"
+            np.savez(path, **arrays)
+            data = str(path)
+        else:
+            data = self.dataset(tmp_path, **arrays)
+        assert_one_line_error(self.run(tmp_path, "--dataset", data), fragment)
+
+    def test_cpus_the_machine_does_not_have(self, tmp_path):
+        assert_one_line_error(self.run(tmp_path, "--cpus", "99"), "--cpus 99: device 'local' has no CPU 99")
+
+    @pytest.mark.parametrize("timeout", ["0", "-5", "nan"])
+    def test_a_timeout_that_is_not_positive(self, tmp_path, timeout):
+        assert_one_line_error(self.run(tmp_path, "--timeout", timeout), "--timeout must be more than 0 seconds")
+
+    def test_a_device_file_whose_name_would_leave_the_results_folder(self, tmp_path):
+        device = tmp_path / "...toml"
+        device.write_text('transport = "local"\n')
+        assert_one_line_error(self.run(tmp_path, "--device", str(device)), "the device name '..'")
 
 
 class TestBadInput:
