@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from edgebench.fidelity import DEFAULT_SAMPLES as DEFAULT_FIDELITY_SAMPLES
 from edgebench.fidelity import build_reference
 from edgebench.fileio import sha256_file
 from edgebench.inventory import Device, resolve_device
+from edgebench.lease import DeviceBusy, Owner, host_lock
 from edgebench.report.run_table import run_table
 from edgebench.report.table import DataTable
 from edgebench.results import ResultsWriteError, RunStore, load_run, new_run_id
@@ -47,6 +49,7 @@ class RunRequest:
     rounds: int = 1
     timeout: float | None = 1800.0
     fidelity_samples: int = DEFAULT_FIDELITY_SAMPLES
+    wait: float = 0.0  # seconds to wait for a device another run holds
     results_dir: Path | None = None
     devices_dir: Path | None = None
     cache_dir: Path | None = None
@@ -170,9 +173,11 @@ def prepare_run(request: RunRequest) -> PreparedRun:
         "skipped": [{"name": s.name, "reason": s.reason} for s in skipped],
     }
     results_dir = request.results_dir or default_results_dir()
-    store = RunStore.create(results_dir, device.name, new_run_id(source.name), summary)
+    run_id = new_run_id(source.name)
+    store = RunStore.create(results_dir, device.name, run_id, summary)
     plan = RunPlan(variants, dataset.path if dataset else None, settings, request.rounds, request.timeout,
-                   reference.path if reference else None)  # fmt: skip
+                   reference.path if reference else None, Owner.of_run(run_id, request.command),
+                   request.wait)  # fmt: skip
     return PreparedRun(device, source, plan, store, history.default_history_path(results_dir))
 
 
@@ -180,8 +185,18 @@ def run_on_device(
     prepared: PreparedRun, on_event: Callable[[RunEvent], None], *, trust_new_host: bool = False
 ) -> RunOutcome:
     try:
-        with open_transport(prepared.device, trust_new_host=trust_new_host) as transport:
+        with (
+            host_lock(prepared.device, prepared.plan.owner, prepared.plan.wait),
+            open_transport(prepared.device, trust_new_host=trust_new_host) as transport,
+        ):
             status = execute(prepared.plan, transport, prepared.store, on_event)
+    except DeviceBusy:
+        if not prepared.store.measurements:
+            # Never had the device: no run to keep, index or pick as a baseline.
+            shutil.rmtree(prepared.store.folder, ignore_errors=True)
+        else:
+            prepared.store.finish("failed", {"error": "the device lease was lost"})
+        raise
     except ResultsWriteError as error:
         # The results folder is full: stop measuring, show what is held in memory, index nothing.
         run = (prepared.store.summary, prepared.store.measurements)

@@ -6,6 +6,7 @@ as it arrives, so a failure or a Ctrl-C later in the run loses nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 from collections.abc import Callable, Sequence
@@ -14,11 +15,13 @@ from pathlib import Path
 
 from edgebench.agent import agent
 from edgebench.fileio import sha256_file
+from edgebench.lease import LEASE_MARGIN_S, DeviceLease, Owner
 from edgebench.results import AGENT_SCHEMA_VERSIONS, Measurement, RunStore
 from edgebench.transport.base import CommandResult, ConnectionLost, DeviceError, Transport
 from edgebench.variants import Variant
 
 AGENT_FILE = Path(agent.__file__)
+DEFAULT_TIMEOUT_S = 1800.0
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,8 @@ class RunPlan:
     rounds: int = 1
     timeout: float | None = 1800.0
     reference_path: Path | None = None  # float32 reference inputs and outputs, for fidelity
+    owner: Owner | None = None  # who takes the device lease; None: no lease (tests driving execute directly)
+    wait: float = 0.0  # how long to wait for a busy device
 
 
 def execute(plan: RunPlan, transport: Transport, store: RunStore, on_event: Callable[[RunEvent], None]) -> str:
@@ -91,54 +96,87 @@ def execute(plan: RunPlan, transport: Transport, store: RunStore, on_event: Call
         )
         if plan.settings.cpus and store.summary["device_probe"].get("cores"):
             check_cpus(plan.settings.cpus, range(store.summary["device_probe"]["cores"]), device_name)
-        dataset_path = transport.stage(plan.dataset_path, sha256_file(plan.dataset_path)) if plan.dataset_path else None
-        reference_path = None
-        if plan.reference_path:
-            reference_path = transport.stage(plan.reference_path, sha256_file(plan.reference_path))
-        model_paths: dict[str, str] = {}
-        failed: set[str] = set()  # a model that failed once is not retried in later rounds
-
-        for round_number in range(1, plan.rounds + 1):
-            for variant in plan.variants:
-                if variant.name in failed:
-                    continue
-                try:
-                    if variant.name not in model_paths:
-                        # Pushed just before its first measurement: a model that does not fit
-                        # on the device fails alone, and the ones that fit are still measured.
-                        on_event(RunEvent("stage", variant.name, message=f"{variant.size_bytes:,} bytes"))
-                        model_paths[variant.name] = transport.stage(variant.path, variant.sha256)
-                    on_event(RunEvent("start", variant.name, round_number))
-                    argv = [*transport.python(), agent_path, model_paths[variant.name], "--sha256", variant.sha256]
-                    if dataset_path:
-                        argv += ["--dataset", dataset_path]
-                    if reference_path and round_number == 1:
-                        argv += ["--reference", reference_path]
-                    argv += plan.settings.argv(with_accuracy=round_number == 1)
-                    result = transport.run(
-                        argv, timeout=plan.timeout, on_stderr_line=_progress_relay(on_event, variant.name, round_number)
-                    )
-                except ConnectionLost as error:
-                    failed |= _device_lost(plan, failed, store, variant.name, round_number, str(error), on_event)
-                    break
-                except DeviceError as error:
-                    if variant.name in model_paths:  # the command itself could not run: the device is gone
-                        failed |= _device_lost(plan, failed, store, variant.name, round_number, str(error), on_event)
-                        break
-                    measurement = Measurement(variant.name, round_number, "failed", error=str(error))
-                else:
-                    measurement = interpret(variant.name, round_number, result, plan.timeout)
-                store.add(measurement)
-                if measurement.status != "ok":
-                    failed.add(variant.name)
-                on_event(RunEvent("done", variant.name, round_number, status=measurement.status,
-                                  message=measurement.error))  # fmt: skip
+        lease = None
+        if plan.owner and transport.lease_dir():
+            ttl = (plan.timeout or DEFAULT_TIMEOUT_S) + LEASE_MARGIN_S
+            lease = DeviceLease(_lease_call(transport, agent_path, plan.owner, ttl), device_name)
+            on_event(RunEvent("stage", message="waiting for the device lease"))
+            lease.acquire(plan.wait)
+        try:
+            return _measure_all(plan, transport, store, on_event, agent_path, lease)
+        finally:
+            if lease:
+                lease.release()
     except KeyboardInterrupt:
         store.finish("interrupted", {"pushed_bytes": transport.bytes_pushed})
         raise
+
+
+def _measure_all(plan: RunPlan, transport: Transport, store: RunStore, on_event, agent_path: str,
+                 lease: DeviceLease | None) -> str:  # fmt: skip
+    """Every variant, every round, in order; each measurement stored as it arrives."""
+    dataset_path = transport.stage(plan.dataset_path, sha256_file(plan.dataset_path)) if plan.dataset_path else None
+    reference_path = None
+    if plan.reference_path:
+        reference_path = transport.stage(plan.reference_path, sha256_file(plan.reference_path))
+    model_paths: dict[str, str] = {}
+    failed: set[str] = set()  # a model that failed once is not retried in later rounds
+
+    for round_number in range(1, plan.rounds + 1):
+        for variant in plan.variants:
+            if variant.name in failed:
+                continue
+            try:
+                if variant.name not in model_paths:
+                    # Pushed just before its first measurement: a model that does not fit
+                    # on the device fails alone, and the ones that fit are still measured.
+                    on_event(RunEvent("stage", variant.name, message=f"{variant.size_bytes:,} bytes"))
+                    model_paths[variant.name] = transport.stage(variant.path, variant.sha256)
+                if lease:
+                    lease.renew()  # for one more agent timeout: a dead controller's lease expires soon
+                on_event(RunEvent("start", variant.name, round_number))
+                argv = [*transport.python(), agent_path, model_paths[variant.name], "--sha256", variant.sha256]
+                if dataset_path:
+                    argv += ["--dataset", dataset_path]
+                if reference_path and round_number == 1:
+                    argv += ["--reference", reference_path]
+                argv += plan.settings.argv(with_accuracy=round_number == 1)
+                result = transport.run(
+                    argv, timeout=plan.timeout, on_stderr_line=_progress_relay(on_event, variant.name, round_number)
+                )
+            except ConnectionLost as error:
+                failed |= _device_lost(plan, failed, store, variant.name, round_number, str(error), on_event)
+                break
+            except DeviceError as error:
+                if variant.name in model_paths:  # the command itself could not run: the device is gone
+                    failed |= _device_lost(plan, failed, store, variant.name, round_number, str(error), on_event)
+                    break
+                measurement = Measurement(variant.name, round_number, "failed", error=str(error))
+            else:
+                measurement = interpret(variant.name, round_number, result, plan.timeout)
+            store.add(measurement)
+            if measurement.status != "ok":
+                failed.add(variant.name)
+            on_event(RunEvent("done", variant.name, round_number, status=measurement.status,
+                              message=measurement.error))  # fmt: skip
     status = run_status(store.measurements)
     store.finish(status, {"pushed_bytes": transport.bytes_pushed})
     return status
+
+
+def _lease_call(transport: Transport, agent_path: str, owner: Owner, ttl: float) -> Callable[[str], dict]:
+    """agent.py --lease ACTION on the device, as a function for DeviceLease."""
+
+    def call(action: str) -> dict:
+        argv = [*transport.python(), agent_path, "--lease", action, "--lease-dir", transport.lease_dir(),
+                "--owner", json.dumps(dataclasses.asdict(owner)), "--ttl", str(ttl)]  # fmt: skip
+        result = transport.run(argv, timeout=120)
+        answer = _parse_document(result.stdout, agent.LEASE_KIND)
+        if answer is None:
+            raise DeviceError(f"the device lease could not be taken ({action}): {_crash_message(result)}")
+        return answer
+
+    return call
 
 
 def probe_device(

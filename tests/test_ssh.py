@@ -218,11 +218,11 @@ def test_remote_arguments_cannot_run_anything(ssh_host, tmp_path, mnist, variant
 
 
 def test_a_killed_agent_is_reported_with_its_exit_and_stderr(ssh_host, tmp_path, variant_cache, home):
-    """The device's Python survives the probe, then dies by SIGKILL as under the OOM killer."""
+    """The device's Python survives the probe and the lease, then dies by SIGKILL as under the OOM killer."""
     doomed = tmp_path / "python-killed-while-measuring"
     doomed.write_text(
         "#!/bin/sh\n"
-        f'case "$*" in *--probe*) exec {sys.executable} "$@";; esac\n'
+        f'case "$*" in *--probe*|*--lease*) exec {sys.executable} "$@";; esac\n'
         "echo 'Out of memory: Killed process' >&2\n"
         "kill -KILL $$\n"
     )

@@ -779,6 +779,65 @@ def _max_or_none(zones):
     return max(zones.values()) if zones else None
 
 
+# ---- the device lease: one measurement per device, across controllers ---------------
+
+LEASE_KIND = "edgebench.lease"
+LEASE_FOLDER = "edgebench.lease"
+
+
+def lease(action, directory, owner, ttl):
+    """Take, renew or give back this device's lease: a folder made with mkdir (atomic on any POSIX
+    filesystem) holding owner.json with who holds it and until when.
+
+    A lease held by someone else is taken over only once it has expired (its holder died
+    without giving it back); an expired holder's folder is renamed away first, so two
+    controllers taking over at once still meet at the one mkdir that succeeds."""
+    path = os.path.join(directory, LEASE_FOLDER)
+    owner_file = os.path.join(path, "owner.json")
+    now = time.time()
+    holder = _read_json(owner_file)
+    mine = holder is not None and holder.get("id") == owner["id"]
+    if action == "release":
+        if mine:
+            shutil.rmtree(path, ignore_errors=True)
+        return {"kind": LEASE_KIND, "released": mine}
+    if not mine:
+        if action == "renew":
+            return {"kind": LEASE_KIND, "acquired": False, "holder": holder, "lost": True}
+        os.makedirs(directory, exist_ok=True)
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            # Half-made (no owner.json yet) counts as held for a minute, then as abandoned.
+            expired = holder["expires"] < now if holder else os.path.getmtime(path) < now - 60
+            if not expired:
+                return {"kind": LEASE_KIND, "acquired": False, "holder": holder}
+            stale = f"{path}.expired-{int(now)}-{os.getpid()}"
+            try:
+                os.rename(path, stale)
+                os.mkdir(path)
+            except OSError:  # another controller took it over first
+                return {"kind": LEASE_KIND, "acquired": False, "holder": _read_json(owner_file)}
+            shutil.rmtree(stale, ignore_errors=True)
+    record = dict(owner, expires=now + ttl, renewed=now)
+    record.setdefault("since", now)
+    if mine:
+        record["since"] = holder.get("since", now)
+    temporary = owner_file + f".{os.getpid()}.tmp"
+    with open(temporary, "w") as f:
+        json.dump(record, f)
+    os.replace(temporary, owner_file)
+    return {"kind": LEASE_KIND, "acquired": True, "holder": record}
+
+
+def _read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
 # ---- entry point ---------------------------------------------------------------
 
 
@@ -801,6 +860,10 @@ def parse_settings(argv):
     parser.add_argument("--output", help="write the document here instead of stdout")
     parser.add_argument("--probe", action="store_true", help="describe what this device can run, and exit")
     parser.add_argument("--workdir", help="with --probe: report free disk space here")
+    parser.add_argument("--lease", choices=("acquire", "renew", "release"), help="take or give back the device lease")
+    parser.add_argument("--lease-dir", help="with --lease: the folder the lease lives in (the device's workdir)")
+    parser.add_argument("--owner", help="with --lease: JSON describing the holder, with a unique 'id'")
+    parser.add_argument("--ttl", type=float, help="with --lease: seconds until the lease expires unless renewed")
     args = parser.parse_args(argv)
     settings = dict(DEFAULTS)
     if args.config:
@@ -811,7 +874,11 @@ def parse_settings(argv):
             settings[key] = value
     if isinstance(settings["cpus"], str):
         settings["cpus"] = [int(c) for c in settings["cpus"].split(",") if c.strip()]
-    if not settings.get("model") and not args.probe:
+    if args.lease:
+        if not (args.lease_dir and args.owner and args.ttl):
+            parser.error("--lease needs --lease-dir, --owner and --ttl")
+        settings["lease"] = (args.lease, args.lease_dir, json.loads(args.owner), args.ttl)
+    elif not settings.get("model") and not args.probe:
         parser.error("a model path is needed (argument or config)")
     settings["probe"] = args.probe
     settings["workdir"] = args.workdir
@@ -823,6 +890,9 @@ def main(argv=None):
     settings, output_path = parse_settings(argv)
     if settings["probe"]:
         sys.stdout.write(json.dumps(probe(settings)) + "\n")
+        return EXIT_OK
+    if settings.get("lease"):
+        sys.stdout.write(json.dumps(lease(*settings["lease"])) + "\n")
         return EXIT_OK
     # Native code (the runtime's "Created delegate" line) may print to fd 1;
     # send all of it to stderr and keep the real stdout for the one document.

@@ -67,6 +67,11 @@ class Transport(ABC):
     ) -> CommandResult:
         """Run argv on the device; stdout whole, stderr line by line."""
 
+    def lease_dir(self) -> str | None:
+        """Where the device lease lives on the device; None when the host lock already covers the device
+        (the local machine is only ever reached from this host)."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - a transport without a connection has nothing to close
         pass
 

@@ -202,6 +202,9 @@ class SshTransport(Transport):
             self._workdir = workdir
         return self._workdir
 
+    def lease_dir(self) -> str:
+        return self.workdir()
+
     def stage(self, local_path: Path, sha256: str) -> str:
         local_path = Path(local_path)
         folder = posixpath.join(self.workdir(), "by-sha256", sha256)

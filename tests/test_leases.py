@@ -1,0 +1,94 @@
+"""One measurement per device at a time: two real `edgebench run` processes on one local and one SSH device."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from edgebench.agent import agent
+from tests.test_quantize_command import assert_one_line_error, run_edgebench
+
+QUICK = ["--samples", "0", "--fidelity-samples", "0", "--min-runs", "10", "--warmup-seconds", "0"]
+
+
+def start_run(device, results, cache, *extra, env=None, min_seconds="4"):
+    """A run in the background that holds the device for a few seconds."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "edgebench", "run", "--device", str(device), "--model", "mnist", "--variants", "float32",
+         *QUICK, "--min-seconds", min_seconds, "--results-dir", str(results), "--cache-dir", str(cache), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+
+
+def wait_until_measuring(results, timeout=120):
+    """The first run holds the device once it has started an agent: its run.json exists and the lease is taken."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if list(results.glob("*/*/run.json")):
+            time.sleep(1.5)  # past the lease, into the measurement
+            return
+        time.sleep(0.1)
+    raise AssertionError("the first run never started")
+
+
+def test_a_second_local_run_is_refused_or_waits_its_turn(tmp_path, variant_cache):
+    results = tmp_path / "results"
+    first = start_run("local", results, variant_cache)
+    wait_until_measuring(results)
+    refused = run_edgebench("run", "--device", "local", "--model", "mnist", "--variants", "float32", *QUICK,
+                            "--results-dir", str(results), "--cache-dir", str(variant_cache))  # fmt: skip
+    assert_one_line_error(refused, "device local is in use by run ", f"(pid {first.pid} on ", "--wait SECONDS")
+    queued = run_edgebench("run", "--device", "local", "--model", "mnist", "--variants", "float32", *QUICK,
+                           "--min-seconds", "0.1", "--wait", "120", "--results-dir", str(results),
+                           "--cache-dir", str(variant_cache))  # fmt: skip
+    first.communicate(timeout=120)
+    assert first.returncode == 0 and queued.returncode == 0, queued.stderr
+    # The refused run left nothing behind (no folder to index or pick as a baseline); the queued one
+    # measured only after the first had finished.
+    folders = sorted(p for p in (results / "local").iterdir())
+    assert len(folders) == 2
+    (first_doc,) = [json.loads(p.read_text()) for p in folders[0].glob("float32.json")]
+    (second_doc,) = [json.loads(p.read_text()) for p in folders[1].glob("float32.json")]
+    assert first_doc["finished_at"] <= second_doc["started_at"]
+
+
+def test_two_controllers_on_one_ssh_board_are_kept_apart_by_the_lease_on_the_board(
+    ssh_host, tmp_path, variant_cache
+):  # fmt: skip
+    """Two controllers (their own host locks, as on two machines) share one board: only the lease in the
+    board's workdir can see the other, and it does."""
+    device = ssh_host.device_file(tmp_path / "shared-board.toml", workdir=str(tmp_path / "board-workdir"))
+    controller_a = {**os.environ, "HOME": str(tmp_path), "EDGEBENCH_LOCK_DIR": str(tmp_path / "locks-a")}
+    controller_b = {**os.environ, "HOME": str(tmp_path), "EDGEBENCH_LOCK_DIR": str(tmp_path / "locks-b")}
+    results_a, results_b = tmp_path / "results-a", tmp_path / "results-b"
+    first = start_run(device, results_a, variant_cache, env=controller_a, min_seconds="6")
+    wait_until_measuring(results_a)
+    lease = json.loads((tmp_path / "board-workdir" / agent.LEASE_FOLDER / "owner.json").read_text())
+    assert lease["pid"] == first.pid and lease["expires"] > time.time() + 1800
+    refused = run_edgebench("run", "--device", str(device), "--model", "mnist", "--variants", "float32", *QUICK,
+                            "--results-dir", str(results_b), "--cache-dir", str(variant_cache),
+                            env=controller_b)  # fmt: skip
+    assert_one_line_error(refused, "device shared-board is in use by run ", f"(pid {first.pid} on ")
+    assert not results_b.exists() or not list(results_b.glob("*/*"))
+    first.communicate(timeout=180)
+    assert first.returncode == 0
+    assert not (tmp_path / "board-workdir" / agent.LEASE_FOLDER).exists()  # given back at the end
+
+
+def test_an_expired_lease_is_taken_over_and_a_live_one_is_not(tmp_path):
+    """A controller that died leaves its lease behind; it stops anyone only until it expires."""
+    workdir = str(tmp_path)
+    dead = {"id": "dead-run", "controller": "lab-a", "pid": 1, "command": "edgebench run"}
+    assert agent.lease("acquire", workdir, dead, ttl=0.5)["acquired"]
+    alive = {"id": "new-run", "controller": "lab-b", "pid": 2, "command": "edgebench run"}
+    answer = agent.lease("acquire", workdir, alive, ttl=60)
+    assert not answer["acquired"] and answer["holder"]["id"] == "dead-run"
+    time.sleep(0.6)
+    assert agent.lease("acquire", workdir, alive, ttl=60)["acquired"]
+    assert not agent.lease("renew", workdir, dead, ttl=60)["acquired"]  # the dead one cannot come back
+    assert agent.lease("renew", workdir, alive, ttl=60)["acquired"]
+    assert agent.lease("release", workdir, alive, ttl=60)["released"]
+    assert agent.lease("acquire", workdir, dead, ttl=60)["acquired"]
