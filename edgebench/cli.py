@@ -102,6 +102,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--max-seconds", type=float, default=150.0, help="maximum measuring time (150)")
     run.add_argument("--timeout", type=float, default=1800.0, help="kill an agent that takes longer (1800 s)")
     run.add_argument("--wait", type=float, default=0.0, help="wait this long for a device another run holds (0)")
+    run.add_argument(
+        "--stall-timeout", type=float, default=45.0,
+        help="an agent that sends nothing this long (it beats every 5 s) is stalled: that variant fails (45 s)",
+    )  # fmt: skip
     run.add_argument("--results-dir", type=Path, default=None, help="default: ./results or $EDGEBENCH_RESULTS")
     run.add_argument("--devices-dir", type=Path, help="where device files live (default: ./devices)")
     run.add_argument("--cache-dir", type=Path, help="variant cache (default: ~/.cache/edgebench/variants)")
@@ -204,6 +208,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise EdgebenchError("--samples must be 0 or more")
     if args.fidelity_samples < 0:
         raise EdgebenchError("--fidelity-samples must be 0 or more")
+    if not args.stall_timeout > 0:
+        raise EdgebenchError(f"--stall-timeout must be more than 0 seconds, got {args.stall_timeout:g}")
     if not args.wait >= 0:
         raise EdgebenchError(f"--wait must be 0 or more seconds, got {args.wait:g}")
     if not args.timeout > 0:  # also NaN; 0 would kill every agent at once
@@ -230,6 +236,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         fidelity_samples=args.fidelity_samples,
         wait=args.wait,
+        stall_timeout=args.stall_timeout,
         results_dir=args.results_dir,
         devices_dir=args.devices_dir,
         cache_dir=args.cache_dir,

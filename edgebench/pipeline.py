@@ -27,6 +27,7 @@ from edgebench.results import ResultsWriteError, RunStore, load_run, new_run_id
 from edgebench.runner import AgentSettings, RunEvent, RunPlan, check_cpus, execute
 from edgebench.summary import RunSummaryView, summarize
 from edgebench.transport import open_transport
+from edgebench.transport.base import DEFAULT_STALL_SECONDS
 from edgebench.variants import (
     Variant,
     VariantSkipped,
@@ -50,6 +51,7 @@ class RunRequest:
     timeout: float | None = 1800.0
     fidelity_samples: int = DEFAULT_FIDELITY_SAMPLES
     wait: float = 0.0  # seconds to wait for a device another run holds
+    stall_timeout: float = DEFAULT_STALL_SECONDS  # an agent that sends nothing this long is stalled
     results_dir: Path | None = None
     devices_dir: Path | None = None
     cache_dir: Path | None = None
@@ -175,9 +177,11 @@ def prepare_run(request: RunRequest) -> PreparedRun:
     results_dir = request.results_dir or default_results_dir()
     run_id = new_run_id(source.name)
     store = RunStore.create(results_dir, device.name, run_id, summary)
-    plan = RunPlan(variants, dataset.path if dataset else None, settings, request.rounds, request.timeout,
-                   reference.path if reference else None, Owner.of_run(run_id, request.command),
-                   request.wait)  # fmt: skip
+    plan = RunPlan(
+        variants, dataset.path if dataset else None, settings, rounds=request.rounds, timeout=request.timeout,
+        reference_path=reference.path if reference else None, owner=Owner.of_run(run_id, request.command),
+        wait=request.wait, stall_timeout=request.stall_timeout,
+    )  # fmt: skip
     return PreparedRun(device, source, plan, store, history.default_history_path(results_dir))
 
 

@@ -17,7 +17,14 @@ from edgebench.agent import agent
 from edgebench.fileio import sha256_file
 from edgebench.lease import LEASE_MARGIN_S, DeviceLease, Owner
 from edgebench.results import AGENT_SCHEMA_VERSIONS, Measurement, RunStore
-from edgebench.transport.base import CommandResult, ConnectionLost, DeviceError, Transport
+from edgebench.transport.base import (
+    DEFAULT_STALL_SECONDS,
+    CommandResult,
+    ConnectionLost,
+    DeviceError,
+    Stalled,
+    Transport,
+)
 from edgebench.variants import Variant
 
 AGENT_FILE = Path(agent.__file__)
@@ -78,6 +85,7 @@ class RunPlan:
     timeout: float | None = 1800.0
     reference_path: Path | None = None  # float32 reference inputs and outputs, for fidelity
     owner: Owner | None = None  # who takes the device lease; None: no lease (tests driving execute directly)
+    stall_timeout: float | None = DEFAULT_STALL_SECONDS  # an agent silent this long is stalled
     wait: float = 0.0  # how long to wait for a busy device
 
 
@@ -142,8 +150,14 @@ def _measure_all(plan: RunPlan, transport: Transport, store: RunStore, on_event,
                     argv += ["--reference", reference_path]
                 argv += plan.settings.argv(with_accuracy=round_number == 1)
                 result = transport.run(
-                    argv, timeout=plan.timeout, on_stderr_line=_progress_relay(on_event, variant.name, round_number)
-                )
+                    argv, timeout=plan.timeout, on_stderr_line=_progress_relay(on_event, variant.name, round_number),
+                    stall_timeout=plan.stall_timeout,
+                )  # fmt: skip
+            except Stalled as error:
+                # This variant is lost; the connection was dropped, and the next command opens a
+                # fresh one: a board that froze for a moment measures the rest, one that stays
+                # silent fails that reconnect and ends the run below, what was measured kept.
+                measurement = Measurement(variant.name, round_number, "failed", error=f"stalled: {error}")
             except ConnectionLost as error:
                 failed |= _device_lost(plan, failed, store, variant.name, round_number, str(error), on_event)
                 break
@@ -297,6 +311,8 @@ def _progress_relay(on_event, variant: str, round_number: int) -> Callable[[str]
             update = json.loads(line[len(agent.PROGRESS_PREFIX) :])
         except ValueError:
             return
+        if update.get("heartbeat"):
+            return  # proof of life for stall detection, nothing new to show
         on_event(RunEvent("progress", variant, round_number, update.get("phase"), update.get("done"),
                           update.get("total")))  # fmt: skip
 

@@ -21,6 +21,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 try:
@@ -524,20 +525,44 @@ def memory_source():
 # ---- the measurement ---------------------------------------------------------
 
 
+HEARTBEAT_SECONDS = 5.0
+
+
 class Progress:
-    """One JSON line per update on stderr, which the host turns into a progress bar."""
+    """One JSON line per update on stderr, which the host turns into a progress bar.
+
+    A heartbeat thread also writes a line whenever nothing else was written for
+    HEARTBEAT_SECONDS, so the host can tell a slow phase (loading a big model,
+    evaluating under an emulator) from a frozen board: silence means stalled."""
 
     def __init__(self, stream):
         self.stream = stream
         self.last = 0.0
+        self.lock = threading.Lock()
+        self.phase = "start"
 
     def __call__(self, phase, done=None, total=None, force=False):
         now = time.monotonic()
         if not force and now - self.last < 0.25:
             return
-        self.last = now
-        self.stream.write(PROGRESS_PREFIX + json.dumps({"phase": phase, "done": done, "total": total}) + "\n")
-        self.stream.flush()
+        self.phase = phase
+        self._write({"phase": phase, "done": done, "total": total}, now)
+
+    def _write(self, update, now):
+        with self.lock:
+            self.last = now
+            self.stream.write(PROGRESS_PREFIX + json.dumps(update) + "\n")
+            self.stream.flush()
+
+    def start_heartbeat(self):
+        def beat():
+            while True:
+                time.sleep(HEARTBEAT_SECONDS / 5)
+                now = time.monotonic()
+                if now - self.last >= HEARTBEAT_SECONDS:
+                    self._write({"phase": self.phase, "heartbeat": True}, now)
+
+        threading.Thread(target=beat, name="edgebench-heartbeat", daemon=True).start()
 
 
 def sha256_file(path):
@@ -900,6 +925,7 @@ def main(argv=None):
     document_stream = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
     progress = Progress(sys.stderr)
+    progress.start_heartbeat()
     document = {
         "schema_version": SCHEMA_VERSION,
         "kind": RESULT_KIND,

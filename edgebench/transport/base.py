@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -21,6 +22,15 @@ class ConnectionLost(DeviceError):
     """The device went away in the middle of a command."""
 
 
+class Stalled(DeviceError):
+    """The command sent nothing for the stall timeout (a frozen board or session); its connection was dropped,
+    so the next command starts on a fresh one. Not the device gone: the next variant may still run."""
+
+
+# A measuring agent writes a line at least every 5 s (agent.HEARTBEAT_SECONDS); this much silence is a stall.
+DEFAULT_STALL_SECONDS = 45.0
+
+
 @dataclass(frozen=True)
 class CommandResult:
     exit_code: int | None  # None when it was killed for the timeout
@@ -35,8 +45,10 @@ class StderrTail:
     def __init__(self, on_line: Callable[[str], None] | None):
         self.lines: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
         self.on_line = on_line
+        self.last_activity = time.monotonic()  # for stall detection: when the command last said anything
 
     def feed(self, line: str) -> None:
+        self.last_activity = time.monotonic()
         line = line.rstrip("\n")
         if self.on_line:
             self.on_line(line)
@@ -64,8 +76,12 @@ class Transport(ABC):
         *,
         timeout: float | None,
         on_stderr_line: Callable[[str], None] | None = None,
+        stall_timeout: float | None = None,
     ) -> CommandResult:
-        """Run argv on the device; stdout whole, stderr line by line."""
+        """Run argv on the device; stdout whole, stderr line by line.
+
+        `timeout` ends the command (timed_out result); `stall_timeout` raises Stalled when it
+        sends nothing at all for that long."""
 
     def lease_dir(self) -> str | None:
         """Where the device lease lives on the device; None when the host lock already covers the device

@@ -7,11 +7,12 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from edgebench.inventory import Device
-from edgebench.transport.base import CommandResult, StderrTail, Transport
+from edgebench.transport.base import CommandResult, Stalled, StderrTail, Transport
 
 
 class LocalTransport(Transport):
@@ -33,6 +34,7 @@ class LocalTransport(Transport):
         *,
         timeout: float | None,
         on_stderr_line: Callable[[str], None] | None = None,
+        stall_timeout: float | None = None,
     ) -> CommandResult:
         process = subprocess.Popen(
             list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True
@@ -47,13 +49,21 @@ class LocalTransport(Transport):
         ]
         for reader in readers:
             reader.start()
-        timed_out = False
+        timed_out = stalled = False
+        deadline = time.monotonic() + timeout if timeout else None
         try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            timed_out = True
+            while process.poll() is None:
+                now = time.monotonic()
+                if deadline and now > deadline:
+                    timed_out = True
+                    break
+                if stall_timeout and now - tail.last_activity > stall_timeout:
+                    stalled = True
+                    break
+                time.sleep(0.05)
+            if timed_out or stalled:
+                process.kill()
+                process.wait()
         except BaseException:
             # Ctrl-C: the agent got SIGINT too when run from a terminal, but not
             # when edgebench itself was signalled alone; never leave it running.
@@ -69,6 +79,8 @@ class LocalTransport(Transport):
                 reader.join(timeout=10)
             process.stdout.close()
             process.stderr.close()
+        if stalled:
+            raise Stalled(f"the agent sent nothing for {stall_timeout:g}s (stalled) and was killed")
         return CommandResult(None if timed_out else process.returncode, "".join(stdout), tuple(tail.lines), timed_out)
 
 

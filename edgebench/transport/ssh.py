@@ -20,6 +20,7 @@ import posixpath
 import secrets
 import shlex
 import socket
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,9 +28,11 @@ from pathlib import Path
 import paramiko
 
 from edgebench.inventory import Device
-from edgebench.transport.base import CommandResult, ConnectionLost, DeviceError, StderrTail, Transport
+from edgebench.transport.base import CommandResult, ConnectionLost, DeviceError, Stalled, StderrTail, Transport
 
 KEEPALIVE_SECONDS = 15
+# Opening a channel, starting a command, one SFTP request or packet: each gets this long on a live board.
+STEP_SECONDS = 30.0
 
 # paramiko logs handshake failures from its own thread; with no handler,
 # logging's last resort would print them over our one-line error.
@@ -192,7 +195,12 @@ class SshTransport(Transport):
     def expand_home(self, path: str) -> str:
         if path == "~" or path.startswith("~/"):
             # SFTP sessions start in the home directory; normalize(".") names it.
-            return posixpath.join(self._sftp_client().normalize("."), path[2:])
+            try:
+                home = self._sftp_client().normalize(".")
+            except OSError as error:
+                self._close_quietly()
+                raise ConnectionLost(f"SFTP on {self.address} failed: {error or type(error).__name__}") from None
+            return posixpath.join(home, path[2:])
         return path
 
     def workdir(self) -> str:
@@ -245,12 +253,13 @@ class SshTransport(Transport):
         *,
         timeout: float | None,
         on_stderr_line: Callable[[str], None] | None = None,
+        stall_timeout: float | None = None,
     ) -> CommandResult:
         command = "sh -c " + shlex.join([_WATCHDOG, "edgebench-agent", *argv])
         client = self.connect()
         try:
-            channel = client.get_transport().open_session()
-            channel.exec_command(command)
+            channel = client.get_transport().open_session(timeout=STEP_SECONDS)
+            self._exec_with_deadline(channel, command)
         except (paramiko.SSHException, EOFError, OSError) as error:
             self._close_quietly()
             raise ConnectionLost(f"connection to {self.address} lost: {error or type(error).__name__}") from None
@@ -264,9 +273,11 @@ class SshTransport(Transport):
                     *lines, pending = pending.split("\n")
                     for line in lines:
                         tail.feed(line)
+                    tail.last_activity = time.monotonic()
                     continue
                 if channel.recv_ready():
                     stdout.append(channel.recv(1 << 20))
+                    tail.last_activity = time.monotonic()
                     continue
                 if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
                     break
@@ -276,6 +287,14 @@ class SshTransport(Transport):
                 if deadline and time.monotonic() > deadline:
                     channel.close()  # EOF on the watchdog's stdin: it kills the agent
                     return CommandResult(None, b"".join(stdout).decode(errors="replace"), tuple(tail.lines), True)
+                if stall_timeout and time.monotonic() - tail.last_activity > stall_timeout:
+                    # Keepalives do not notice a peer that is connected but silent. Drop the whole
+                    # connection: the next command starts on a fresh one (or finds the board gone).
+                    self._close_quietly()
+                    raise Stalled(
+                        f"no output from the agent on {self.address} for {stall_timeout:g}s (stalled); "
+                        "the connection was dropped"
+                    )
                 time.sleep(0.01)
             # Drain what arrived with the exit status.
             while channel.recv_ready():
@@ -296,11 +315,34 @@ class SshTransport(Transport):
 
     # ---- helpers -------------------------------------------------------------
 
+    def _exec_with_deadline(self, channel: paramiko.Channel, command: str) -> None:
+        """paramiko's exec_command waits for the server's reply with no deadline; a frozen session would
+        hang the run there forever. Wait for it in a helper thread, at most STEP_SECONDS."""
+        done, failure = threading.Event(), []
+
+        def start() -> None:
+            try:
+                channel.exec_command(command)
+            except BaseException as error:  # handed to the caller's thread
+                failure.append(error)
+            finally:
+                done.set()
+
+        threading.Thread(target=start, name="edgebench-ssh-exec", daemon=True).start()
+        if not done.wait(STEP_SECONDS):
+            self._close_quietly()  # wakes and ends the helper thread
+            raise Stalled(f"{self.address} did not start a command within {STEP_SECONDS:g}s (stalled)")
+        if failure:
+            raise failure[0]
+
     def _sftp_client(self) -> paramiko.SFTPClient:
         if self._sftp is None or self._client is None or not self._client.get_transport().is_active():
             client = self.connect()
             try:
                 self._sftp = client.open_sftp()
+                # Every SFTP request and transfer packet gets a deadline: a frozen board raises
+                # socket.timeout (an OSError) instead of hanging the run.
+                self._sftp.get_channel().settimeout(STEP_SECONDS)
             except (paramiko.SSHException, EOFError, OSError) as error:
                 raise DeviceError(f"SFTP is not available on {self.address}: {error}") from None
         return self._sftp

@@ -1,0 +1,114 @@
+"""A frozen board must not hang a nightly run: real sshd processes stopped with SIGSTOP mid-measurement."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edgebench.results import load_run
+
+STALL = 8  # seconds of silence that make a stall (the agent beats every 5 s)
+
+
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def sshd_processes(listener: int, *, with_listener: bool) -> list[int]:
+    """The per-connection sshd processes (and the listener): what a hung board's SSH side looks like."""
+    pids = [pid for pid in descendants(listener) if _comm(pid) == "sshd"]
+    return [listener, *pids] if with_listener else pids
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+@pytest.fixture
+def board(tmp_path):
+    from edgebench.emulated.sshd import make_host, sshd_unavailable_reason
+
+    if sshd_unavailable_reason():
+        pytest.skip(sshd_unavailable_reason())
+    host = make_host(tmp_path / "frozen-sshd").start()
+    stopped: list[int] = []
+    yield host, stopped
+    for pid in stopped:
+        with __import__("contextlib").suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+    host.stop()
+
+
+def run_and_freeze(board, tmp_path, variant_cache, *, with_listener: bool):
+    host, stopped = board
+    device = host.device_file(tmp_path / "board.toml")
+    results = tmp_path / "results"
+    env = {**os.environ, "HOME": str(tmp_path)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edgebench", "run", "--device", str(device), "--model", "mnist",
+         "--variants", "float32,dynamic-int8,int8", "--samples", "0", "--fidelity-samples", "0",
+         "--min-runs", "10", "--min-seconds", "5", "--warmup-seconds", "0", "--stall-timeout", str(STALL),
+         "--results-dir", str(results), "--cache-dir", str(variant_cache)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not list(results.glob("*/*/float32.json")):
+            time.sleep(0.2)
+        time.sleep(1.5)  # dynamic-int8 is now measuring on the board
+        for pid in sshd_processes(host.process.pid, with_listener=with_listener):
+            os.kill(pid, signal.SIGSTOP)
+            stopped.append(pid)
+        frozen_at = time.monotonic()
+        _, stderr = process.communicate(timeout=STALL + 120)
+        took = time.monotonic() - frozen_at
+    finally:
+        process.kill()
+    (folder,) = sorted(p for p in results.glob("*/*") if p.is_dir())
+    return process.returncode, stderr, took, load_run(folder)
+
+
+def test_a_frozen_session_fails_that_variant_and_the_run_goes_on_over_a_fresh_connection(
+    board, tmp_path, variant_cache
+):  # fmt: skip
+    code, stderr, _, (summary, measurements) = run_and_freeze(board, tmp_path, variant_cache, with_listener=False)
+    assert code == 1 and "Traceback" not in stderr, stderr
+    statuses = {m.variant: (m.status, m.error) for m in measurements}
+    assert statuses["float32"][0] == "ok" and statuses["int8"][0] == "ok", statuses
+    assert statuses["dynamic-int8"][0] == "failed" and statuses["dynamic-int8"][1].startswith("stalled: no output")
+    assert summary["status"] == "partial"
+
+
+def test_a_frozen_board_ends_the_run_within_the_stall_timeout_plus_30s(board, tmp_path, variant_cache):
+    code, stderr, took, (summary, measurements) = run_and_freeze(board, tmp_path, variant_cache, with_listener=True)
+    assert took < STALL + 30, f"the run took {took:.0f}s to end after the board froze"
+    assert code == 1 and "Traceback" not in stderr, stderr
+    statuses = {m.variant: (m.status, m.error) for m in measurements}
+    assert statuses["float32"][0] == "ok"  # what was measured is kept
+    assert statuses["dynamic-int8"][1].startswith("stalled: no output")
+    # The next variant's fresh connection finds a board that accepts TCP but never answers: the device is
+    # gone, the run ends cleanly (a longer list would mark every later one "not measured").
+    assert statuses["int8"][0] == "failed" and "did not speak SSH" in statuses["int8"][1]
+    assert summary["status"] == "partial"
