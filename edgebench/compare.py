@@ -21,39 +21,16 @@ compared.
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from scipy.stats import mannwhitneyu
 
-from edgebench.results import Measurement
+from edgebench.results import RunData, latency
 
 DEFAULT_THRESHOLD = 0.05
 SIGNIFICANCE = 0.01
 MEMORY_FLOOR_BYTES = 1_000_000
-
-
-@dataclass(frozen=True)
-class RunData:
-    summary: dict
-    measurements: Sequence[Measurement]
-
-    @property
-    def run_id(self) -> str:
-        return self.summary["run_id"]
-
-    def ok(self, variant: str) -> list[dict]:
-        return [m.document for m in self.measurements if m.variant == variant and m.status == "ok" and m.document]
-
-    def variants(self) -> list[str]:
-        return list(dict.fromkeys(m.variant for m in self.measurements))
-
-    def environment(self) -> dict:
-        for m in self.measurements:
-            if m.status == "ok" and m.document:
-                return m.document.get("environment", {})
-        return {}
 
 
 @dataclass(frozen=True)
@@ -156,11 +133,14 @@ def _compare_variant(name, docs_a, docs_b, file_a, file_b, threshold, data_chang
         missing = "baseline" if not docs_a else "candidate"
         return VariantComparison(name, "not comparable", f"no successful measurement in the {missing} run", size=size)
 
+    # The effect sizes come from the run's latency figures (results.latency), the same ones the
+    # table, history and baselines show; the significance test uses every raw sample.
+    latency_a, latency_b = latency(docs_a), latency(docs_b)
+    median_a, median_b = latency_a.p50_us, latency_b.p50_us
+    ratio = median_b / median_a
+    mean_ratio = latency_b.mean_us / latency_a.mean_us
     samples_a = [s for d in docs_a for s in d["timing"]["samples_us"]]
     samples_b = [s for d in docs_b for s in d["timing"]["samples_us"]]
-    median_a, median_b = statistics.median(samples_a), statistics.median(samples_b)
-    ratio = median_b / median_a
-    mean_ratio = statistics.fmean(samples_b) / statistics.fmean(samples_a)
     p_value = float(mannwhitneyu(samples_a, samples_b, alternative="two-sided").pvalue)
     verdict, reason = latency_verdict(ratio, mean_ratio, p_value, threshold)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgebench.errors import EdgebenchError
-from edgebench.results import ResultsError, load_run
+from edgebench.results import ResultsError, latency, load_run
 
 INDEX_SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 30_000
@@ -214,6 +214,7 @@ def _insert(connection: sqlite3.Connection, folder: Path, loaded: tuple[dict, li
     )  # fmt: skip
     for variant in view.variants:
         ok = [m for m in measurements if m.variant == variant.name and m.status == "ok"]
+        figure = latency([m.document for m in ok])
         stats = ok[0].document["timing"]["stats"] if ok else {}
         connection.execute(
             "INSERT INTO variants VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -221,7 +222,7 @@ def _insert(connection: sqlite3.Connection, folder: Path, loaded: tuple[dict, li
                 summary["run_id"], variant.name, variant.status, variant.rounds, variant.size_bytes,
                 variant.p50_ms * 1000 if variant.p50_ms is not None else None,
                 variant.p90_ms * 1000 if variant.p90_ms is not None else None,
-                stats.get("mean"), stats.get("cv"),
+                figure.mean_us if figure else None, stats.get("cv"),
                 int(variant.peak_rss_mb * 1e6) if variant.peak_rss_mb is not None else None,
                 variant.top1, variant.evaluated, variant.error,
             ),

@@ -15,7 +15,9 @@ import contextlib
 import errno
 import json
 import secrets
+import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,6 +135,64 @@ class RunStore:
             atomic_write_json(self.folder / "run.json", self.summary)
         except OSError as error:
             raise ResultsError(f"cannot write {self.folder / 'run.json'}: {error.strerror or error}") from None
+
+
+@dataclass(frozen=True)
+class Latency:
+    """A variant's latency in one run: the one definition the table, history, baselines and compare share.
+
+    With several rounds, each round's statistic is taken on its own samples and the median over
+    rounds reported, so a round disturbed by the machine moves the figure only as much as one
+    round of several should."""
+
+    p50_us: float  # median over rounds of each round's median
+    p90_us: float  # likewise of each round's 90th percentile
+    mean_us: float  # median over rounds of each round's mean
+    rounds: int
+
+
+def latency(documents: list[dict]) -> Latency | None:
+    """The Latency of successful agent documents of one variant (one per round); None without any."""
+    stats = [document["timing"]["stats"] for document in documents]
+    if not stats:
+        return None
+    return Latency(
+        statistics.median(s["p50"] for s in stats),
+        statistics.median(s["p90"] for s in stats),
+        statistics.median(s["mean"] for s in stats),
+        len(stats),
+    )
+
+
+@dataclass(frozen=True)
+class RunData:
+    """A run read back and validated: its summary and its measurements with their agent documents."""
+
+    summary: dict
+    measurements: Sequence[Measurement]
+
+    @property
+    def run_id(self) -> str:
+        return self.summary["run_id"]
+
+    def ok(self, variant: str) -> list[dict]:
+        return [m.document for m in self.measurements if m.variant == variant and m.status == "ok" and m.document]
+
+    def variants(self) -> list[str]:
+        return list(dict.fromkeys(m.variant for m in self.measurements))
+
+    def latency(self, variant: str) -> Latency | None:
+        return latency(self.ok(variant))
+
+    def environment(self) -> dict:
+        for m in self.measurements:
+            if m.status == "ok" and m.document:
+                return m.document.get("environment", {})
+        return {}
+
+
+def load(folder: str | Path) -> RunData:
+    return RunData(*load_run(folder))
 
 
 def load_run(folder: str | Path) -> tuple[dict, list[Measurement]]:

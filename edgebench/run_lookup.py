@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgebench.compare import RunData, comparability
+from edgebench.compare import comparability
 from edgebench.errors import EdgebenchError
-from edgebench.results import ResultsError, load_run
+from edgebench.results import ResultsError, RunData, load
 
 
 def resolve_run(spec: str, results_dir: Path) -> Path:
@@ -23,11 +23,6 @@ def resolve_run(spec: str, results_dir: Path) -> Path:
     if not matches:
         raise EdgebenchError(f"no run {spec!r}: give a run folder, or a run id under {results_dir}")
     raise EdgebenchError(f"run id {spec!r} is ambiguous under {results_dir}: give its folder")
-
-
-def load(folder: Path) -> RunData:
-    summary, measurements = load_run(folder)
-    return RunData(summary, measurements)
 
 
 def latest_run(results_dir: Path) -> Path:
@@ -75,6 +70,6 @@ def resolve_baseline(spec: str, candidate: RunData, results_dir: Path) -> Path:
 def _total_p50(run: RunData, candidate: RunData) -> float:
     total = 0.0
     for variant in candidate.variants():
-        documents = run.ok(variant)
-        total += min(d["timing"]["stats"]["p50"] for d in documents) if documents else float("inf")
+        figure = run.latency(variant)
+        total += figure.p50_us if figure else float("inf")
     return total

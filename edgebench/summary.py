@@ -11,7 +11,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from edgebench.results import Measurement
+from edgebench.results import Measurement, latency
 
 REFERENCE = "float32"
 # Quantization moves a handful of borderline predictions; a variant that agrees
@@ -109,9 +109,8 @@ def _variant(name: str, measurements: list[Measurement], files: dict, reference:
         return VariantSummary(name, "failed", failed.error if failed else None, size, size_ratio, **made)
 
     first = ok[0].document
-    stats = [m.document["timing"]["stats"] for m in ok]
-    p50 = statistics.median(s["p50"] for s in stats) / 1000
-    p90 = statistics.median(s["p90"] for s in stats) / 1000
+    figure = latency([m.document for m in ok])
+    p50, p90 = figure.p50_us / 1000, figure.p90_us / 1000
     timing = first["timing"]
     load_ms = (timing["load_us"] + timing["allocate_us"]) / 1000
     peak = max(m.document["memory"]["peak_rss_after_runs"] for m in ok) / 1e6

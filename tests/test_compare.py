@@ -348,3 +348,35 @@ class TestHistory:
         assert connection.execute("SELECT COUNT(*) FROM runs").fetchone() == (40,)
         assert connection.execute("SELECT COUNT(*) FROM variants").fetchone() == (40,)
         connection.close()
+
+
+def test_one_latency_figure_in_the_table_the_index_and_compare(tmp_path):
+    """Three rounds whose medians differ (480, 624, 504 µs): the table, the history index, the baseline choice
+    and compare all read results.latency (median over rounds, 504), where they once took the median, the
+    minimum, round 1 and the pooled samples."""
+    from edgebench.results import latency
+    from edgebench.summary import summarize
+
+    results = tmp_path / "results"
+    summary = {
+        "device": {"name": "pi4", "emulated": False}, "model": {"name": "mnist", "sha256": "m" * 64},
+        "settings": {"threads": 1, "delegate": "xnnpack", "cpus": []}, "rounds": 3,
+        "variants": [{"name": "int8", "bytes": 3_309_008, "sha256": "a" * 64}],
+    }  # fmt: skip
+    store = RunStore.create(results, "pi4", "20260101T000000Z-mnist-0001", summary)
+    for round_number, scale in ((1, 1.0), (2, 1.3), (3, 1.05)):
+        document = agent_document(latency_samples(round_number, scale=scale))
+        document["timing"]["stats"]["p50"] = BASE_US * scale  # exact, for the arithmetic below
+        store.add(Measurement("int8", round_number, "ok", document))
+    store.finish("ok")
+    run = load(store.folder)
+    figure = latency(run.ok("int8"))
+    assert figure.p50_us == pytest.approx(504.0) and figure.rounds == 3
+    (row,) = summarize(run.summary, list(run.measurements)).variants
+    assert row.p50_ms * 1000 == pytest.approx(figure.p50_us)
+    index = tmp_path / "history.sqlite"
+    history.index_run(index, store.folder)
+    (indexed,) = history.query(index)
+    assert indexed.p50_us == pytest.approx(figure.p50_us)
+    (compared,) = compare_runs(run, run).variants
+    assert compared.p50_a_us == pytest.approx(figure.p50_us) and compared.verdict == "same"
