@@ -120,6 +120,47 @@ def test_stalls_that_leave_the_median_alone_are_slower(tmp_path):
     assert v.ratio < 1.05 < v.mean_ratio and v.verdict == "slower"
 
 
+def test_a_few_outliers_are_not_a_regression(tmp_path):
+    """The old criterion's false alarm: a quiet run with 15 of 5,000 inferences 50x slow (mean +15%)."""
+    quiet = latency_samples(1, count=5000)
+    outliers = [s * 50 if i % 333 == 0 else s for i, s in enumerate(latency_samples(2, count=5000))]
+    (v,) = verdict(tmp_path, {"int8": agent_document(quiet)}, {"int8": agent_document(outliers)}).variants
+    assert v.mean_ratio > 1.10 and v.verdict == "same", v.reason
+
+
+def record_rounds(results, run_id, scales):
+    summary = {
+        "device": {"name": "pi4", "emulated": False}, "model": {"name": "mnist", "sha256": "m" * 64},
+        "settings": {"threads": 1, "delegate": "xnnpack", "cpus": []}, "rounds": len(scales),
+        "variants": [{"name": "int8", "bytes": 3_309_008, "sha256": "a" * 64}],
+    }  # fmt: skip
+    store = RunStore.create(results, "pi4", run_id, summary)
+    for number, scale in enumerate(scales, 1):
+        store.add(
+            Measurement(
+                "int8", number, "ok", agent_document(latency_samples(hash((run_id, number)) % 999, scale=scale))
+            )
+        )
+    store.finish("ok")
+    return load(store.folder)
+
+
+def test_rounds_that_overlap_are_drift_not_a_regression(tmp_path):
+    """Round medians 1.00, 1.12, 1.02 against 1.10, 1.18, 1.15: the median moved 10%, but one baseline
+    round is slower than one candidate round, so the shift is within the runs' own drift."""
+    a = record_rounds(tmp_path, "20260101T000000Z-mnist-0001", [1.00, 1.12, 1.02])
+    b = record_rounds(tmp_path, "20260102T000000Z-mnist-0002", [1.10, 1.18, 1.15])
+    (v,) = compare_runs(a, b).variants
+    assert v.ratio > 1.05 and v.verdict == "same" and "rounds of the two runs overlap" in v.reason
+
+
+def test_rounds_that_all_moved_are_a_regression(tmp_path):
+    a = record_rounds(tmp_path, "20260101T000000Z-mnist-0001", [1.00, 1.02, 0.99])
+    b = record_rounds(tmp_path, "20260102T000000Z-mnist-0002", [1.10, 1.12, 1.09])
+    (v,) = compare_runs(a, b).variants
+    assert v.verdict == "slower" and "every round above" in v.reason
+
+
 def test_a_large_change_on_few_samples_is_not_yet_evidence(tmp_path):
     a = agent_document(latency_samples(1, count=5))
     b = agent_document(latency_samples(2, count=5, scale=1.06))
