@@ -1,0 +1,142 @@
+"""How often does `compare` cry wolf, and how often does it catch a real slowdown, on this machine?
+
+    python bench/verdict_calibration.py [--documents 120] [--rounds 3] [--threshold 5%]
+
+1. Runs the agent in fresh processes, `--documents` times per model, alternating a micro
+   model (a tiny MLP, a few µs per inference) and the MNIST int8 zoo variant (~0.5 ms), so
+   both see the same drift of the machine.
+2. Groups consecutive documents into runs of `--rounds` rounds (and of 1 round), and pairs
+   runs measured close in time (each with the next five), as a nightly compares tonight with
+   last night. Nothing differs between the two runs of a pair: any "slower" is a false alarm.
+3. Detection: the candidate of each pair is slowed by an exact factor (every recorded sample
+   multiplied by 1.05, 1.10, 1.20; real samples, known effect) and judged again.
+
+It prints, per model and round count, the false-alarm rate ("slower" on A/A pairs; "faster"
+is shown apart, it pages nobody) and the detection rates, with the number of comparisons.
+Numbers come from this machine at this time: a shared VM drifts between processes far more
+than a pinned board with a fixed governor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from edgebench.agent import agent  # noqa: E402
+from edgebench.compare import compare_runs, parse_threshold  # noqa: E402
+from edgebench.results import Measurement, RunData  # noqa: E402
+from edgebench.variants import build_variants  # noqa: E402
+from edgebench.zoo import load_zoo_model  # noqa: E402
+from tests.third_party_models import GraphBuilder  # noqa: E402
+
+EFFECTS = (0.05, 0.10, 0.20, 0.30, 0.50)
+THRESHOLDS = (0.05, 0.10, 0.20, 0.30)
+NEIGHBOURS = 5
+
+
+def micro_model(folder: Path) -> Path:
+    graph = GraphBuilder(seed=5)
+    x = graph.input("features", (1, 16))
+    graph.output(graph.dense(graph.dense(x, 16, "hidden", relu=True), 4, "out"))
+    path = folder / "micro-mlp.tflite"
+    path.write_bytes(graph.build(signature=True))
+    return path
+
+
+def measure(model: Path, runs: int) -> dict:
+    argv = [sys.executable, agent.__file__, str(model), "--samples", "0", "--min-runs", str(runs),
+            "--min-seconds", "0.3", "--warmup-min-seconds", "0.1"]  # fmt: skip
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    document = json.loads(result.stdout)
+    if document["status"] != "ok":
+        raise SystemExit(f"agent failed on {model}: {document.get('error')}")
+    return document
+
+
+def as_run(run_id: str, documents: list[dict]) -> RunData:
+    summary = {
+        "run_id": run_id, "device": {"name": "this-machine"}, "model": {"name": "bench", "sha256": "m"},
+        "settings": {"threads": 1, "delegate": "xnnpack", "cpus": []}, "rounds": len(documents),
+        "variants": [{"name": "v", "sha256": "v"}],
+    }  # fmt: skip
+    return RunData(summary, [Measurement("v", i + 1, "ok", d) for i, d in enumerate(documents)])
+
+
+def slowed(document: dict, factor: float) -> dict:
+    samples = [s * factor for s in document["timing"]["samples_us"]]
+    return {**document, "timing": {**document["timing"], "samples_us": samples, "stats": agent.summarize(samples)}}
+
+
+def judge(documents: list[dict], rounds: int, threshold: float) -> dict:
+    runs = [documents[i : i + rounds] for i in range(0, len(documents) - rounds + 1, rounds)]
+    pairs = [(i, j) for i in range(len(runs)) for j in range(i + 1, min(i + 1 + NEIGHBOURS, len(runs)))]
+    verdicts = {"slower": 0, "faster": 0}
+    detected = dict.fromkeys(EFFECTS, 0)
+    for i, j in pairs:
+        a = as_run(f"a{i}", runs[i])
+        (aa,) = compare_runs(a, as_run(f"b{j}", runs[j]), threshold).variants
+        if aa.verdict in verdicts:
+            verdicts[aa.verdict] += 1
+        for effect in EFFECTS:
+            b = as_run(f"b{j}", [slowed(d, 1 + effect) for d in runs[j]])
+            (ab,) = compare_runs(a, b, threshold).variants
+            detected[effect] += ab.verdict == "slower"
+    count = len(pairs)
+    return {"pairs": count, "false_alarms": verdicts["slower"] / count, "faster": verdicts["faster"] / count,
+            "detected": {effect: detected[effect] / count for effect in EFFECTS}}  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--documents", type=int, default=120, help="agent runs per model (fresh processes)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threshold", default="5%")
+    args = parser.parse_args()
+    args_threshold = parse_threshold(args.threshold)
+
+    with tempfile.TemporaryDirectory() as folder:
+        mnist = load_zoo_model("mnist")
+        (int8,) = build_variants(mnist, ["int8"])
+        models = {"micro MLP": (micro_model(Path(folder)), 3000), "MNIST int8": (int8.path, 500)}
+        documents: dict[str, list[dict]] = {name: [] for name in models}
+        for index in range(args.documents):
+            for name, (path, runs) in models.items():
+                documents[name].append(measure(path, runs))
+            if (index + 1) % 20 == 0:
+                print(f"  measured {index + 1}/{args.documents} per model", file=sys.stderr, flush=True)
+
+    print(f"machine: {platform.machine()}, {agent.cpu_model()}, {len(documents['micro MLP'])} documents per model")
+    effects = " ".join(f"{'det ' + format(e, '.0%'):>8}" for e in EFFECTS)
+    print(f"{'model':<11} {'p50 µs':>8} {'rounds':>6} {'thresh':>6} {'pairs':>5} {'false':>6} {'faster':>6} {effects}")
+    best: dict[tuple[str, int], str] = {}
+    for name, docs in documents.items():
+        p50 = sorted(d["timing"]["stats"]["p50"] for d in docs)[len(docs) // 2]
+        for rounds in (1, args.rounds):
+            for threshold in sorted({*THRESHOLDS, args_threshold}):
+                r = judge(docs, rounds, threshold)
+                cells = " ".join(f"{r['detected'][e]:>8.0%}" for e in EFFECTS)
+                print(f"{name:<11} {p50:>8.1f} {rounds:>6} {threshold:>6.0%} {r['pairs']:>5} {r['false_alarms']:>6.1%} "
+                      f"{r['faster']:>6.1%} {cells}")  # fmt: skip
+                caught = [e for e in EFFECTS if r["detected"][e] >= 0.95]
+                if r["false_alarms"] <= 0.01 and caught and (name, rounds) not in best:
+                    best[(name, rounds)] = f"threshold {threshold:.0%}: false alarms {r['false_alarms']:.1%}, " \
+                                           f"smallest effect detected >= 95%: {min(caught):.0%}"  # fmt: skip
+    print()
+    for name in documents:
+        for rounds in (1, args.rounds):
+            print(
+                f"{name}, {rounds} round(s): {best.get((name, rounds), 'no threshold tried keeps false alarms <= 1%')}"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
