@@ -128,13 +128,15 @@ def _parser() -> argparse.ArgumentParser:
 
     compare = commands.add_parser("compare", help="verdicts per variant: is B slower, fatter or less accurate than A?")
     compare.add_argument("runs", nargs="+", metavar="RUN", help="RUN_A RUN_B, or RUN_B with --baseline (folder or id)")
-    compare.add_argument("--baseline", help="last, best or a run id/folder (then give only the candidate RUN)")
+    compare.add_argument(
+        "--baseline", help="last, last:N (the N previous runs as one), best or a run id/folder; then give only RUN"
+    )
     _comparison_options(compare)
     compare.set_defaults(handler=cmd_compare)
 
     check = commands.add_parser("check", help="the compare verdict as an exit code: 0 fine, 1 regression, 2 cannot")
     check.add_argument("run", nargs="?", help="the candidate run (default: the newest under the results folder)")
-    check.add_argument("--baseline", required=True, help="last, best or a run id/folder")
+    check.add_argument("--baseline", required=True, help="last, last:N (the N previous runs as one), best or a run")
     _comparison_options(check)
     check.set_defaults(handler=cmd_check)
 
@@ -326,7 +328,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def _comparison(args, run_specs: list[str]):
     from edgebench.compare import compare_runs
-    from edgebench.run_lookup import latest_run, load, resolve_baseline, resolve_run
+    from edgebench.run_lookup import baseline_data, latest_run, load, resolve_run
 
     results_dir = _results_dir(args)
     threshold = _threshold(args.threshold)
@@ -334,7 +336,7 @@ def _comparison(args, run_specs: list[str]):
         if len(run_specs) > 1:
             raise EdgebenchError("with --baseline give only the candidate run")
         candidate = load(resolve_run(run_specs[0], results_dir) if run_specs else latest_run(results_dir))
-        baseline = load(resolve_baseline(args.baseline, candidate, results_dir))
+        baseline = baseline_data(args.baseline, candidate, results_dir)
     else:
         if len(run_specs) != 2:
             raise EdgebenchError("compare takes two runs (baseline, then candidate) or one run with --baseline")

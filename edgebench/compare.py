@@ -191,9 +191,10 @@ def stalls(samples_a: Sequence[float], samples_b: Sequence[float], median_ratio:
 
 def rounds_order(p50s_a: Sequence[float], p50s_b: Sequence[float]) -> str | None:
     """'above' or 'below' when every candidate round's median lies beyond every baseline round's, 'mixed'
-    when they interleave, None with a single round on either side (no between-run variation to judge)."""
-    if len(p50s_a) < 2 or len(p50s_b) < 2:
-        return None
+    when they interleave, None with a single round on both sides. Rounds of a 'last:N' baseline are
+    its N runs, so a single-round candidate must lie beyond all of them."""
+    if len(p50s_a) < 2 and len(p50s_b) < 2:
+        return None  # one round each: no between-run variation to judge by
     if min(p50s_b) > max(p50s_a):
         return "above"
     if max(p50s_b) < min(p50s_a):

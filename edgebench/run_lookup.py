@@ -10,7 +10,7 @@ from pathlib import Path
 
 from edgebench.compare import comparability
 from edgebench.errors import EdgebenchError
-from edgebench.results import ResultsError, RunData, load
+from edgebench.results import Measurement, ResultsError, RunData, load
 
 
 def resolve_run(spec: str, results_dir: Path) -> Path:
@@ -32,31 +32,52 @@ def latest_run(results_dir: Path) -> Path:
     return runs[-1].parent
 
 
+def baseline_data(spec: str, candidate: RunData, results_dir: Path) -> RunData:
+    """The baseline to compare `candidate` with: one run, or with 'last:N' the N newest earlier comparable
+    runs merged, each run's measurements becoming rounds, so the verdict sees night-to-night variation."""
+    count = _last_count(spec)
+    if count is None:
+        return load(resolve_baseline(spec, candidate, results_dir))
+    folders = _earlier_complete(candidate, results_dir)[-count:]
+    if len(folders) < count:
+        raise EdgebenchError(
+            f"--baseline {spec}: only {len(folders)} earlier comparable run(s) of {candidate.summary['model']['name']} "
+            f"on {candidate.summary['device']['name']} measured every variant of this one"
+        )
+    runs = [data for _, data in folders]
+    measurements = []
+    for variant in candidate.variants():
+        documents = [document for run in runs for document in run.ok(variant)]
+        measurements += [Measurement(variant, number, "ok", doc) for number, doc in enumerate(documents, 1)]
+    newest = runs[-1].summary
+    summary = {**newest, "run_id": f"{runs[0].run_id}..{newest['run_id']} ({count} runs)"}
+    return RunData(summary, measurements)
+
+
+def _last_count(spec: str) -> int | None:
+    if not spec.startswith("last:"):
+        return None
+    try:
+        count = int(spec.split(":", 1)[1])
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise EdgebenchError(f"--baseline {spec}: last:N takes a number of runs, like last:5")
+    return count
+
+
 def resolve_baseline(spec: str, candidate: RunData, results_dir: Path) -> Path:
     """'last': the newest earlier run of the same device and model; 'best': the fastest comparable one."""
     if spec not in ("last", "best"):
         return resolve_run(spec, results_dir)
     device, model = candidate.summary["device"]["name"], candidate.summary["model"]["name"]
-    earlier = []
-    for run_file in sorted(Path(results_dir).glob(f"{device}/*/run.json"), key=lambda p: p.parent.name):
-        if run_file.parent.name >= candidate.run_id:
-            continue
-        try:
-            data = load(run_file.parent)
-        except ResultsError:
-            continue
-        if data.summary["model"]["name"] == model and data.summary["status"] in ("ok", "partial"):
-            earlier.append((run_file.parent, data))
+    earlier = _earlier_runs(candidate, results_dir)
     if not earlier:
         raise EdgebenchError(f"no earlier run of {model} on {device} under {results_dir} to use as a baseline")
     # Baselines come from comparable runs that measured every variant the candidate did: a run
     # lacking one would skip it silently. Failing that, the newest earlier run, whose comparison
     # then says what is not comparable (exit 2) instead of hiding it.
-    wanted = [name for name in candidate.variants() if candidate.ok(name)]
-    complete = [
-        (folder, data) for folder, data in earlier
-        if not comparability(data, candidate) and all(data.ok(name) for name in wanted)
-    ]  # fmt: skip
+    complete = _complete(earlier, candidate)
     if spec == "last":
         return (complete or earlier)[-1][0]
     if not complete:
@@ -65,6 +86,34 @@ def resolve_baseline(spec: str, candidate: RunData, results_dir: Path) -> Path:
             "and measured every variant of this one"
         )
     return min(complete, key=lambda item: _total_p50(item[1], candidate))[0]
+
+
+def _earlier_runs(candidate: RunData, results_dir: Path) -> list[tuple[Path, RunData]]:
+    """Readable runs of the candidate's device and model that started before it, oldest first."""
+    device, model = candidate.summary["device"]["name"], candidate.summary["model"]["name"]
+    earlier = []
+    for run_file in sorted(Path(results_dir).glob(f"{device}/*/run.json"), key=lambda p: p.parent.name):
+        if run_file.parent.name >= candidate.run_id:
+            continue
+        try:
+            data = load(run_file.parent)
+        except ResultsError:
+            continue  # a damaged run is skipped, never a crash of every later night
+        if data.summary["model"]["name"] == model and data.summary["status"] in ("ok", "partial"):
+            earlier.append((run_file.parent, data))
+    return earlier
+
+
+def _complete(earlier: list[tuple[Path, RunData]], candidate: RunData) -> list[tuple[Path, RunData]]:
+    wanted = [name for name in candidate.variants() if candidate.ok(name)]
+    return [
+        (folder, data) for folder, data in earlier
+        if not comparability(data, candidate) and all(data.ok(name) for name in wanted)
+    ]  # fmt: skip
+
+
+def _earlier_complete(candidate: RunData, results_dir: Path) -> list[tuple[Path, RunData]]:
+    return _complete(_earlier_runs(candidate, results_dir), candidate)
 
 
 def _total_p50(run: RunData, candidate: RunData) -> float:

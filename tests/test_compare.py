@@ -302,6 +302,22 @@ class TestCheckCommand:
         assert completed.returncode == 0, completed.stderr
         assert json.loads(completed.stdout)["baseline"] == "20260102T000000Z-mnist-0002"
 
+    def test_last_n_judges_against_the_spread_of_several_nights(self, farm):
+        """Nights at 0.95, 1.00, 0.97, 1.03: tonight at 1.02 sits inside their spread (same, where
+        'last' alone would compare with 1.03 or 0.97 only); tonight at 1.20 is beyond all of them."""
+        record_run(farm, "20260103T000000Z-mnist-0003", {"int8": agent_document(latency_samples(3, scale=0.97))})
+        record_run(farm, "20260104T000000Z-mnist-0004", {"int8": agent_document(latency_samples(4, scale=1.03))})
+        record_run(farm, "20260105T000000Z-mnist-0005", {"int8": agent_document(latency_samples(5, scale=1.02))})
+        quiet = self.check(farm, "--baseline", "last:4", "--format", "json")
+        assert quiet.returncode == 0, quiet.stdout + quiet.stderr
+        document = json.loads(quiet.stdout)
+        assert document["baseline"] == "20260101T000000Z-mnist-0001..20260104T000000Z-mnist-0004 (4 runs)"
+        record_run(farm, "20260106T000000Z-mnist-0006", {"int8": agent_document(latency_samples(6, scale=1.20))})
+        slow = self.check(farm, "--baseline", "last:4", "--format", "json")
+        assert slow.returncode == 1 and "every round above" in json.loads(slow.stdout)["variants"][0]["reason"]
+        too_many = self.check(farm, "--baseline", "last:9")
+        assert too_many.returncode == 2 and "only 5 earlier comparable run(s)" in too_many.stderr
+
     def test_best_picks_the_fastest_earlier_run(self, farm):
         candidate = load(record_run(farm, "20260103T000000Z-mnist-0003", {"int8": agent_document(latency_samples(3))}))
         assert resolve_baseline("best", candidate, farm).name == "20260101T000000Z-mnist-0001"
