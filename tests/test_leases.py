@@ -23,27 +23,28 @@ def start_run(device, results, cache, *extra, env=None, min_seconds="4"):
     )  # fmt: skip
 
 
-def wait_until_measuring(results, timeout=120):
-    """The first run holds the device once it has started an agent: its run.json exists and the lease is taken."""
+def wait_for(path_pattern: str, root, timeout=180):
+    """Poll until a file the first run writes exists: no fixed sleep, which a busy machine outlasts."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if list(results.glob("*/*/run.json")):
-            time.sleep(1.5)  # past the lease, into the measurement
+        if list(root.glob(path_pattern)):
             return
         time.sleep(0.1)
-    raise AssertionError("the first run never started")
+    raise AssertionError(f"{path_pattern} never appeared under {root}")
 
 
 def test_a_second_local_run_is_refused_or_waits_its_turn(tmp_path, variant_cache):
     results = tmp_path / "results"
-    first = start_run("local", results, variant_cache)
-    wait_until_measuring(results)
+    locks = tmp_path / "locks"
+    env = {**os.environ, "EDGEBENCH_LOCK_DIR": str(locks)}
+    first = start_run("local", results, variant_cache, env=env)
+    wait_for("local.owner.json", locks)  # the host lock is held
     refused = run_edgebench("run", "--device", "local", "--model", "mnist", "--variants", "float32", *QUICK,
-                            "--results-dir", str(results), "--cache-dir", str(variant_cache))  # fmt: skip
+                            "--results-dir", str(results), "--cache-dir", str(variant_cache), env=env)  # fmt: skip
     assert_one_line_error(refused, "device local is in use by run ", f"(pid {first.pid} on ", "--wait SECONDS")
     queued = run_edgebench("run", "--device", "local", "--model", "mnist", "--variants", "float32", *QUICK,
                            "--min-seconds", "0.1", "--wait", "120", "--results-dir", str(results),
-                           "--cache-dir", str(variant_cache))  # fmt: skip
+                           "--cache-dir", str(variant_cache), env=env)  # fmt: skip
     first.communicate(timeout=120)
     assert first.returncode == 0 and queued.returncode == 0, queued.stderr
     # The refused run left nothing behind (no folder to index or pick as a baseline); the queued one
@@ -65,7 +66,7 @@ def test_two_controllers_on_one_ssh_board_are_kept_apart_by_the_lease_on_the_boa
     controller_b = {**os.environ, "HOME": str(tmp_path), "EDGEBENCH_LOCK_DIR": str(tmp_path / "locks-b")}
     results_a, results_b = tmp_path / "results-a", tmp_path / "results-b"
     first = start_run(device, results_a, variant_cache, env=controller_a, min_seconds="6")
-    wait_until_measuring(results_a)
+    wait_for(f"{agent.LEASE_FOLDER}/owner.json", tmp_path / "board-workdir")  # the board's lease is taken
     lease = json.loads((tmp_path / "board-workdir" / agent.LEASE_FOLDER / "owner.json").read_text())
     assert lease["pid"] == first.pid and lease["expires"] > time.time() + 1800
     refused = run_edgebench("run", "--device", str(device), "--model", "mnist", "--variants", "float32", *QUICK,

@@ -202,7 +202,7 @@ def test_a_full_results_disk_keeps_what_was_measured_and_says_so_in_one_line(tin
     assert "1 measurement(s) kept in memory and shown above" in errors[0]
     # The finished measurement is not lost: it is in the table printed from memory.
     row = next(line for line in completed.stdout.splitlines() if line.startswith("│ float32"))
-    assert "µs" in row and "failed" not in row
+    assert ("µs" in row or " ms" in row) and "failed" not in row  # measured; the unit depends on the machine
     # run.json still fits, and no longer says "running" forever.
     (run_file,) = tiny_results_disk.glob("local/*/run.json")
     summary = json.loads(run_file.read_text())

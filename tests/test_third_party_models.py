@@ -246,5 +246,7 @@ def test_a_dataset_that_does_not_fit_the_model_stops_before_anything_runs(models
         "run", "--device", "local", "--model", str(models[("detector", ())]), "--dataset", str(data), *QUICK,
         "--variants", "float32", "--results-dir", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "c"),
     )  # fmt: skip
-    assert_one_line_error(result, "wrong-shape.npz", "do not fit detector.tflite")
+    assert_one_line_error(
+        result, "wrong-shape.npz", "'x' samples are (28, 28), detector's input 'image' takes (64, 64, 3)"
+    )
     assert not (tmp_path / "results").exists()
