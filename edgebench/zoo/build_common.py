@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -39,3 +41,13 @@ def file_entries(folder: Path) -> dict:
     for path in sorted(p for p in Path(folder).iterdir() if p.name != "provenance.json"):
         entries[path.name] = {"bytes": path.stat().st_size, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
     return entries
+
+
+def training_record(provenance: Path, provenance_only: bool, train: Callable[[], dict]) -> dict:
+    """How the shipped files were made: read back with --provenance-only, else trained now and saved at
+    once, so a failure while evaluating afterwards never costs the training run."""
+    if provenance_only:
+        return json.loads(Path(provenance).read_text())["training"]
+    training = train()
+    Path(provenance).write_text(json.dumps({"schema_version": 1, "training": training}, indent=2) + "\n")
+    return training

@@ -30,7 +30,7 @@ import numpy as np
 # be set before TensorFlow is imported anywhere.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-from edgebench.zoo.build_common import PIXEL_SCALE, file_entries, load_raw_mnist
+from edgebench.zoo.build_common import PIXEL_SCALE, file_entries, load_raw_mnist, training_record
 
 ZOO_DIR = Path(__file__).resolve().parent / "mnist"
 CALIBRATION_SIZE = 500
@@ -177,14 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--provenance-only", action="store_true", help="only re-hash and re-evaluate the shipped files")
     args = parser.parse_args(argv)
 
-    provenance_file = ZOO_DIR / "provenance.json"
-    if args.provenance_only:
-        training = json.loads(provenance_file.read_text())["training"]
-    else:
-        training = train(args)
-        # Saved at once, so an evaluation failure never costs the training run.
-        provenance_file.write_text(json.dumps({"schema_version": 1, "training": training}, indent=2) + "\n")
-    write_provenance(training)
+    write_provenance(training_record(ZOO_DIR / "provenance.json", args.provenance_only, lambda: train(args)))
     return 0
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebench.zoo.build_common import PIXEL_SCALE, file_entries, load_raw_mnist
+from edgebench.zoo.build_common import PIXEL_SCALE, file_entries, load_raw_mnist, training_record
 
 ZOO_DIR = Path(__file__).resolve().parent / "mobilenet_digits"
 CANVAS = 96
@@ -131,12 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--provenance-only", action="store_true", help="re-hash the shipped files, keep the recipe")
     args = parser.parse_args(argv)
     path = ZOO_DIR / "provenance.json"
-    if args.provenance_only:
-        training = json.loads(path.read_text())["training"]
-    else:
-        training = train(args)
-        # Saved at once, so an evaluation failure never costs the training run.
-        path.write_text(json.dumps({"schema_version": 1, "training": training}, indent=2) + "\n")
+    training = training_record(path, args.provenance_only, lambda: train(args))
     provenance = {
         "schema_version": 1,
         "model": "mobilenet-digits",
