@@ -1,6 +1,6 @@
 """How often does `compare` cry wolf, and how often does it catch a real slowdown, on this machine?
 
-    python bench/verdict_calibration.py [--documents 120] [--rounds 3] [--threshold 5%]
+    python bench/verdict_calibration.py [--documents 120] [--rounds 3] [--threshold 5%] [--cpus 1]
 
 1. Runs the agent in fresh processes, `--documents` times per model, alternating a micro
    model (a tiny MLP, a few µs per inference) and the MNIST int8 zoo variant (~0.5 ms), so
@@ -51,9 +51,10 @@ def micro_model(folder: Path) -> Path:
     return path
 
 
-def measure(model: Path, runs: int) -> dict:
+def measure(model: Path, runs: int, seconds: float, cpus: str | None) -> dict:
     argv = [sys.executable, agent.__file__, str(model), "--samples", "0", "--min-runs", str(runs),
-            "--min-seconds", "0.3", "--warmup-min-seconds", "0.1"]  # fmt: skip
+            "--min-seconds", str(seconds), "--warmup-min-seconds", "0.1"]  # fmt: skip
+    argv += ["--cpus", cpus] if cpus else []
     result = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     document = json.loads(result.stdout)
     if document["status"] != "ok":
@@ -85,13 +86,14 @@ def judge(documents: list[dict], rounds: int, threshold: float, last: int = 1) -
         pairs = [(list(range(j - last, j)), j) for j in range(last, len(runs))]
     verdicts = {"slower": 0, "faster": 0}
     detected = dict.fromkeys(EFFECTS, 0)
+    slowed_runs = {(j, e): [slowed(d, 1 + e) for d in runs[j]] for j in {j for _, j in pairs} for e in EFFECTS}
     for baseline, j in pairs:
         a = as_run("a", [document for i in baseline for document in runs[i]])
         (aa,) = compare_runs(a, as_run(f"b{j}", runs[j]), threshold).variants
         if aa.verdict in verdicts:
             verdicts[aa.verdict] += 1
         for effect in EFFECTS:
-            b = as_run(f"b{j}", [slowed(d, 1 + effect) for d in runs[j]])
+            b = as_run(f"b{j}", slowed_runs[(j, effect)])
             (ab,) = compare_runs(a, b, threshold).variants
             detected[effect] += ab.verdict == "slower"
     count = len(pairs)
@@ -104,21 +106,27 @@ def main() -> int:
     parser.add_argument("--documents", type=int, default=120, help="agent runs per model (fresh processes)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threshold", default="5%")
+    parser.add_argument("--cpus", help="pin every agent to these CPUs, as a farm board would (e.g. 1)")
     args = parser.parse_args()
     args_threshold = parse_threshold(args.threshold)
 
     with tempfile.TemporaryDirectory() as folder:
         mnist = load_zoo_model("mnist")
         (int8,) = build_variants(mnist, ["int8"])
-        models = {"micro MLP": (micro_model(Path(folder)), 3000), "MNIST int8": (int8.path, 500)}
+        # (runs, seconds): a few thousand samples each; a µs model left to run 0.3 s gives 200,000,
+        # which a nightly compares once but this bench would compare thousands of times.
+        models = {"micro MLP": (micro_model(Path(folder)), 5000, 0.01), "MNIST int8": (int8.path, 500, 0.3)}
         documents: dict[str, list[dict]] = {name: [] for name in models}
         for index in range(args.documents):
-            for name, (path, runs) in models.items():
-                documents[name].append(measure(path, runs))
+            for name, (path, runs, seconds) in models.items():
+                documents[name].append(measure(path, runs, seconds, args.cpus))
             if (index + 1) % 20 == 0:
                 print(f"  measured {index + 1}/{args.documents} per model", file=sys.stderr, flush=True)
 
-    print(f"machine: {platform.machine()}, {agent.cpu_model()}, {len(documents['micro MLP'])} documents per model")
+    pinned = f", agents pinned to CPU {args.cpus}" if args.cpus else ", agents not pinned"
+    print(
+        f"machine: {platform.machine()}, {agent.cpu_model()}, {len(documents['micro MLP'])} documents per model{pinned}"
+    )
     effects = " ".join(f"{'det ' + format(e, '.0%'):>8}" for e in EFFECTS)
     header = f"{'model':<11} {'p50 µs':>8} {'rounds':>6} {'baseline':>8} {'thresh':>6} {'pairs':>5} {'false':>6}"
     print(f"{header} {'faster':>6} {effects}")
@@ -132,7 +140,7 @@ def main() -> int:
                 cells = " ".join(f"{r['detected'][e]:>8.0%}" for e in EFFECTS)
                 baseline = "last" if last == 1 else f"last:{last}"
                 print(f"{name:<11} {p50:>8.1f} {rounds:>6} {baseline:>8} {threshold:>6.0%} {r['pairs']:>5} "
-                      f"{r['false_alarms']:>6.1%} {r['faster']:>6.1%} {cells}")  # fmt: skip
+                      f"{r['false_alarms']:>6.1%} {r['faster']:>6.1%} {cells}", flush=True)  # fmt: skip
                 caught = [e for e in EFFECTS if r["detected"][e] >= 0.95]
                 if r["false_alarms"] <= 0.01 and caught and (name, rounds, last) not in best:
                     best[(name, rounds, last)] = (
