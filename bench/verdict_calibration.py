@@ -37,7 +37,7 @@ from edgebench.variants import build_variants  # noqa: E402
 from edgebench.zoo import load_zoo_model  # noqa: E402
 from tests.third_party_models import GraphBuilder  # noqa: E402
 
-EFFECTS = (0.05, 0.10, 0.20, 0.30, 0.50)
+EFFECTS = (0.05, 0.10, 0.20, 0.30, 0.50, 1.00)
 THRESHOLDS = (0.05, 0.10, 0.20, 0.30)
 NEIGHBOURS = 5
 
