@@ -52,13 +52,14 @@ class ReferenceSet:
 
 
 def build_reference(
-    model_path: Path, dataset: Dataset | None, samples: int, cache_dir: Path, *, limit: int | None = None
-) -> ReferenceSet:
+    model_path: Path, dataset: Dataset | None, samples: int, cache_dir: Path, *, limit: int | None = None,
+    runner: agent.ModelRunner | None = None,
+) -> ReferenceSet:  # fmt: skip
     """Reference inputs and float32 outputs of `model_path`, cached by content.
 
     `limit` caps which data-set samples may be used (the held-out calibration
     slice at the end of the data set is never a fidelity input)."""
-    runner = host_runner(model_path)
+    runner = runner or host_runner(model_path)  # the caller may have loaded it already
     if dataset is not None:
         available = dataset.count if limit is None else min(limit, dataset.count)
         count = _within_budget(runner, min(samples, available))

@@ -24,7 +24,7 @@ from edgebench.lease import DeviceBusy, Owner, host_lock
 from edgebench.report.run_table import run_table
 from edgebench.report.table import DataTable
 from edgebench.results import ResultsWriteError, RunStore, load_run, new_run_id
-from edgebench.runner import AgentSettings, RunEvent, RunPlan, check_cpus, execute
+from edgebench.runner import DEFAULT_TIMEOUT_S, AgentSettings, RunEvent, RunPlan, check_cpus, execute
 from edgebench.summary import RunSummaryView, summarize
 from edgebench.transport import open_transport
 from edgebench.transport.base import DEFAULT_STALL_SECONDS
@@ -48,7 +48,7 @@ class RunRequest:
     variants: str | None = None
     overrides: dict = field(default_factory=dict)  # AgentSettings fields; None means "the device's"
     rounds: int = 1
-    timeout: float | None = 1800.0
+    timeout: float | None = DEFAULT_TIMEOUT_S
     fidelity_samples: int = DEFAULT_FIDELITY_SAMPLES
     wait: float = 0.0  # seconds to wait for a device another run holds
     stall_timeout: float = DEFAULT_STALL_SECONDS  # an agent that sends nothing this long is stalled
@@ -132,12 +132,14 @@ def prepare_run(request: RunRequest) -> PreparedRun:
     reference_model = next((v.path for v in variants if v.name == "float32"), None) or float32_reference(
         source, cache_dir
     )
+    runner = host_runner(reference_model)  # loaded once: the data-set check and the fidelity reference
     if dataset is not None:
-        runner = host_runner(reference_model)
         check_fits(dataset, runner.inputs, runner.outputs, source.name)
     reference = None
     if settings.samples != 0 and request.fidelity_samples > 0:
-        reference = build_reference(reference_model, dataset, request.fidelity_samples, cache_dir, limit=evaluated)
+        reference = build_reference(
+            reference_model, dataset, request.fidelity_samples, cache_dir, limit=evaluated, runner=runner
+        )
     summary = {
         "command": request.command,
         "device": {

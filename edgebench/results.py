@@ -199,20 +199,13 @@ def load_run(folder: str | Path) -> tuple[dict, list[Measurement]]:
     """Read a run folder back: the summary and its measurements with their documents."""
     folder = Path(folder)
     path = folder / "run.json"
-    try:
-        summary = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ResultsError(f"no run.json in {folder}; is it a run folder?") from None
-    except (OSError, ValueError) as error:
-        raise ResultsError(f"cannot read {path}: {error}") from None
+    summary = _read_json(path, f"no run.json in {folder}; is it a run folder?")
     if summary.get("kind") != RUN_KIND or summary.get("schema_version") != RUN_SCHEMA_VERSION:
         raise ResultsError(
             f"{path} is schema_version {summary.get('schema_version')!r} of {summary.get('kind')!r}; this edgebench "
             f"{__version__} reads {RUN_KIND} version {RUN_SCHEMA_VERSION}: upgrade edgebench to read it"
         )
-    damage = schemas.problem(summary, schemas.RUN)
-    if damage:
-        raise ResultsError(f"{path} is damaged ({damage}); this run cannot be read")
+    _require_valid(path, summary, schemas.RUN)
     measurements = []
     for entry in summary["measurements"]:
         document = _read_document(folder, entry["file"]) if entry["file"] else None
@@ -225,13 +218,21 @@ def load_run(folder: str | Path) -> tuple[dict, list[Measurement]]:
 def _read_document(folder: Path, name: str) -> dict:
     """One agent document of a run, validated: a missing or half-written file is named, never a traceback."""
     path = folder / name
+    document = _read_json(path, f"{path} is missing; run.json lists it, so this run is damaged")
+    _require_valid(path, document, schemas.AGENT_RESULT)
+    return document
+
+
+def _read_json(path: Path, missing: str):
     try:
-        document = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except FileNotFoundError:
-        raise ResultsError(f"{path} is missing; run.json lists it, so this run is damaged") from None
+        raise ResultsError(missing) from None
     except (OSError, ValueError) as error:
         raise ResultsError(f"{path} is damaged ({error}); this run cannot be read") from None
-    damage = schemas.problem(document, schemas.AGENT_RESULT)
+
+
+def _require_valid(path: Path, document, schema: dict) -> None:
+    damage = schemas.problem(document, schema)
     if damage:
         raise ResultsError(f"{path} is damaged ({damage}); this run cannot be read")
-    return document

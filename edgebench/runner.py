@@ -82,7 +82,7 @@ class RunPlan:
     dataset_path: Path | None
     settings: AgentSettings
     rounds: int = 1
-    timeout: float | None = 1800.0
+    timeout: float | None = DEFAULT_TIMEOUT_S
     reference_path: Path | None = None  # float32 reference inputs and outputs, for fidelity
     owner: Owner | None = None  # who takes the device lease; None: no lease (tests driving execute directly)
     stall_timeout: float | None = DEFAULT_STALL_SECONDS  # an agent silent this long is stalled

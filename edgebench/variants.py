@@ -146,7 +146,7 @@ def build_variants(
     cache_dir = cache_dir or default_cache_dir()
     original = inspect_model(source.model_path)
     require_float_weights(original)
-    builder = _Builder(source, cache_dir)
+    builder = _Builder(source, cache_dir, original)
     results: list[Variant | VariantSkipped] = []
     for name in names if explicit else default_variant_names(source):
         if on_variant:
@@ -194,8 +194,9 @@ def verify_variant(spec: VariantSpec, reference: ModelInfo, variant: ModelInfo) 
 
 
 class _Builder:
-    def __init__(self, source: ModelSource, cache_dir: Path):
+    def __init__(self, source: ModelSource, cache_dir: Path, original: ModelInfo | None = None):
         self.source = source
+        self.original = original  # the user's file, already parsed
         self.model_sha256 = sha256_file(source.model_path)
         self.cache_dir = cache_dir / self.model_sha256[:16]
 
@@ -205,6 +206,8 @@ class _Builder:
 
     @functools.cached_property
     def reference_info(self) -> ModelInfo:
+        if self.original is not None and self.normalized.reference == self.source.model_path:
+            return self.original  # nothing was normalized: the same file, parsed once
         return inspect_model(self.normalized.reference)
 
     def build(self, spec: VariantSpec) -> Variant:
