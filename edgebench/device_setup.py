@@ -17,10 +17,10 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from edgebench.backends.python_agent import PythonAgent, require_runnable
 from edgebench.errors import EdgebenchError
 from edgebench.fileio import sha256_file
 from edgebench.inventory import resolve_device
-from edgebench.runner import AGENT_FILE, probe_device, require_runnable
 from edgebench.transport import DeviceError
 
 _DESCRIBE = (
@@ -84,8 +84,7 @@ def setup_device(
         else:
             _checked(transport, [venv_python, "-m", "pip", "install", "--upgrade", *packages], "pip install")
 
-        agent_path = transport.stage(AGENT_FILE, sha256_file(AGENT_FILE))
-        probe = probe_device(transport, agent_path, python=[venv_python])
+        probe = PythonAgent(transport).probe(python=[venv_python])
         require_runnable(probe, device.name)
         configured = transport.python()
     runtime = probe["runtime"]

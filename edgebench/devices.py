@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgebench.backends.python_agent import PythonAgent, require_runnable
 from edgebench.errors import EdgebenchError
-from edgebench.fileio import sha256_file
 from edgebench.inventory import Device, resolve_device
-from edgebench.runner import AGENT_FILE, probe_device, require_runnable
 from edgebench.transport import DeviceError, open_transport
 
 
@@ -27,8 +26,7 @@ def check_device(spec: str, devices_dir: Path | None = None, *, trust_new_host: 
     device = resolve_device(spec, devices_dir)
     try:
         with open_transport(device, trust_new_host=trust_new_host) as transport:
-            agent_path = transport.stage(AGENT_FILE, sha256_file(AGENT_FILE))
-            probe = probe_device(transport, agent_path)
+            probe = PythonAgent(transport).probe(workdir=transport.workdir())
     except DeviceError as error:
         return CheckReport(device, None, str(error))
     try:
@@ -40,14 +38,14 @@ def check_device(spec: str, devices_dir: Path | None = None, *, trust_new_host: 
 
 def trust_device(spec: str, devices_dir: Path | None = None) -> str:
     """Connect once accepting an unknown host key, which gets recorded; a changed key is still refused."""
-    from edgebench.transport.ssh import USER_KNOWN_HOSTS, SshTransport
+    from edgebench.transport.ssh import SshTransport
 
     device = resolve_device(spec, devices_dir)
     if device.transport != "ssh":
         raise EdgebenchError(f"device {device.name!r} uses transport {device.transport!r}: it has no host key")
     with SshTransport(device, trust_new_host=True) as transport:
         transport.connect()
-        where = device.known_hosts or USER_KNOWN_HOSTS
+        where, address = transport.known_hosts, f"{transport.target.hostname}:{transport.target.port}"
         if transport.trusted_now:
-            return f"recorded {transport.trusted_now} for {device.host}:{device.port} in {where}"
-        return f"{device.host}:{device.port} is already trusted (in {where} or the user's known_hosts)"
+            return f"recorded {transport.trusted_now} for {address} in {where}"
+        return f"{address} is already trusted (in {where} or the user's known_hosts)"

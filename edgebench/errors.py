@@ -36,3 +36,10 @@ class QuantizationError(EdgebenchError):
 
 class ZooIntegrityError(EdgebenchError):
     """A shipped zoo file does not match its recorded sha256."""
+
+
+class Cancelled(Exception):
+    """A run was told to stop (Ctrl-C or SIGTERM seen by the main thread, or a farm stopping).
+
+    Raised in the thread doing the work when it sees the cancel event at a safe point; the main
+    thread's KeyboardInterrupt never reaches a farm's worker threads."""

@@ -13,12 +13,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgebench.errors import EdgebenchError
+from edgebench.transport.options import (
+    LEGACY_FLAT_KEYS,
+    TRANSPORT_OPTIONS,
+    LocalOptions,
+    OptionsError,
+    SshOptions,
+    check_types,
+)
 
-TRANSPORTS = ("local", "ssh")
+TRANSPORTS = tuple(TRANSPORT_OPTIONS)
 
 
 class InventoryError(EdgebenchError):
     """A device file is missing, unreadable or invalid, or a device name is unknown."""
+
+
+@dataclass(frozen=True)
+class Thermal:
+    """The [thermal] section: the health ceiling and the cool-down between measurements."""
+
+    max_temperature_c: float | None = None  # a hotter device fails its health check
+    cooldown_seconds: float = 0.0  # a fixed pause before every measurement but the first
+    cooldown_below_c: float | None = None  # or wait until it is this cool ...
+    cooldown_max_seconds: float = 300.0  # ... for at most this long
 
 
 @dataclass(frozen=True)
@@ -27,38 +45,40 @@ class Device:
     transport: str
     source: Path | None  # the TOML file it came from
     description: str = ""
-    host: str | None = None
-    port: int = 22
-    user: str | None = None
-    identity_file: Path | None = None
-    known_hosts: Path | None = None
     python: str = "python3"
     workdir: str = "~/.cache/edgebench"
     threads: int = 1
     cpus: tuple[int, ...] = ()
     delegate: str = "xnnpack"
     emulated: bool = False
-    connect_timeout: float = 10.0
     tags: tuple[str, ...] = field(default=())
+    options: LocalOptions | SshOptions = field(default_factory=LocalOptions)  # the transport's own section
+    thermal: Thermal = field(default_factory=Thermal)
+
+    @property
+    def address(self) -> str | None:
+        """Where it is reached, for tables and run.json (None for this machine)."""
+        return self.options.address
 
 
-# key -> (python type(s), required for these transports)
+# Keys every device has, whatever its transport: key -> python type(s)
 _FIELDS = {
-    "transport": (str, TRANSPORTS),
-    "description": (str, ()),
-    "host": (str, ("ssh",)),
-    "port": (int, ()),
-    "user": (str, ()),
-    "identity_file": (str, ()),
-    "known_hosts": (str, ()),
-    "python": (str, ()),
-    "workdir": (str, ()),
-    "threads": (int, ()),
-    "cpus": (list, ()),
-    "delegate": (str, ()),
-    "emulated": (bool, ()),
-    "connect_timeout": ((int, float), ()),
-    "tags": (list, ()),
+    "transport": str,
+    "description": str,
+    "python": str,
+    "workdir": str,
+    "threads": int,
+    "cpus": list,
+    "delegate": str,
+    "emulated": bool,
+    "tags": list,
+    "thermal": dict,
+}
+_THERMAL_FIELDS = {
+    "max_temperature_c": (int, float),
+    "cooldown_seconds": (int, float),
+    "cooldown_below_c": (int, float),
+    "cooldown_max_seconds": (int, float),
 }
 
 
@@ -95,25 +115,29 @@ def _validate(data: dict, path: Path, name: str) -> Device:
             f"{path}: the device name {name!r} (the file name without .toml) must be letters, digits, '.', '_' "
             "or '-', starting with a letter or digit"
         )
-    unknown = sorted(set(data) - set(_FIELDS))
-    if unknown:
-        raise InventoryError(f"{path}: unknown key {unknown[0]!r} (known: {', '.join(sorted(_FIELDS))})")
     if "transport" not in data:
         raise InventoryError(f"{path}: missing key 'transport' (one of {', '.join(TRANSPORTS)})")
-    for key, value in data.items():
-        expected, _ = _FIELDS[key]
-        # bool is an int in Python; a port of `true` is still wrong.
-        if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
-            kind = " or ".join(t.__name__ for t in expected) if isinstance(expected, tuple) else expected.__name__
-            raise InventoryError(f"{path}: key {key!r} must be {kind}, got {value!r}")
     transport = data["transport"]
     if transport not in TRANSPORTS:
         raise InventoryError(f"{path}: key 'transport' must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
-    for key, (_, required_for) in _FIELDS.items():
-        if transport in required_for and key != "transport" and not data.get(key):
-            raise InventoryError(f"{path}: key {key!r} is required for transport {transport!r}")
-    if not 1 <= data.get("port", 22) <= 65535:
-        raise InventoryError(f"{path}: key 'port' must be 1-65535, got {data['port']}")
+    data = dict(data)
+    section = data.pop(transport, {})
+    if not isinstance(section, dict):
+        raise InventoryError(f"{path}: [{transport}] must be a table of options")
+    for key in LEGACY_FLAT_KEYS.get(transport, ()):
+        if key in data:  # an older flat file: the key belongs to the transport's section
+            if key in section:
+                raise InventoryError(f"{path}: key {key!r} is given both at the top level and in [{transport}]")
+            section[key] = data.pop(key)
+    others = sorted(set(data) & (set(TRANSPORT_OPTIONS) - {transport}))
+    if others:
+        raise InventoryError(f"{path}: section [{others[0]}] does not apply to transport {transport!r}")
+    try:
+        check_types("", data, _FIELDS)
+        check_types("thermal.", data.get("thermal", {}), _THERMAL_FIELDS)
+        options = TRANSPORT_OPTIONS[transport].from_table(section)
+    except OptionsError as error:
+        raise InventoryError(f"{path}: {error}") from None
     if data.get("threads", 1) < 1:
         raise InventoryError(f"{path}: key 'threads' must be at least 1, got {data['threads']}")
     if data.get("delegate", "xnnpack") not in ("xnnpack", "none"):
@@ -123,28 +147,24 @@ def _validate(data: dict, path: Path, name: str) -> Device:
         raise InventoryError(f"{path}: key 'cpus' must be a list of CPU numbers, got {cpus!r}")
     if not all(isinstance(t, str) for t in data.get("tags", [])):
         raise InventoryError(f"{path}: key 'tags' must be a list of strings")
-
-    def expand(key):
-        return Path(data[key]).expanduser() if data.get(key) else None
-
+    thermal = data.get("thermal", {})
+    for key, value in thermal.items():
+        if key != "max_temperature_c" and not value >= 0:
+            raise InventoryError(f"{path}: key 'thermal.{key}' must be 0 or more, got {value!r}")
     return Device(
         name=name,
         transport=transport,
         source=path,
         description=data.get("description", ""),
-        host=data.get("host"),
-        port=data.get("port", 22),
-        user=data.get("user"),
-        identity_file=expand("identity_file"),
-        known_hosts=expand("known_hosts"),
         python=data.get("python", "python3"),
         workdir=data.get("workdir", "~/.cache/edgebench"),
         threads=data.get("threads", 1),
         cpus=tuple(cpus),
         delegate=data.get("delegate", "xnnpack"),
         emulated=data.get("emulated", False),
-        connect_timeout=float(data.get("connect_timeout", 10.0)),
         tags=tuple(data.get("tags", [])),
+        options=options,
+        thermal=Thermal(**{k: float(v) for k, v in thermal.items()}),
     )
 
 

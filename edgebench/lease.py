@@ -20,6 +20,7 @@ import json
 import os
 import re
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from edgebench.errors import EdgebenchError
+from edgebench.errors import Cancelled, EdgebenchError
 from edgebench.fileio import atomic_write_json
 from edgebench.inventory import Device
 
@@ -67,23 +68,28 @@ def default_lock_dir() -> Path:
 
 def device_key(device: Device) -> str:
     """The board, not the file: transport, user, address and port."""
-    if device.transport == "local":
-        return "local"
-    raw = f"{device.transport}-{device.user or ''}@{device.host}-{device.port or ''}"
-    return re.sub(r"[^A-Za-z0-9_.@-]", "_", raw)
+    return re.sub(r"[^A-Za-z0-9_.@-]", "_", device.options.lock_key())
 
 
 @contextlib.contextmanager
-def host_lock(device: Device, owner: Owner, wait: float, lock_dir: Path | None = None) -> Iterator[None]:
+def host_lock(
+    device: Device, owner: Owner, wait: float, lock_dir: Path | None = None, cancel: threading.Event | None = None
+) -> Iterator[None]:
     folder = Path(lock_dir or default_lock_dir())
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{device_key(device)}.lock"
-    lock = FileLock(str(path))
-    try:
-        lock.acquire(timeout=wait)
-    except Timeout:
-        holder = _read(path.with_suffix(".owner.json"))
-        raise DeviceBusy(_busy_message(device.name, holder, wait)) from None
+    lock = FileLock(str(path), thread_local=False)
+    deadline = time.monotonic() + wait
+    while True:  # in short steps, so a cancelled farm stops waiting at once
+        try:
+            lock.acquire(timeout=max(0.0, min(POLL_S, deadline - time.monotonic())))
+            break
+        except Timeout:
+            if time.monotonic() >= deadline:
+                holder = _read(path.with_suffix(".owner.json"))
+                raise DeviceBusy(_busy_message(device.name, holder, wait)) from None
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("cancelled while waiting for the device") from None
     try:
         atomic_write_json(path.with_suffix(".owner.json"), {**asdict(owner), "since": time.time()})
         yield
@@ -95,8 +101,9 @@ class DeviceLease:
     """The lease on the device. `call(action)` runs the agent's --lease there and returns its answer
     (the runner owns the agent protocol), so the lease works wherever the agent runs."""
 
-    def __init__(self, call: Callable[[str], dict], device_name: str):
+    def __init__(self, call: Callable[[str], dict], device_name: str, cancel: threading.Event | None = None):
         self.call, self.device_name = call, device_name
+        self.cancel = cancel or threading.Event()
         self.held = False
 
     def acquire(self, wait: float) -> None:
@@ -108,7 +115,8 @@ class DeviceLease:
                 return
             if time.monotonic() + POLL_S > deadline:
                 raise DeviceBusy(_busy_message(self.device_name, answer.get("holder"), wait))
-            time.sleep(POLL_S)
+            if self.cancel.wait(POLL_S):
+                raise Cancelled("cancelled while waiting for the device lease")
 
     def renew(self) -> None:
         if self.held and not self.call("renew").get("acquired"):

@@ -13,18 +13,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgebench import history
+from edgebench.backends.python_agent import AgentSettings, check_cpus
 from edgebench.dataset import check_fits, load_dataset
 from edgebench.errors import EdgebenchError
 from edgebench.evaluate import host_runner
 from edgebench.fidelity import DEFAULT_SAMPLES as DEFAULT_FIDELITY_SAMPLES
 from edgebench.fidelity import build_reference
 from edgebench.fileio import sha256_file
+from edgebench.health import Cooldown, HealthLimits
 from edgebench.inventory import Device, resolve_device
 from edgebench.lease import DeviceBusy, Owner, host_lock
 from edgebench.report.run_table import run_table
 from edgebench.report.table import DataTable
 from edgebench.results import ResultsWriteError, RunStore, load_run, new_run_id
-from edgebench.runner import DEFAULT_TIMEOUT_S, AgentSettings, RunEvent, RunPlan, check_cpus, execute
+from edgebench.retry import RetryPolicy
+from edgebench.runner import DEFAULT_TIMEOUT_S, RunEvent, RunPlan, execute
 from edgebench.summary import RunSummaryView, summarize
 from edgebench.transport import open_transport
 from edgebench.transport.base import DEFAULT_STALL_SECONDS
@@ -52,6 +55,8 @@ class RunRequest:
     fidelity_samples: int = DEFAULT_FIDELITY_SAMPLES
     wait: float = 0.0  # seconds to wait for a device another run holds
     stall_timeout: float = DEFAULT_STALL_SECONDS  # an agent that sends nothing this long is stalled
+    retry: RetryPolicy = field(default_factory=RetryPolicy)  # connecting and pushing only
+    extra: dict = field(default_factory=dict)  # more for run.json: the farm run it belongs to, its attempt
     results_dir: Path | None = None
     devices_dir: Path | None = None
     cache_dir: Path | None = None
@@ -147,7 +152,7 @@ def prepare_run(request: RunRequest) -> PreparedRun:
             "transport": device.transport,
             "description": device.description,
             "emulated": device.emulated,
-            "host": device.host,
+            "host": device.address,
             "tags": list(device.tags),
         },
         "model": {"name": source.name, "path": str(source.model_path), "sha256": sha256_file(source.model_path)},
@@ -175,6 +180,7 @@ def prepare_run(request: RunRequest) -> PreparedRun:
             for v in variants
         ],
         "skipped": [{"name": s.name, "reason": s.reason} for s in skipped],
+        **request.extra,
     }
     results_dir = request.results_dir or default_results_dir()
     run_id = new_run_id(source.name)
@@ -182,7 +188,10 @@ def prepare_run(request: RunRequest) -> PreparedRun:
     plan = RunPlan(
         variants, dataset.path if dataset else None, settings, rounds=request.rounds, timeout=request.timeout,
         reference_path=reference.path if reference else None, owner=Owner.of_run(run_id, request.command),
-        wait=request.wait, stall_timeout=request.stall_timeout,
+        wait=request.wait, stall_timeout=request.stall_timeout, retry=request.retry,
+        health=HealthLimits(max_temperature_c=device.thermal.max_temperature_c),
+        cooldown=Cooldown(device.thermal.cooldown_seconds, device.thermal.cooldown_below_c,
+                          device.thermal.cooldown_max_seconds),
     )  # fmt: skip
     return PreparedRun(device, source, plan, store, history.default_history_path(results_dir))
 

@@ -59,6 +59,7 @@ class Measurement:
     document: dict | None = None
     error: str | None = None
     file: str | None = None
+    context: dict | None = None  # what the runner did before it (a cool-down), kept beside it in run.json
 
 
 @dataclass
@@ -104,6 +105,7 @@ class RunStore:
                     "status": measurement.status,
                     "file": measurement.file,
                     "error": measurement.error,
+                    **({"context": measurement.context} if measurement.context else {}),
                 }
             )
             self._write_summary()
@@ -209,9 +211,8 @@ def load_run(folder: str | Path) -> tuple[dict, list[Measurement]]:
     measurements = []
     for entry in summary["measurements"]:
         document = _read_document(folder, entry["file"]) if entry["file"] else None
-        measurements.append(
-            Measurement(entry["variant"], entry["round"], entry["status"], document, entry.get("error"), entry["file"])
-        )
+        fields = (entry["variant"], entry["round"], entry["status"], document, entry.get("error"), entry["file"])
+        measurements.append(Measurement(*fields, entry.get("context")))
     return summary, measurements
 
 

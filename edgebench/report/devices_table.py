@@ -20,9 +20,7 @@ def devices_table(devices: Sequence[Device], folder: Path) -> DataTable:
     )
     rows = []
     for device in devices:
-        address = "—"
-        if device.transport == "ssh":
-            address = f"{device.user + '@' if device.user else ''}{device.host}:{device.port}"
+        address = device.address or "—"
         tags = ", ".join(device.tags) + (" (emulated)" if device.emulated else "")
         rows.append((device.name, device.transport, address, str(device.threads), tags, device.description))
     notes = () if devices else (f"no device files in {folder}",)
@@ -35,7 +33,7 @@ def check_table(report) -> DataTable:
     runtime = probe.get("runtime")
     free = probe.get("free_bytes")
     facts = [
-        ("device", f"{device.name} ({device.transport}{', ' + device.host if device.host else ''})"),
+        ("device", f"{device.name} ({device.transport}{', ' + device.address if device.address else ''})"),
         ("reachable", "yes" if report.probe is not None else "no"),
         ("python", probe.get("python", "—")),
         ("machine", probe.get("machine", "—")),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections import deque
@@ -9,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgebench.errors import EdgebenchError
+from edgebench.errors import Cancelled, EdgebenchError
 
 STDERR_TAIL_LINES = 20
 
@@ -20,6 +21,11 @@ class DeviceError(EdgebenchError):
 
 class ConnectionLost(DeviceError):
     """The device went away in the middle of a command."""
+
+
+class Unreachable(DeviceError):
+    """The device did not answer (timed out, refused, no SSH banner): worth another try later,
+    unlike a refused host key or login."""
 
 
 class Stalled(DeviceError):
@@ -60,6 +66,17 @@ class Transport(ABC):
 
     #: bytes sent to the device by stage() during this connection's life
     bytes_pushed: int = 0
+    #: set by the runner: when this event is set, a running command is ended and Cancelled raised
+    cancel: threading.Event | None = None
+
+    def check_cancelled(self) -> None:
+        """Called by run() while it waits: a cancelled run ends its command (the caller's cleanup kills it)."""
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled("cancelled")
+
+    def workdir(self) -> str | None:
+        """The folder on the device that staged files go to; None when nothing is copied (local)."""
+        return None
 
     @abstractmethod
     def python(self) -> list[str]:

@@ -53,6 +53,7 @@ class LocalTransport(Transport):
         deadline = time.monotonic() + timeout if timeout else None
         try:
             while process.poll() is None:
+                self.check_cancelled()
                 now = time.monotonic()
                 if deadline and now > deadline:
                     timed_out = True

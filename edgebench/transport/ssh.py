@@ -23,12 +23,22 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import paramiko
 
 from edgebench.inventory import Device
-from edgebench.transport.base import CommandResult, ConnectionLost, DeviceError, Stalled, StderrTail, Transport
+from edgebench.transport.base import (
+    CommandResult,
+    ConnectionLost,
+    DeviceError,
+    Stalled,
+    StderrTail,
+    Transport,
+    Unreachable,
+)
+from edgebench.transport.options import SshOptions
 
 KEEPALIVE_SECONDS = 15
 # Opening a channel, starting a command, one SFTP request or packet: each gets this long on a live board.
@@ -39,6 +49,7 @@ STEP_SECONDS = 30.0
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
 logging.getLogger("paramiko").propagate = False
 USER_KNOWN_HOSTS = Path("~/.ssh/known_hosts").expanduser()
+USER_SSH_CONFIG = Path("~/.ssh/config").expanduser()
 
 # Run argv ("$@") in the background and kill it when the host goes away: the
 # watcher reads the channel's stdin (kept as fd 3, since POSIX gives background
@@ -86,17 +97,62 @@ class _VerifyHostKey(paramiko.MissingHostKeyPolicy):
         self.recorded = fingerprint(key)
 
 
+@dataclass(frozen=True)
+class SshTarget:
+    """Where an SSH device really is, after ~/.ssh/config: the device file's keys win over the config's."""
+
+    hostname: str
+    port: int
+    user: str
+    identity_files: tuple[str, ...]
+    proxy_jump: str | None
+
+
+def resolve_target(options: SshOptions, config_path: Path | None = None) -> SshTarget:
+    """The device's [ssh] section, completed by ~/.ssh/config (aliases, User, Port, IdentityFile, ProxyJump)."""
+    path = config_path or options.ssh_config or (USER_SSH_CONFIG if USER_SSH_CONFIG.is_file() else None)
+    found: dict = {}
+    if path is not None:
+        try:
+            found = paramiko.SSHConfig.from_path(str(path)).lookup(options.host)
+        except FileNotFoundError:
+            raise DeviceError(f"ssh_config {path} does not exist") from None
+        except (OSError, paramiko.SSHException, ValueError) as error:
+            raise DeviceError(f"cannot read ssh config {path}: {error}") from None
+    identities = (str(options.identity_file),) if options.identity_file else ()
+    if not identities:
+        identities = tuple(os.path.expanduser(p) for p in found.get("identityfile", []))
+    jump = options.proxy_jump or found.get("proxyjump")
+    return SshTarget(
+        hostname=found.get("hostname", options.host),
+        port=options.port or int(found.get("port", 22)),
+        user=options.user or found.get("user") or getpass.getuser(),
+        identity_files=identities,
+        proxy_jump=None if not jump or jump.lower() == "none" else jump.split(",")[0].strip(),
+    )
+
+
+def _parse_jump(spec: str) -> SshOptions:
+    user, _, rest = spec.rpartition("@")
+    host, _, port = rest.partition(":")
+    return SshOptions(host=host, user=user or None, port=int(port) if port else None)
+
+
 class SshTransport(Transport):
     def __init__(self, device: Device, *, trust_new_host: bool = False):
-        if not device.host:
-            raise DeviceError(f"device {device.name!r} has no host")
+        options = device.options
+        if not isinstance(options, SshOptions) or not options.host:
+            raise DeviceError(f"device {device.name!r} has no SSH host")
         self.device = device
+        self.options = options
+        self.target = resolve_target(options)
         self.trust_new_host = trust_new_host
-        self.connect_timeout = device.connect_timeout
+        self.connect_timeout = options.connect_timeout
         self.bytes_pushed = 0
         self.files_pushed = 0
         self.trusted_now: str | None = None
         self._client: paramiko.SSHClient | None = None
+        self._jump: paramiko.SSHClient | None = None
         self._sftp: paramiko.SFTPClient | None = None
         self._workdir: str | None = None
 
@@ -104,16 +160,41 @@ class SshTransport(Transport):
 
     @property
     def address(self) -> str:
-        user = self.device.user or getpass.getuser()
-        return f"{user}@{self.device.host}:{self.device.port}"
+        return f"{self.target.user}@{self.target.hostname}:{self.target.port}"
+
+    @property
+    def known_hosts(self) -> Path:
+        """Where an unknown key is recorded when trusting new hosts was asked for."""
+        return self.options.known_hosts or USER_KNOWN_HOSTS
 
     def connect(self) -> paramiko.SSHClient:
         if self._client is not None and self._client.get_transport() and self._client.get_transport().is_active():
             return self._client
         self._close_quietly()
+        sock = None
+        if self.target.proxy_jump:
+            # ProxyJump: a verified SSH connection to the bastion, then a direct-tcpip channel
+            # through it to the board, itself verified against known_hosts like any other.
+            jump_target = resolve_target(_parse_jump(self.target.proxy_jump), self.options.ssh_config)
+            self._jump = self._open_client(jump_target, None, f"jump host {self.target.proxy_jump}")
+            try:
+                sock = self._jump.get_transport().open_channel(
+                    "direct-tcpip", (self.target.hostname, self.target.port), ("127.0.0.1", 0),
+                    timeout=self.connect_timeout,
+                )  # fmt: skip
+            except (paramiko.SSHException, OSError) as error:
+                self._close_quietly()
+                raise Unreachable(
+                    f"jump host {self.target.proxy_jump} cannot reach {self.target.hostname}:{self.target.port}: "
+                    f"{error or type(error).__name__}"
+                ) from None
+        self._client = self._open_client(self.target, sock, None)
+        return self._client
+
+    def _open_client(self, target: SshTarget, sock, role: str | None) -> paramiko.SSHClient:
         device = self.device
         client = paramiko.SSHClient()
-        record_in = device.known_hosts or USER_KNOWN_HOSTS
+        record_in = self.known_hosts
         for path in {USER_KNOWN_HOSTS, record_in}:
             if path.is_file():
                 try:
@@ -122,20 +203,23 @@ class SshTransport(Transport):
                     raise HostKeyError(f"cannot read known_hosts {path}: {error}") from None
         policy = _VerifyHostKey(device, self.trust_new_host, record_in)
         client.set_missing_host_key_policy(policy)
-        if device.identity_file is not None and not device.identity_file.is_file():
-            raise DeviceError(f"device {device.name!r}: identity_file {device.identity_file} does not exist")
-        where = f"{device.host}:{device.port}"
+        for identity in target.identity_files:
+            if not Path(identity).is_file():
+                raise DeviceError(f"device {device.name!r}: identity_file {identity} does not exist")
+        where = f"{target.hostname}:{target.port}" + (f" ({role})" if role else "")
+        user_at = f"{target.user}@{target.hostname}:{target.port}"
         try:
             client.connect(
-                device.host,
-                port=device.port,
-                username=device.user or getpass.getuser(),
-                key_filename=str(device.identity_file) if device.identity_file else None,
-                look_for_keys=device.identity_file is None,
-                allow_agent=device.identity_file is None,
+                target.hostname,
+                port=target.port,
+                username=target.user,
+                key_filename=list(target.identity_files) or None,
+                look_for_keys=not target.identity_files,
+                allow_agent=not target.identity_files,
                 timeout=self.connect_timeout,
                 banner_timeout=self.connect_timeout,
                 auth_timeout=self.connect_timeout,
+                sock=sock,
             )
         except HostKeyError:
             client.close()
@@ -149,19 +233,19 @@ class SshTransport(Transport):
             ) from None
         except paramiko.AuthenticationException:
             client.close()
-            key = f"key {device.identity_file}" if device.identity_file else "the default keys and agent"
-            raise DeviceError(f"authentication failed for {self.address} with {key}") from None
+            key = f"key {', '.join(target.identity_files)}" if target.identity_files else "the default keys and agent"
+            raise DeviceError(f"authentication failed for {user_at} with {key}") from None
         except socket.gaierror:
             client.close()
-            raise DeviceError(f"cannot resolve host name {device.host!r} of device {device.name!r}") from None
+            raise Unreachable(f"cannot resolve host name {target.hostname!r} of device {device.name!r}") from None
         except TimeoutError:
             client.close()
-            raise DeviceError(f"timed out connecting to {where} after {self.connect_timeout:g}s") from None
+            raise Unreachable(f"timed out connecting to {where} after {self.connect_timeout:g}s") from None
         except paramiko.ssh_exception.NoValidConnectionsError as error:
             client.close()
             refused = all(isinstance(e, ConnectionRefusedError) for e in error.errors.values())
             reason = "connection refused" if refused else str(error)
-            raise DeviceError(f"cannot connect to {where}: {reason}") from None
+            raise Unreachable(f"cannot connect to {where}: {reason}") from None
         except (paramiko.SSHException, EOFError, OSError) as error:
             client.close()
             message = str(error) or type(error).__name__
@@ -169,22 +253,22 @@ class SshTransport(Transport):
             # handshake then finds "No existing session"; both mean no SSH came back.
             if "banner" in message.lower() or "no existing session" in message.lower():
                 message = f"it accepted the connection but did not speak SSH within {self.connect_timeout:g}s"
-            raise DeviceError(f"cannot connect to {where}: {message}") from None
+            raise Unreachable(f"cannot connect to {where}: {message}") from None
         client.get_transport().set_keepalive(KEEPALIVE_SECONDS)
-        self.trusted_now = policy.recorded
-        self._client = client
+        self.trusted_now = self.trusted_now or policy.recorded
         return client
 
     def close(self) -> None:
         self._close_quietly()
 
     def _close_quietly(self) -> None:
-        for thing in (self._sftp, self._client):
+        for thing in (self._sftp, self._client, self._jump):
             if thing is not None:
                 with contextlib.suppress(Exception):  # closing a dead connection may raise anything
                     thing.close()
         self._sftp = None
         self._client = None
+        self._jump = None
 
     # ---- the contract ---------------------------------------------------------
 
@@ -268,6 +352,7 @@ class SshTransport(Transport):
         deadline = time.monotonic() + timeout if timeout else None
         try:
             while True:
+                self.check_cancelled()
                 if channel.recv_stderr_ready():
                     pending += channel.recv_stderr(65536).decode(errors="replace")
                     *lines, pending = pending.split("\n")

@@ -1,0 +1,222 @@
+"""The Python agent backend: edgebench/agent/agent.py run on the device with its own Python.
+
+Owns the agent protocol: the argv it takes, its --probe and --lease actions, the
+one JSON document it prints, and what a crash without a document means.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from edgebench.agent import agent
+from edgebench.fileio import sha256_file
+from edgebench.results import AGENT_SCHEMA_VERSIONS, Measurement
+from edgebench.transport.base import CommandResult, DeviceError, Transport
+
+AGENT_FILE = Path(agent.__file__)
+PROBE_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """What the agent is told; defaults follow TFLite's benchmark_model."""
+
+    threads: int = 1
+    delegate: str = "xnnpack"
+    cpus: tuple[int, ...] = ()
+    samples: int | None = None  # None: the whole evaluation set
+    warmup_min_runs: int = 1
+    warmup_min_seconds: float = 0.5
+    min_runs: int = 50
+    min_seconds: float = 1.0
+    max_seconds: float = 150.0
+    runtime: str | None = None  # None: the first importable one
+
+    def argv(self, *, with_accuracy: bool) -> list[str]:
+        args = ["--threads", str(self.threads), "--delegate", self.delegate]
+        args += ["--warmup-min-runs", str(self.warmup_min_runs), "--warmup-min-seconds", str(self.warmup_min_seconds)]
+        args += ["--min-runs", str(self.min_runs), "--min-seconds", str(self.min_seconds)]
+        args += ["--max-seconds", str(self.max_seconds)]
+        if self.cpus:
+            args += ["--cpus", ",".join(str(c) for c in self.cpus)]
+        if self.runtime:
+            args += ["--runtime", self.runtime]
+        samples = self.samples if with_accuracy else 0
+        if samples is not None:
+            args += ["--samples", str(samples)]
+        return args
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress line of the agent: which phase, how far."""
+
+    phase: str | None
+    done: int | None
+    total: int | None
+
+
+class PythonAgent:
+    """The agent on one device, reached through one open transport."""
+
+    name = "python-agent"
+
+    def __init__(self, transport: Transport):
+        self.transport = transport
+        self._agent_path: str | None = None
+
+    @property
+    def agent_path(self) -> str:
+        """The agent's path on the device, pushed on first use (content-addressed: once per device)."""
+        if self._agent_path is None:
+            self._agent_path = self.transport.stage(AGENT_FILE, sha256_file(AGENT_FILE))
+        return self._agent_path
+
+    def probe(self, runtime: str | None = None, python: list[str] | None = None, workdir: str | None = None) -> dict:
+        """What Python, numpy and runtime the device has, its cores, free disk and temperature.
+
+        `python` overrides the device's interpreter (devices setup checks the venv it made)."""
+        python = python or self.transport.python()
+        argv = [*python, self.agent_path, "--probe"] + (["--runtime", runtime] if runtime else [])
+        if workdir:
+            argv += ["--workdir", workdir]
+        result = self.transport.run(argv, timeout=PROBE_TIMEOUT_S)
+        document = parse_document(result.stdout, agent.PROBE_KIND)
+        if document is not None:
+            return document
+        shown = " ".join(python)
+        if result.exit_code == 127:
+            raise DeviceError(f"the device's python {shown!r} was not found: {' | '.join(result.stderr_tail[-2:])}")
+        raise DeviceError(f"the agent could not start with {shown!r} on the device: {crash_message(result)}")
+
+    def measure(
+        self,
+        variant: str,
+        round_number: int,
+        model_path: str,
+        sha256: str,
+        settings: AgentSettings,
+        *,
+        dataset_path: str | None,
+        reference_path: str | None,
+        timeout: float | None,
+        stall_timeout: float | None,
+        on_progress: Callable[[Progress], None],
+    ) -> Measurement:
+        """One agent process measuring one variant; accuracy and fidelity in the first round only."""
+        argv = [*self.transport.python(), self.agent_path, model_path, "--sha256", sha256]
+        if dataset_path:
+            argv += ["--dataset", dataset_path]
+        if reference_path and round_number == 1:
+            argv += ["--reference", reference_path]
+        argv += settings.argv(with_accuracy=round_number == 1)
+        result = self.transport.run(
+            argv, timeout=timeout, on_stderr_line=_progress_relay(on_progress), stall_timeout=stall_timeout
+        )
+        return interpret(variant, round_number, result, timeout)
+
+    def lease_call(self, lease_dir: str, owner: object, ttl: float) -> Callable[[str], dict]:
+        """agent.py --lease ACTION on the device, as a function for DeviceLease."""
+
+        def call(action: str) -> dict:
+            argv = [*self.transport.python(), self.agent_path, "--lease", action, "--lease-dir", lease_dir,
+                    "--owner", json.dumps(dataclasses.asdict(owner)), "--ttl", str(ttl)]  # fmt: skip
+            result = self.transport.run(argv, timeout=PROBE_TIMEOUT_S)
+            answer = parse_document(result.stdout, agent.LEASE_KIND)
+            if answer is None:
+                raise DeviceError(f"the device lease could not be taken ({action}): {crash_message(result)}")
+            return answer
+
+        return call
+
+
+def require_runnable(probe: dict, device_name: str) -> dict:
+    setup = f"run 'edgebench devices setup {device_name}'"
+    if probe.get("numpy") is None:
+        raise DeviceError(f"numpy is not installed on device {device_name!r} (Python {probe.get('python')}): {setup}")
+    if probe.get("runtime") is None:
+        raise DeviceError(
+            f"no TFLite runtime on device {device_name!r} ({probe.get('runtime_error')}): {setup} (installs "
+            "ai-edge-litert, or tflite-runtime with numpy<2 where only that fits)"
+        )
+    return probe
+
+
+def check_cpus(cpus: Sequence[int], available: Sequence[int], device_name: str) -> None:
+    """--cpus must name CPUs the device has (and may use), said before anything runs, not as 'Errno 22'."""
+    missing = sorted(set(cpus) - set(available))
+    if missing:
+        raise DeviceError(
+            f"--cpus {','.join(map(str, cpus))}: device {device_name!r} has no CPU {','.join(map(str, missing))} "
+            f"(it has {','.join(map(str, available))})"
+        )
+
+
+def interpret(variant: str, round_number: int, result: CommandResult, timeout: float | None) -> Measurement:
+    """The agent's exit and output -> a Measurement with a one-line error when it failed."""
+    document = parse_document(result.stdout)
+    if result.timed_out:
+        return Measurement(variant, round_number, "failed", document, f"agent timed out after {timeout:g}s")
+    if document is None:
+        return Measurement(variant, round_number, "failed", None, crash_message(result))
+    if document.get("schema_version") not in AGENT_SCHEMA_VERSIONS:
+        message = f"the agent wrote schema_version {document.get('schema_version')!r}; this edgebench reads " + (
+            ", ".join(str(v) for v in AGENT_SCHEMA_VERSIONS)
+        )
+        return Measurement(variant, round_number, "failed", None, message)
+    if document.get("status") != "ok":
+        error = document.get("error") or {}
+        message = f"{error.get('kind', 'error')}: {error.get('message', 'no message')}"
+        if error.get("kind") == "model-load-failed":
+            # The device's runtime refuses the file (an op or type it does not know): a
+            # property of that device, not a crash.
+            message = f"unsupported on this device: {error.get('message', '')}"
+        return Measurement(variant, round_number, "failed", document, message)
+    return Measurement(variant, round_number, "ok", document)
+
+
+def parse_document(stdout: str, kind: str = agent.RESULT_KIND) -> dict | None:
+    """The agent's JSON document of this kind: the last such line of its stdout."""
+    for line in reversed(stdout.strip().splitlines()):
+        try:
+            document = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(document, dict) and document.get("kind") == kind:
+            return document
+    return None
+
+
+def crash_message(result: CommandResult) -> str:
+    code = result.exit_code
+    how = f"exit code {code}"
+    if code is not None and code < 0:
+        how = f"signal {signal.Signals(-code).name}" if -code in signal.valid_signals() else how
+    elif code is not None and code > 128:  # a shell reports a signalled child as 128 + N
+        how += f" (signal {signal.Signals(code - 128).name})" if code - 128 in signal.valid_signals() else ""
+    tail = [line for line in result.stderr_tail if not line.startswith(agent.PROGRESS_PREFIX)][-3:]
+    last = "; last stderr: " + " | ".join(tail) if tail else ""
+    return f"agent crashed ({how}) without a result{last}"
+
+
+def _progress_relay(on_progress: Callable[[Progress], None]) -> Callable[[str], None]:
+    def relay(line: str) -> None:
+        if not line.startswith(agent.PROGRESS_PREFIX):
+            return
+        try:
+            update = json.loads(line[len(agent.PROGRESS_PREFIX) :])
+        except ValueError:
+            return
+        if update.get("heartbeat"):
+            return  # proof of life for stall detection, nothing new to show
+        on_progress(Progress(update.get("phase"), update.get("done"), update.get("total")))
+
+    return relay
