@@ -140,11 +140,39 @@ def _parser() -> argparse.ArgumentParser:
     _comparison_options(check)
     check.set_defaults(handler=cmd_check)
 
+    farm = commands.add_parser("farm", help="many devices at once from a farm file, with one answer")
+    farm_commands = farm.add_subparsers(dest="farm_command", required=True, metavar="SUBCOMMAND")
+    farm_run = farm_commands.add_parser("run", help="measure every device of a farm file in parallel")
+    farm_run.add_argument("farm", type=Path, help="a farm file (farms/nightly.toml)")
+    farm_run.add_argument("--resume", metavar="FARM_RUN", help="measure only what this interrupted farm run is missing")
+    farm_run.add_argument("--results-dir", type=Path, default=None, help="default: ./results or $EDGEBENCH_RESULTS")
+    farm_run.add_argument("--devices-dir", type=Path, help="where device files live (default: ./devices)")
+    farm_run.add_argument("--cache-dir", type=Path, help="variant cache (default: ~/.cache/edgebench/variants)")
+    farm_run.add_argument("--trust-new-host", action="store_true", help="accept and record unknown SSH host keys")
+    farm_output = farm_run.add_mutually_exclusive_group()
+    farm_output.add_argument("--json", action="store_true", help="print the farm summary as JSON")
+    farm_output.add_argument("--format", choices=("table", "markdown"), default="table")
+    farm_run.set_defaults(handler=cmd_farm_run)
+    farm_check = farm_commands.add_parser(
+        "check", help="the farm's verdict as an exit code: 0 fine, 1 regression, 2 cannot tell"
+    )
+    farm_check.add_argument("farm_run", nargs="?", help="a farm run id or folder (default: the newest)")
+    farm_check.add_argument("--baseline", help="override the farm file's policy: last, last:N, best or a run id")
+    farm_check.add_argument("--threshold", help="override the farm file's threshold")
+    farm_check.add_argument("--results-dir", type=Path, default=None)
+    farm_check.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    farm_check.set_defaults(handler=cmd_farm_check)
+
     devices = commands.add_parser("devices", help="the device inventory")
     devices_commands = devices.add_subparsers(dest="devices_command", required=True, metavar="SUBCOMMAND")
-    listing = devices_commands.add_parser("list", help="every device file")
+    listing = devices_commands.add_parser("list", help="every device file, and which are quarantined")
     listing.add_argument("--devices-dir", type=Path)
+    listing.add_argument("--results-dir", type=Path, default=None, help="where quarantines are recorded")
     listing.set_defaults(handler=cmd_devices_list)
+    release = devices_commands.add_parser("release", help="take a device out of quarantine")
+    release.add_argument("name", help="device name")
+    release.add_argument("--results-dir", type=Path, default=None)
+    release.set_defaults(handler=cmd_devices_release)
     check = devices_commands.add_parser("check", help="can this device run the agent? (table; exit 1 if not)")
     check.add_argument("name", help="device name or .toml path")
     check.add_argument("--devices-dir", type=Path)
@@ -425,12 +453,120 @@ class _RunProgress:
 
 
 def cmd_devices_list(args: argparse.Namespace) -> int:
+    from edgebench.farm.quarantine import load_states
     from edgebench.inventory import default_devices_dir, list_devices
     from edgebench.report.devices_table import devices_table
 
     folder = args.devices_dir or default_devices_dir()
-    _emit("table", devices_table(list_devices(folder), folder), {})
+    _emit("table", devices_table(list_devices(folder), folder, load_states(_results_dir(args))), {})
     return EXIT_OK
+
+
+def cmd_devices_release(args: argparse.Namespace) -> int:
+    from edgebench.farm.quarantine import release
+
+    lifted = release(_results_dir(args), args.name)
+    message = (
+        f"released {args.name} (was quarantined since {lifted['since']}: {lifted['reason']})"
+        if lifted
+        else (f"{args.name} was not quarantined")
+    )
+    Console(stderr=True).print(message, markup=False, highlight=False, soft_wrap=True)
+    return EXIT_OK
+
+
+def cmd_farm_run(args: argparse.Namespace) -> int:
+    from edgebench.farm.config import load_farm_file
+    from edgebench.farm.scheduler import FarmOptions, run_farm
+
+    farm = load_farm_file(args.farm)
+    options = FarmOptions(
+        results_dir=args.results_dir, devices_dir=args.devices_dir, cache_dir=args.cache_dir,
+        trust_new_host=args.trust_new_host, resume=args.resume,
+        command=["edgebench", *(sys.argv[1:] if args.argv is None else args.argv)],
+    )  # fmt: skip
+    stderr = Console(stderr=True)
+    cancel = threading.Event()
+    display = _FarmProgress(stderr)
+    try:
+        with display:
+            outcome = run_farm(farm, options, display.on_event, cancel, on_prepare=display.preparing)
+    except KeyboardInterrupt as interruption:
+        how = f" by {interruption.args[0]}" if isinstance(interruption, Terminated) else ""
+        stderr.print(f"edgebench: farm interrupted{how}; every device stopped and released; resume with "
+                     "'edgebench farm run FARM --resume FARM_RUN' (see results/_farms)", markup=False,
+                     highlight=False, soft_wrap=True)  # fmt: skip
+        return interrupted_exit_code(interruption)
+    _emit_farm(args.format if not args.json else "json", outcome.summary)
+    stderr.print(f"farm run: {outcome.folder}", markup=False, highlight=False, soft_wrap=True)
+    return outcome.summary.exit_code
+
+
+def cmd_farm_check(args: argparse.Namespace) -> int:
+    from edgebench.farm.store import load_farm_document, resolve_farm_run
+    from edgebench.farm.summary import summarize_farm
+
+    results_dir = _results_dir(args)
+    if args.threshold:
+        _threshold(args.threshold)
+    folder = resolve_farm_run(args.farm_run, results_dir)
+    summary = summarize_farm(load_farm_document(folder), results_dir, args.baseline, args.threshold)
+    _emit_farm(args.format, summary)
+    return summary.exit_code
+
+
+def _emit_farm(output_format: str, summary) -> None:
+    from edgebench.report.farm_table import device_states, farm_matrix
+
+    if output_format == "json":
+        print(json.dumps(summary.document(), indent=2, default=str))
+        return
+    _emit(output_format, farm_matrix(summary), {})
+    if output_format == "markdown":
+        print()
+    _emit(output_format, device_states(summary), {})
+
+
+class _FarmProgress:
+    """Farm events (from every device's thread) -> one live table on stderr: each device's state and step."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.rows: dict[str, tuple[str, str, str]] = {}
+        self.lock = threading.Lock()
+        self.live = None
+        self.status = "preparing"
+
+    def __enter__(self):
+        from rich.live import Live
+
+        self.live = Live(self._render(), console=self.console, transient=True, refresh_per_second=4)
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.live.__exit__(*exc_info)
+
+    def preparing(self, text: str) -> None:
+        self.status = text
+        self.live.update(self._render())
+
+    def on_event(self, event) -> None:
+        with self.lock:
+            count = f"{event.done}/{event.total}" if event.total else ""
+            self.rows[event.device] = (event.state, event.detail, count)
+            self.status = "measuring"
+            self.live.update(self._render())
+
+    def _render(self):
+        from rich.table import Table
+
+        table = Table(title=f"farm: {self.status}", title_justify="left")
+        for header in ("device", "state", "now", "done"):
+            table.add_column(header)
+        for device, (state, detail, count) in self.rows.items():
+            table.add_row(device, state, detail[:80], count)
+        return table
 
 
 def cmd_devices_check(args: argparse.Namespace) -> int:

@@ -8,17 +8,17 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgebench import history
 from edgebench.backends.python_agent import AgentSettings, check_cpus
-from edgebench.dataset import check_fits, load_dataset
-from edgebench.errors import EdgebenchError
+from edgebench.dataset import Dataset, check_fits, load_dataset
+from edgebench.errors import Cancelled, EdgebenchError
 from edgebench.evaluate import host_runner
 from edgebench.fidelity import DEFAULT_SAMPLES as DEFAULT_FIDELITY_SAMPLES
-from edgebench.fidelity import build_reference
+from edgebench.fidelity import ReferenceSet, build_reference
 from edgebench.fileio import sha256_file
 from edgebench.health import Cooldown, HealthLimits
 from edgebench.inventory import Device, resolve_device
@@ -115,24 +115,49 @@ def agent_settings(device: Device, overrides: dict) -> AgentSettings:
     return settings
 
 
+@dataclass(frozen=True)
+class PreparedWork:
+    """What a run measures, whatever the device: the variants, the data set, the fidelity reference.
+
+    A farm makes it once per model and hands it to every device."""
+
+    source: ModelSource
+    variants: tuple[Variant, ...]
+    skipped: tuple[VariantSkipped, ...]
+    dataset: Dataset | None
+    holdout: int  # samples held out of the data set for calibration, never evaluated on
+    reference: ReferenceSet | None
+
+    @property
+    def evaluated(self) -> int | None:
+        return self.dataset.count - self.holdout if self.dataset else None
+
+    def only(self, names: Sequence[str]) -> PreparedWork:
+        """The same work restricted to these variants (a resumed farm run, a new attempt)."""
+        return dataclasses.replace(self, variants=tuple(v for v in self.variants if v.name in names), skipped=())
+
+
 def prepare_run(request: RunRequest) -> PreparedRun:
     """Everything that can fail on the user's input fails here, before a device is touched."""
     device = resolve_device(request.device, request.devices_dir)
+    agent_settings(device, request.overrides)  # a bad setting fails before quantizing
+    return start_run(prepare_work(request), device, request)
+
+
+def prepare_work(request: RunRequest) -> PreparedWork:
+    """Quantize, check the data set against the model, compute the float32 reference outputs."""
     source = resolve_model(request.model, dataset=request.dataset, calibration=request.calibration)
     names = parse_variant_names(request.variants)
-    settings = agent_settings(device, request.overrides)
     # Labels are optional: without them there is no top-1, and fidelity still applies.
     dataset = load_dataset(source.dataset_path, require_labels=False) if source.dataset_path else None
 
     cache_dir = request.cache_dir or default_cache_dir()
     results = build_variants(source, names, cache_dir=cache_dir)
-    variants = [r for r in results if isinstance(r, Variant)]
-    skipped = [r for r in results if isinstance(r, VariantSkipped)]
+    variants = tuple(r for r in results if isinstance(r, Variant))
+    skipped = tuple(r for r in results if isinstance(r, VariantSkipped))
     # A calibration slice held out of the data set is never evaluated on.
     holdout = max((v.calibration_holdout for v in variants), default=0)
     evaluated = dataset.count - holdout if dataset else None
-    if evaluated is not None and holdout:
-        settings = dataclasses.replace(settings, samples=min(settings.samples or evaluated, evaluated))
     # The float32 variant is the normalized reference; normalize only when it was not asked for.
     reference_model = next((v.path for v in variants if v.name == "float32"), None) or float32_reference(
         source, cache_dir
@@ -141,10 +166,22 @@ def prepare_run(request: RunRequest) -> PreparedRun:
     if dataset is not None:
         check_fits(dataset, runner.inputs, runner.outputs, source.name)
     reference = None
-    if settings.samples != 0 and request.fidelity_samples > 0:
+    if request.overrides.get("samples") != 0 and request.fidelity_samples > 0:
         reference = build_reference(
             reference_model, dataset, request.fidelity_samples, cache_dir, limit=evaluated, runner=runner
         )
+    return PreparedWork(source, variants, skipped, dataset, holdout, reference)
+
+
+def start_run(work: PreparedWork, device: Device, request: RunRequest) -> PreparedRun:
+    """A run folder for this work on this device, and the plan the runner follows."""
+    source, variants, skipped, dataset, holdout, reference = (
+        work.source, work.variants, work.skipped, work.dataset, work.holdout, work.reference,
+    )  # fmt: skip
+    settings = agent_settings(device, request.overrides)
+    evaluated = work.evaluated
+    if evaluated is not None and holdout:
+        settings = dataclasses.replace(settings, samples=min(settings.samples or evaluated, evaluated))
     summary = {
         "command": request.command,
         "device": {
@@ -186,7 +223,7 @@ def prepare_run(request: RunRequest) -> PreparedRun:
     run_id = new_run_id(source.name)
     store = RunStore.create(results_dir, device.name, run_id, summary)
     plan = RunPlan(
-        variants, dataset.path if dataset else None, settings, rounds=request.rounds, timeout=request.timeout,
+        list(variants), dataset.path if dataset else None, settings, rounds=request.rounds, timeout=request.timeout,
         reference_path=reference.path if reference else None, owner=Owner.of_run(run_id, request.command),
         wait=request.wait, stall_timeout=request.stall_timeout, retry=request.retry,
         health=HealthLimits(max_temperature_c=device.thermal.max_temperature_c),
@@ -201,10 +238,15 @@ def run_on_device(
 ) -> RunOutcome:
     try:
         with (
-            host_lock(prepared.device, prepared.plan.owner, prepared.plan.wait),
+            host_lock(prepared.device, prepared.plan.owner, prepared.plan.wait, cancel=prepared.plan.cancel),
             open_transport(prepared.device, trust_new_host=trust_new_host) as transport,
         ):
             status = execute(prepared.plan, transport, prepared.store, on_event)
+    except Cancelled:
+        # Stopped while waiting for the device (the runner marks a run it started itself).
+        if prepared.store.summary["status"] == "running":
+            _discard_or_finish(prepared.store, "interrupted", "stopped before the device was free")
+        raise
     except DeviceBusy:
         if not prepared.store.measurements:
             # Never had the device: no run to keep, index or pick as a baseline.
@@ -229,6 +271,14 @@ def run_on_device(
         return dataclasses.replace(outcome, history_error=f"history index not updated ({error}); run.json is "
                                    "safe: 'edgebench history rebuild' re-creates the index")  # fmt: skip
     return outcome
+
+
+def _discard_or_finish(store: RunStore, status: str, error: str) -> None:
+    """A run that never measured anything leaves no folder (nothing to index or pick as a baseline)."""
+    if store.measurements:
+        store.finish(status, {"error": error})
+    else:
+        shutil.rmtree(store.folder, ignore_errors=True)
 
 
 def outcome_of(folder: Path, status: str | None = None, loaded: tuple[dict, list] | None = None) -> RunOutcome:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from edgebench.agent import agent
 from edgebench.fileio import sha256_file
+from edgebench.health import HealthCheckFailed
 from edgebench.results import AGENT_SCHEMA_VERSIONS, Measurement
 from edgebench.transport.base import CommandResult, DeviceError, Transport
 
@@ -139,11 +140,13 @@ class PythonAgent:
 
 
 def require_runnable(probe: dict, device_name: str) -> dict:
+    """A device without numpy or a runtime fails its health check: a farm quarantines it until it passes."""
     setup = f"run 'edgebench devices setup {device_name}'"
     if probe.get("numpy") is None:
-        raise DeviceError(f"numpy is not installed on device {device_name!r} (Python {probe.get('python')}): {setup}")
+        python = probe.get("python")
+        raise HealthCheckFailed(f"numpy is not installed on device {device_name!r} (Python {python}): {setup}")
     if probe.get("runtime") is None:
-        raise DeviceError(
+        raise HealthCheckFailed(
             f"no TFLite runtime on device {device_name!r} ({probe.get('runtime_error')}): {setup} (installs "
             "ai-edge-litert, or tflite-runtime with numpy<2 where only that fits)"
         )

@@ -9,7 +9,9 @@ from edgebench.inventory import Device
 from edgebench.report.table import Column, DataTable
 
 
-def devices_table(devices: Sequence[Device], folder: Path) -> DataTable:
+def devices_table(devices: Sequence[Device], folder: Path, states: dict | None = None) -> DataTable:
+    """The inventory, with each device's quarantine (from the results folder) when it has one."""
+    states = states or {}
     columns = (
         Column("name", "left"),
         Column("transport", "left"),
@@ -17,14 +19,23 @@ def devices_table(devices: Sequence[Device], folder: Path) -> DataTable:
         Column("threads"),
         Column("tags", "left"),
         Column("description", "left"),
+        Column("service", "left"),
     )
     rows = []
     for device in devices:
         address = device.address or "—"
         tags = ", ".join(device.tags) + (" (emulated)" if device.emulated else "")
-        rows.append((device.name, device.transport, address, str(device.threads), tags, device.description))
-    notes = () if devices else (f"no device files in {folder}",)
-    return DataTable(f"Devices in {folder}", columns, tuple(rows), notes)
+        held = (states.get(device.name) or {}).get("quarantine")
+        service = f"QUARANTINED since {held['since']}" if held else "ok"
+        rows.append((device.name, device.transport, address, str(device.threads), tags, device.description, service))
+    notes = [] if devices else [f"no device files in {folder}"]
+    for device in devices:
+        held = (states.get(device.name) or {}).get("quarantine")
+        if held:
+            how = ("a passing health check in a farm run releases it" if held["kind"] == "health-check"
+                   else f"'edgebench devices release {device.name}' releases it")  # fmt: skip
+            notes.append(f"{device.name} quarantined ({held['kind']}): {held['reason']}; {how}")
+    return DataTable(f"Devices in {folder}", columns, tuple(rows), tuple(notes))
 
 
 def check_table(report) -> DataTable:

@@ -1,0 +1,274 @@
+"""Farm files: which devices, which models and variants, how to measure, and what to compare with.
+
+    # farms/nightly.toml
+    devices = ["tag:raspberry-pi", "local"]     # names, .toml paths or tag:TAG selectors
+    exclude = ["pi5"]                            # optional
+    [[models]]
+    model = "mnist"                              # zoo name or .tflite path
+    variants = ["float32", "int8"]               # optional: default, every variant the model allows
+    [run]
+    samples = 500
+    rounds = 3
+    [baseline]
+    policy = "last:5"                            # last, best, last:N or a pinned run id
+    threshold = "10%"
+    [health]
+    quarantine_after = 3                         # consecutive failed runs
+    [retry]
+    connect_attempts = 3                         # connecting and pushing
+    rerun_failed = 1                             # new, labelled attempts of a failed measurement
+
+Paths are relative to the farm file. Every error names the file and the key, like device files.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgebench.errors import EdgebenchError
+from edgebench.fileio import sha256_file
+from edgebench.inventory import DEVICE_NAME, Device, InventoryError, list_devices, resolve_device
+from edgebench.transport.options import OptionsError, check_types
+from edgebench.variants import parse_variant_names
+
+
+class FarmFileError(EdgebenchError):
+    """A farm file is missing, unreadable or invalid; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class ModelJob:
+    model: str  # zoo name, or a path resolved against the farm file
+    variants: str | None = None  # comma-separated, as --variants takes them
+    dataset: Path | None = None
+    calibration: Path | None = None
+
+
+@dataclass(frozen=True)
+class FarmFile:
+    name: str
+    path: Path
+    sha256: str
+    devices: tuple[str, ...]
+    exclude: tuple[str, ...]
+    models: tuple[ModelJob, ...]
+    run: dict  # RunRequest overrides (AgentSettings fields) and run options, validated
+    baseline: str = "last"
+    threshold: str = "5%"
+    quarantine_after: int = 3
+    connect_attempts: int = 3
+    rerun_failed: int = 0
+    timeout: float = 1800.0
+    stall_timeout: float = 45.0
+    wait: float = 3600.0  # a device another run holds is waited for this long
+    rounds: int = 1
+    fidelity_samples: int = 100
+    extra: dict = field(default_factory=dict)
+
+
+_TOP = {
+    "name": str,
+    "devices": list,
+    "exclude": list,
+    "models": list,
+    "run": dict,
+    "baseline": dict,
+    "health": dict,
+    "retry": dict,
+}
+_MODEL = {"model": str, "variants": list, "dataset": str, "calibration": str}
+# [run]: the keys of `edgebench run`, with its defaults
+_RUN = {
+    "samples": int,
+    "fidelity_samples": int,
+    "rounds": int,
+    "threads": int,
+    "delegate": str,
+    "runtime": str,
+    "cpus": list,
+    "warmup_runs": int,
+    "warmup_seconds": (int, float),
+    "min_runs": int,
+    "min_seconds": (int, float),
+    "max_seconds": (int, float),
+    "timeout": (int, float),
+    "stall_timeout": (int, float),
+    "wait": (int, float),
+}
+_BASELINE = {"policy": str, "threshold": str}
+_HEALTH = {"quarantine_after": int}
+_RETRY = {"connect_attempts": int, "rerun_failed": int}
+
+
+def load_farm_file(path: Path) -> FarmFile:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise FarmFileError(f"farm file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise FarmFileError(f"{path}: cannot read: {error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise FarmFileError(f"{path}: invalid TOML: {error}") from None
+    try:
+        return _validate(data, path)
+    except OptionsError as error:
+        raise FarmFileError(f"{path}: {error}") from None
+
+
+def _validate(data: dict, path: Path) -> FarmFile:
+    check_types("", data, _TOP)
+    name = data.get("name", path.stem)
+    if not DEVICE_NAME.fullmatch(name):
+        raise FarmFileError(f"{path}: key 'name' must be letters, digits, '.', '_' or '-', got {name!r}")
+    devices = data.get("devices")
+    if not devices:
+        raise FarmFileError(f"{path}: key 'devices' is required: device names, .toml paths or tag:TAG selectors")
+    for key in ("devices", "exclude"):
+        if not all(isinstance(d, str) and d for d in data.get(key, [])):
+            raise FarmFileError(f"{path}: key {key!r} must be a list of device names, paths or tag:TAG")
+    models = data.get("models")
+    if not models:
+        raise FarmFileError(f'{path}: at least one [[models]] table is required (model = "mnist")')
+    jobs = []
+    for index, entry in enumerate(models):
+        where = f"models[{index}]."
+        if not isinstance(entry, dict):
+            raise FarmFileError(f"{path}: models[{index}] must be a table")
+        check_types(where, entry, _MODEL)
+        if not entry.get("model"):
+            raise FarmFileError(f"{path}: key '{where}model' is required (a zoo name or a .tflite path)")
+        variants = None
+        if "variants" in entry:
+            if not entry["variants"] or not all(isinstance(v, str) for v in entry["variants"]):
+                raise FarmFileError(f"{path}: key '{where}variants' must be a list of variant names")
+            variants = ",".join(entry["variants"])
+            try:
+                parse_variant_names(variants)
+            except EdgebenchError as error:
+                raise FarmFileError(f"{path}: key '{where}variants': {error}") from None
+        jobs.append(
+            ModelJob(
+                model=_model_spec(entry["model"], path.parent),
+                variants=variants,
+                dataset=_relative(entry.get("dataset"), path.parent),
+                calibration=_relative(entry.get("calibration"), path.parent),
+            )
+        )
+    run = data.get("run", {})
+    check_types("run.", run, _RUN)
+    for key in ("timeout", "stall_timeout", "min_seconds", "max_seconds"):
+        if key in run and not (math.isfinite(run[key]) and run[key] > 0):
+            raise FarmFileError(f"{path}: key 'run.{key}' must be more than 0, got {run[key]}")
+    for key in ("rounds", "min_runs", "threads"):
+        if key in run and run[key] < 1:
+            raise FarmFileError(f"{path}: key 'run.{key}' must be at least 1, got {run[key]}")
+    for key in ("samples", "fidelity_samples", "warmup_runs", "warmup_seconds", "wait"):
+        if key in run and not run[key] >= 0:
+            raise FarmFileError(f"{path}: key 'run.{key}' must be 0 or more, got {run[key]}")
+    if run.get("delegate", "xnnpack") not in ("xnnpack", "none"):
+        raise FarmFileError(f"{path}: key 'run.delegate' must be 'xnnpack' or 'none', got {run['delegate']!r}")
+    if run.get("runtime", "ai_edge_litert") not in ("ai_edge_litert", "tflite_runtime", "tensorflow"):
+        raise FarmFileError(f"{path}: key 'run.runtime' must be ai_edge_litert, tflite_runtime or tensorflow")
+    if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in run.get("cpus", [])):
+        raise FarmFileError(f"{path}: key 'run.cpus' must be a list of CPU numbers")
+    baseline = data.get("baseline", {})
+    check_types("baseline.", baseline, _BASELINE)
+    threshold = baseline.get("threshold", "5%")
+    from edgebench.compare import parse_threshold
+
+    try:
+        parse_threshold(threshold)
+    except ValueError as error:
+        raise FarmFileError(f"{path}: key 'baseline.threshold': {error}") from None
+    health, retry = data.get("health", {}), data.get("retry", {})
+    check_types("health.", health, _HEALTH)
+    check_types("retry.", retry, _RETRY)
+    if health.get("quarantine_after", 3) < 1:
+        raise FarmFileError(f"{path}: key 'health.quarantine_after' must be at least 1")
+    if retry.get("connect_attempts", 3) < 1 or retry.get("rerun_failed", 0) < 0:
+        raise FarmFileError(f"{path}: key 'retry.connect_attempts' must be at least 1, 'retry.rerun_failed' 0 or more")
+    overrides = {
+        "threads": run.get("threads"),
+        "delegate": run.get("delegate"),
+        "cpus": tuple(run["cpus"]) if run.get("cpus") else None,
+        "runtime": run.get("runtime"),
+        "samples": run.get("samples"),
+        "warmup_min_runs": run.get("warmup_runs", 1),
+        "warmup_min_seconds": float(run.get("warmup_seconds", 0.5)),
+        "min_runs": run.get("min_runs", 50),
+        "min_seconds": float(run.get("min_seconds", 1.0)),
+        "max_seconds": float(run.get("max_seconds", 150.0)),
+    }
+    return FarmFile(
+        name=name,
+        path=path,
+        sha256=sha256_file(path),
+        devices=tuple(devices),
+        exclude=tuple(data.get("exclude", [])),
+        models=tuple(jobs),
+        run=overrides,
+        baseline=baseline.get("policy", "last"),
+        threshold=threshold,
+        quarantine_after=health.get("quarantine_after", 3),
+        connect_attempts=retry.get("connect_attempts", 3),
+        rerun_failed=retry.get("rerun_failed", 0),
+        timeout=float(run.get("timeout", 1800.0)),
+        stall_timeout=float(run.get("stall_timeout", 45.0)),
+        wait=float(run.get("wait", 3600.0)),
+        rounds=run.get("rounds", 1),
+        fidelity_samples=run.get("fidelity_samples", 100),
+    )
+
+
+def _relative(value: str | None, base: Path) -> Path | None:
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _model_spec(value: str, base: Path) -> str:
+    """A zoo name stays a name; anything that looks like a path is taken relative to the farm file."""
+    if value.endswith(".tflite") or "/" in value:
+        return str(_relative(value, base))
+    return value
+
+
+def select_devices(farm: FarmFile, devices_dir: Path | None = None) -> list[Device]:
+    """The farm's devices, in the order given, each once: names, paths (relative to the farm file), tag:TAG."""
+    inventory: list[Device] | None = None
+    chosen: dict[str, Device] = {}
+
+    def expand(spec: str) -> list[Device]:
+        nonlocal inventory
+        if spec.startswith("tag:"):
+            if inventory is None:
+                inventory = list_devices(devices_dir)
+            found = [d for d in inventory if spec[4:] in d.tags]
+            if not found:
+                raise FarmFileError(f"{farm.path}: key 'devices': no device in the inventory has tag {spec[4:]!r}")
+            return found
+        if spec.endswith(".toml") or "/" in spec:
+            spec = str(_relative(spec, farm.path.parent))
+        try:
+            return [resolve_device(spec, devices_dir)]
+        except InventoryError as error:
+            raise FarmFileError(f"{farm.path}: key 'devices': {error}") from None
+
+    for spec in farm.devices:
+        for device in expand(spec):
+            if device.name in chosen and chosen[device.name].source != device.source:
+                raise FarmFileError(
+                    f"{farm.path}: two devices are named {device.name!r} ({chosen[device.name].source} and "
+                    f"{device.source}); results are kept by device name"
+                )
+            chosen[device.name] = device
+    excluded = {d.name for spec in farm.exclude for d in expand(spec)}
+    selected = [d for name, d in chosen.items() if name not in excluded]
+    if not selected:
+        raise FarmFileError(f"{farm.path}: every device is excluded; nothing to run")
+    return selected

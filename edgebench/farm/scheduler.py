@@ -1,0 +1,271 @@
+"""`edgebench farm run`: one worker thread per device, all devices at once, one answer at the end.
+
+Each device measures its models one run at a time under its host lock and device
+lease (two farm runs sharing a board queue behind each other, never measure at
+once). The model work (quantizing, the fidelity reference) is done once, before any
+device is touched, and shared. Stopping is an event: the main thread turns Ctrl-C or
+SIGTERM into `cancel.set()`, and every worker ends its agent, releases its lease and
+records where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgebench.errors import Cancelled, EdgebenchError
+from edgebench.farm import quarantine
+from edgebench.farm.config import FarmFile, select_devices
+from edgebench.farm.store import FarmRunStore, new_farm_run_id
+from edgebench.farm.summary import NOT_MEASURED, FarmSummary, merged_run, summarize_farm
+from edgebench.health import HealthCheckFailed, HealthLimits
+from edgebench.inventory import Device
+from edgebench.lease import DeviceBusy
+from edgebench.pipeline import PreparedWork, RunRequest, default_results_dir, prepare_work, run_on_device, start_run
+from edgebench.retry import RetryPolicy
+from edgebench.runner import RunEvent
+
+UNSUPPORTED = "unsupported on this device"  # a property of the device's runtime: another attempt changes nothing
+
+
+@dataclass(frozen=True)
+class FarmEvent:
+    device: str
+    state: str  # pending, checking, waiting, pushing, measuring, cooling, done, failed, quarantined, interrupted
+    detail: str = ""
+    done: int = 0  # measurements finished on this device
+    total: int = 0
+
+
+@dataclass(frozen=True)
+class FarmOptions:
+    results_dir: Path | None = None
+    devices_dir: Path | None = None
+    cache_dir: Path | None = None
+    trust_new_host: bool = False
+    resume: str | None = None  # a farm run id: measure only what it is missing
+    command: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FarmOutcome:
+    folder: Path
+    summary: FarmSummary
+
+
+def run_farm(farm: FarmFile, options: FarmOptions, on_event: Callable[[FarmEvent], None],
+             cancel: threading.Event, on_prepare: Callable[[str], None] = lambda _: None) -> FarmOutcome:  # fmt: skip
+    """Measure the farm; returns when every device is done, or has stopped after `cancel` was set."""
+    results_dir = options.results_dir or default_results_dir()
+    devices = select_devices(farm, options.devices_dir)
+    works = []
+    for job in farm.models:
+        on_prepare(f"preparing {job.model}")
+        works.append(prepare_work(_request(farm, job, "", options)))
+    keys = _model_keys(works)
+    store = _open_store(farm, options, results_dir, devices, works, keys)
+    for device in devices:
+        if store.device(device.name)["state"] != "done":
+            store.set_state(device.name, "pending", None, emulated=device.emulated, address=device.address)
+    workers = [
+        threading.Thread(
+            target=_DeviceWorker(farm, options, results_dir, store, device, works, keys, on_event, cancel).run,
+            name=f"edgebench-farm-{device.name}", daemon=True,
+        )
+        for device in devices
+        if store.device(device.name)["state"] != "done"  # a resumed farm run leaves finished devices alone
+    ]  # fmt: skip
+    for worker in workers:
+        worker.start()
+    try:
+        for worker in workers:
+            while worker.is_alive():
+                worker.join(timeout=0.2)  # short waits: the main thread must stay ready for Ctrl-C and SIGTERM
+    except KeyboardInterrupt:
+        cancel.set()
+        for worker in workers:
+            worker.join()
+        store.finish("interrupted", {})
+        raise
+    status = "interrupted" if cancel.is_set() else "done"
+    summary = summarize_farm(store.document, results_dir)
+    store.finish(status, {"summary": summary.document()})
+    summary = dataclasses.replace(summary, status=status)
+    return FarmOutcome(store.folder, summary)
+
+
+def _request(farm: FarmFile, job, device: str, options: FarmOptions, extra: dict | None = None) -> RunRequest:
+    return RunRequest(
+        device=device,
+        model=job.model,
+        dataset=job.dataset,
+        calibration=job.calibration,
+        variants=job.variants,
+        overrides=farm.run,
+        rounds=farm.rounds,
+        timeout=farm.timeout,
+        fidelity_samples=farm.fidelity_samples,
+        wait=farm.wait,
+        stall_timeout=farm.stall_timeout,
+        retry=RetryPolicy(attempts=farm.connect_attempts),
+        extra=extra or {},
+        results_dir=options.results_dir,
+        devices_dir=options.devices_dir,
+        cache_dir=options.cache_dir,
+        command=options.command,
+    )
+
+
+def _model_keys(works: list[PreparedWork]) -> list[str]:
+    """One short name per model: its name, numbered when two models share one."""
+    names = [w.source.name for w in works]
+    return [name if names.count(name) == 1 else f"{name}#{index + 1}" for index, name in enumerate(names)]
+
+
+def _open_store(farm: FarmFile, options: FarmOptions, results_dir: Path, devices: list[Device],
+                works: list[PreparedWork], keys: list[str]) -> FarmRunStore:  # fmt: skip
+    models = [
+        {"key": key, "model": str(job.model), "variants": [v.name for v in work.variants]}
+        for key, job, work in zip(keys, farm.models, works, strict=True)
+    ]
+    if options.resume:
+        store = FarmRunStore.open(results_dir, options.resume)
+        before = store.document["farm"]
+        if before.get("sha256") != farm.sha256:
+            raise EdgebenchError(
+                f"farm run {options.resume} was made from another version of {farm.path} (sha256 "
+                f"{before.get('sha256', '?')[:12]}, now {farm.sha256[:12]}); start a new farm run instead"
+            )
+        if store.document["models"] != models:
+            raise EdgebenchError(f"farm run {options.resume} measured other variants or model files; start a new one")
+        store.document.update({"status": "running", "resumed_by": options.command})
+        return store
+    header = {
+        "farm": {"name": farm.name, "path": str(farm.path), "sha256": farm.sha256},
+        "command": options.command,
+        "baseline": {"policy": farm.baseline, "threshold": farm.threshold},
+        "models": models,
+        "planned_devices": [d.name for d in devices],
+        "rounds": farm.rounds,
+    }
+    return FarmRunStore.create(results_dir, new_farm_run_id(farm.name), header)
+
+
+class _DeviceWorker:
+    """Everything one device does in a farm run, in its own thread."""
+
+    def __init__(self, farm, options, results_dir, store, device, works, keys, on_event, cancel):
+        self.farm, self.options, self.results_dir, self.store = farm, options, results_dir, store
+        self.device, self.works, self.keys, self.on_event, self.cancel = device, works, keys, on_event, cancel
+        self.farm_run = store.document["farm_run"]
+        self.done = 0
+        self.total = sum(len(w.variants) for w in works) * farm.rounds
+
+    def emit(self, state: str, detail: str = "") -> None:
+        self.on_event(FarmEvent(self.device.name, state, detail, self.done, self.total))
+
+    def state(self, state: str, reason: str | None = None) -> None:
+        self.store.set_state(self.device.name, state, reason)
+        self.emit(state, reason or "")
+
+    def run(self) -> None:
+        name = self.device.name
+        held = quarantine.quarantine_of(self.results_dir, name)
+        if held and held.get("kind") == quarantine.FAILURES:
+            self.state("quarantined", f"since {held['since']}: {held['reason']}; 'edgebench devices release {name}'")
+            return
+        self.state("running", "health check" + (" (quarantined: checking again)" if held else ""))
+        try:
+            failure = self._measure_every_model()
+        except Cancelled:
+            self.state("interrupted", "stopped by the user; 'farm run --resume' measures the rest")
+            return
+        except HealthCheckFailed as error:
+            quarantine.record_health_failure(self.results_dir, name, str(error), self.farm_run)
+            self.state("quarantined", str(error))
+            return
+        except DeviceBusy as error:
+            failure = str(error)
+        except EdgebenchError as error:  # unreachable, refused key, no runtime, results folder full
+            failure = str(error)
+        except Exception as error:  # a bug must not take the other devices' night down with it
+            failure = f"internal error: {type(error).__name__}: {error}"
+        record = quarantine.record_outcome(self.results_dir, name, failure is not None, failure, self.farm_run,
+                                           self.farm.quarantine_after)  # fmt: skip
+        if failure is None:
+            self.state("done")
+        elif record.get("quarantine"):
+            self.state("quarantined", f"{failure} (now quarantined: {record['quarantine']['reason']})")
+        else:
+            self.state("failed", failure)
+
+    def _measure_every_model(self) -> str | None:
+        """Each model in turn; returns why the device failed (lost, nothing measured), or None."""
+        for key, job, work in zip(self.keys, self.farm.models, self.works, strict=True):
+            missing = self._missing(key, work)
+            attempt, retry_of = 1, None
+            while missing:
+                if self.cancel.is_set():
+                    raise Cancelled("cancelled")
+                extra = {"farm_run": self.farm_run, "attempt": attempt}
+                if retry_of:
+                    extra["retry_of"] = retry_of
+                if self.options.resume:
+                    extra["resumed"] = True
+                request = _request(self.farm, job, self.device.name, self.options, extra)
+                prepared = start_run(work.only(missing), self.device, request)
+                prepared.plan.cancel = self.cancel
+                prepared.plan.health = HealthLimits(self.device.thermal.max_temperature_c, require_free_disk=True)
+                entry = {"model": key, "run_id": prepared.store.summary["run_id"], "attempt": attempt,
+                         "folder": str(prepared.store.folder.relative_to(self.results_dir))}  # fmt: skip
+                self.emit("waiting", "for the device (another run may hold it)")
+                try:
+                    outcome = run_on_device(prepared, self._relay, trust_new_host=self.options.trust_new_host)
+                finally:
+                    if prepared.store.folder.exists():
+                        self.store.add_run(self.device.name, {**entry, "status": prepared.store.summary["status"]})
+                if outcome.write_error:
+                    return outcome.write_error
+                lost = [m.error for m in prepared.store.measurements if (m.error or "").startswith(NOT_MEASURED)]
+                if lost or outcome.status == "failed":
+                    errors = [m.error for m in prepared.store.measurements if m.error]
+                    return (lost or errors or ["every measurement failed"])[0].removeprefix(NOT_MEASURED)
+                # A measurement that started and failed stays failed; the farm file may allow a new,
+                # labelled attempt (its run says attempt N and which run it retries).
+                failed = sorted({m.variant for m in prepared.store.measurements
+                                 if m.status != "ok" and UNSUPPORTED not in (m.error or "")})  # fmt: skip
+                if not failed or attempt > self.farm.rerun_failed:
+                    break
+                missing, attempt, retry_of = failed, attempt + 1, prepared.store.summary["run_id"]
+        return None
+
+    def _missing(self, key: str, work: PreparedWork) -> list[str]:
+        """Variants with no measurement yet in this farm run (all of them, unless resuming)."""
+        runs = [r for r in self.store.device(self.device.name)["runs"] if r["model"] == key]
+        merged, _ = merged_run(runs, self.results_dir)
+        if merged is None:
+            return [v.name for v in work.variants]
+        measured = {m.variant for m in merged.measurements if not (m.error or "").startswith(NOT_MEASURED)}
+        rounds_done = {v: sum(m.variant == v for m in merged.measurements) for v in measured}
+        return [v.name for v in work.variants if rounds_done.get(v.name, 0) < self.farm.rounds]
+
+    def _relay(self, event: RunEvent) -> None:
+        label = event.variant + (f" (round {event.round})" if event.round > 1 else "")
+        if event.kind == "stage":
+            self.emit("pushing", f"{event.variant or 'agent'} {event.message or ''}".strip())
+        elif event.kind == "health":
+            self.emit("running", "health check passed")
+        elif event.kind == "lease":
+            self.emit("waiting", event.message or "waiting for the device lease")
+        elif event.kind == "cooldown":
+            self.emit("cooling", event.message or "")
+        elif event.kind == "start":
+            self.emit("measuring", label)
+        elif event.kind == "progress":
+            self.emit("measuring", f"{label}: {event.phase}")
+        elif event.kind == "done":
+            self.done += 1
+            self.emit("measuring", f"{label}: {event.status}")

@@ -1,0 +1,123 @@
+"""One farm run on disk: results/_farms/<farm-run-id>/farm.json, written as the night goes.
+
+It lists each device's state and the run folders it produced, so a controller that dies
+or a farm stopped with Ctrl-C can be resumed (`farm run --resume ID`) and its summary
+rebuilt from the run folders, which stay the source of truth. Worker threads update it
+through one lock; every write is atomic.
+
+farm.json history:
+  1: first version
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgebench import __version__
+from edgebench.errors import EdgebenchError
+from edgebench.farm.quarantine import farms_dir
+from edgebench.fileio import atomic_write_json
+
+FARM_SCHEMA_VERSION = 1
+FARM_KIND = "edgebench.farm-run"
+
+
+def new_farm_run_id(name: str) -> str:
+    return f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{name}-{secrets.token_hex(2)}"
+
+
+@dataclass
+class FarmRunStore:
+    folder: Path
+    document: dict
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def create(cls, results_dir: Path, farm_run: str, header: dict) -> FarmRunStore:
+        folder = farms_dir(results_dir) / farm_run
+        try:
+            folder.mkdir(parents=True, exist_ok=False)
+        except OSError as error:
+            raise EdgebenchError(f"cannot create the farm run folder {folder}: {error.strerror or error}") from None
+        document = {
+            "schema_version": FARM_SCHEMA_VERSION,
+            "kind": FARM_KIND,
+            "farm_run": farm_run,
+            "edgebench_version": __version__,
+            **header,
+            "status": "running",
+            "started_at": _now(),
+            "devices": {},
+        }
+        store = cls(folder, document)
+        store.write()
+        return store
+
+    @classmethod
+    def open(cls, results_dir: Path, farm_run: str) -> FarmRunStore:
+        folder = farms_dir(results_dir) / farm_run
+        return cls(folder, load_farm_document(folder))
+
+    def device(self, name: str) -> dict:
+        return self.document["devices"].setdefault(name, {"state": "pending", "reason": None, "runs": []})
+
+    def set_state(self, name: str, state: str, reason: str | None = None, **extra) -> None:
+        with self.lock:
+            self.device(name).update({"state": state, "reason": reason, **extra})
+            self.write()
+
+    def add_run(self, name: str, entry: dict) -> None:
+        with self.lock:
+            self.device(name)["runs"].append(entry)
+            self.write()
+
+    def finish(self, status: str, extra: dict) -> None:
+        with self.lock:
+            self.document.update({"status": status, "finished_at": _now(), **extra})
+            self.write()
+
+    def write(self) -> None:
+        atomic_write_json(self.folder / "farm.json", self.document)
+
+
+def load_farm_document(folder: Path) -> dict:
+    path = Path(folder) / "farm.json"
+    try:
+        document = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise EdgebenchError(f"no farm run at {folder} (no farm.json)") from None
+    except (OSError, ValueError) as error:
+        raise EdgebenchError(f"{path} is damaged ({error}); its run folders are intact") from None
+    if document.get("kind") != FARM_KIND or document.get("schema_version") != FARM_SCHEMA_VERSION:
+        raise EdgebenchError(
+            f"{path} is schema_version {document.get('schema_version')!r} of {document.get('kind')!r}; this "
+            f"edgebench {__version__} reads {FARM_KIND} version {FARM_SCHEMA_VERSION}"
+        )
+    if not isinstance(document.get("devices"), dict) or not isinstance(document.get("models"), list):
+        raise EdgebenchError(f"{path} is damaged (no devices or models); its run folders are intact")
+    return document
+
+
+def resolve_farm_run(spec: str | None, results_dir: Path) -> Path:
+    """A farm run folder, a farm run id, or (None) the newest farm run."""
+    if spec and (Path(spec) / "farm.json").is_file():
+        return Path(spec)
+    root = farms_dir(results_dir)
+    if spec:
+        folder = root / spec
+        if (folder / "farm.json").is_file():
+            return folder
+        raise EdgebenchError(f"no farm run {spec!r} under {root}")
+    runs = sorted(p.parent for p in root.glob("*/farm.json"))
+    if not runs:
+        raise EdgebenchError(f"no farm runs under {root}")
+    return runs[-1]
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
