@@ -20,7 +20,14 @@ from edgebench.health import Cooldown, HealthLimits, check_health, cool_down
 from edgebench.lease import LEASE_MARGIN_S, DeviceLease, Owner
 from edgebench.results import Measurement, RunStore
 from edgebench.retry import RetryPolicy, retrying
-from edgebench.transport.base import DEFAULT_STALL_SECONDS, ConnectionLost, DeviceError, Stalled, Transport
+from edgebench.transport.base import (
+    DEFAULT_STALL_SECONDS,
+    ConnectionLost,
+    DeviceError,
+    Stalled,
+    Transport,
+    Unreachable,
+)
 from edgebench.variants import Variant
 
 DEFAULT_TIMEOUT_S = 1800.0
@@ -83,7 +90,8 @@ def execute(plan: RunPlan, transport: Transport, store: RunStore, on_event: Call
         lease_dir = transport.lease_dir()
         if plan.owner and lease_dir:
             ttl = (plan.timeout or DEFAULT_TIMEOUT_S) + LEASE_MARGIN_S
-            lease = DeviceLease(backend.lease_call(lease_dir, plan.owner, ttl), device_name, plan.cancel)
+            call = backend.lease_call(lease_dir, plan.owner, ttl, plan.stall_timeout)
+            lease = DeviceLease(call, device_name, plan.cancel)
             emit("lease", message="waiting for the device lease")
             lease.acquire(plan.wait)
         try:
@@ -142,7 +150,8 @@ def _measure_all(plan: RunPlan, transport: Transport, backend: PythonAgent, stor
                 # fresh one: a board that froze for a moment measures the rest, one that stays
                 # silent fails that reconnect and ends the run below, what was measured kept.
                 measurement = Measurement(variant.name, round_number, "failed", error=f"stalled: {error}")
-            except ConnectionLost as error:
+            except (ConnectionLost, Unreachable) as error:
+                # Gone mid-command, or not answering a reconnect (after the retries): nothing more can run.
                 failed |= _device_lost(plan, failed, store, variant.name, round_number, str(error), emit)
                 break
             except DeviceError as error:
@@ -177,6 +186,7 @@ def _device_lost(plan: RunPlan, failed: set[str], store: RunStore, variant: str,
     """The device went away: this measurement and every later one fail with the reason; no retries.
 
     Returns the variants that are now failed, so the loop skips them."""
+    store.summary["device_lost"] = error  # the device failed, not this variant: a farm counts it against the device
     store.add(Measurement(variant, round_number, "failed", error=error))
     emit("done", variant, round_number, status="failed", message=error)
     names = [v.name for v in plan.variants if v.name not in failed]

@@ -62,3 +62,27 @@ def namespace_hosts(tmp_path_factory):
     finally:
         for host in hosts:
             remove_namespace_host(host)
+
+
+@pytest.fixture(scope="session")
+def pi4(tmp_path_factory):
+    """The shipped emulated Pi 4 device file, pointed at one emulated Pi 4 served for the whole session."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    from edgebench.emulated import pi4, rootfs
+    from edgebench.emulated.sshd import free_port, sshd_unavailable_reason
+
+    reason = sshd_unavailable_reason() or (None if shutil.which(rootfs.QEMU) else "qemu-user-static is not installed")
+    if reason:
+        pytest.skip(reason)
+    cache = Path(os.environ.get("EDGEBENCH_PI4_CACHE", rootfs.DEFAULT_CACHE)).expanduser()
+    host = pi4.start(cache, port=free_port(), say=lambda message: None)
+    shipped = Path(__file__).resolve().parent.parent / "devices" / "pi4-emulated.toml"
+    text = shipped.read_text().replace("port = 2222", f"port = {host.port}")
+    text = text.replace("~/.cache/edgebench/pi4-emulated", str(cache))
+    device = tmp_path_factory.mktemp("emulated") / "pi4-emulated.toml"
+    device.write_text(text)
+    yield device
+    host.stop()

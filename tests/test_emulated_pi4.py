@@ -4,38 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tomllib
 from pathlib import Path
 
 import pytest
 
 from edgebench.emulated import rootfs
-from edgebench.emulated.sshd import free_port, sshd_unavailable_reason
 from edgebench.evaluate import evaluate_file
 from edgebench.results import load_run
 from tests.test_quantize_command import run_edgebench
 
 SAMPLES = 500
 SHIPPED_DEVICE = Path(__file__).resolve().parent.parent / "devices" / "pi4-emulated.toml"
-
-
-@pytest.fixture(scope="module")
-def pi4(tmp_path_factory):
-    """The shipped device file, pointed at a freshly served emulated Pi 4 on a free port."""
-    from edgebench.emulated import pi4
-
-    reason = sshd_unavailable_reason() or (None if shutil.which(rootfs.QEMU) else "qemu-user-static is not installed")
-    if reason:
-        pytest.skip(reason)
-    cache = Path(os.environ.get("EDGEBENCH_PI4_CACHE", rootfs.DEFAULT_CACHE)).expanduser()
-    host = pi4.start(cache, port=free_port(), say=lambda message: None)
-    text = SHIPPED_DEVICE.read_text().replace("port = 2222", f"port = {host.port}")
-    text = text.replace("~/.cache/edgebench/pi4-emulated", str(cache))
-    device = tmp_path_factory.mktemp("emulated") / "pi4-emulated.toml"
-    device.write_text(text)
-    yield device
-    host.stop()
 
 
 @pytest.fixture(scope="module")

@@ -932,6 +932,8 @@ def main(argv=None):
         "status": "ok",
         "settings": {key: value for key, value in settings.items() if key not in ("model", "probe", "workdir")},
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        # The device's clock, to the microsecond: when two runs shared a board, these show whether they overlapped.
+        "started_unix": time.time(),
     }
     exit_code = EXIT_OK
     try:
@@ -948,6 +950,7 @@ def main(argv=None):
         exit_code = EXIT_AGENT_ERROR
     progress("done", force=True)
     document["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    document["finished_unix"] = time.time()
     document["elapsed_s"] = time.perf_counter() - started  # the agent's own wall time, for overhead accounting
     text = json.dumps(document)
     if output_path:

@@ -17,7 +17,7 @@ from edgebench.agent import agent
 from edgebench.fileio import sha256_file
 from edgebench.health import HealthCheckFailed
 from edgebench.results import AGENT_SCHEMA_VERSIONS, Measurement
-from edgebench.transport.base import CommandResult, DeviceError, Transport
+from edgebench.transport.base import CommandResult, DeviceError, Stalled, Transport
 
 AGENT_FILE = Path(agent.__file__)
 PROBE_TIMEOUT_S = 120.0
@@ -124,13 +124,19 @@ class PythonAgent:
         )
         return interpret(variant, round_number, result, timeout)
 
-    def lease_call(self, lease_dir: str, owner: object, ttl: float) -> Callable[[str], dict]:
-        """agent.py --lease ACTION on the device, as a function for DeviceLease."""
+    def lease_call(self, lease_dir: str, owner: object, ttl: float,
+                   stall_timeout: float | None = None) -> Callable[[str], dict]:  # fmt: skip
+        """agent.py --lease ACTION on the device, as a function for DeviceLease. A lease action takes a second;
+        one that says nothing for the stall timeout is a frozen board (Stalled), not a busy one."""
 
         def call(action: str) -> dict:
             argv = [*self.transport.python(), self.agent_path, "--lease", action, "--lease-dir", lease_dir,
                     "--owner", json.dumps(dataclasses.asdict(owner)), "--ttl", str(ttl)]  # fmt: skip
-            result = self.transport.run(argv, timeout=PROBE_TIMEOUT_S)
+            result = self.transport.run(argv, timeout=stall_timeout or PROBE_TIMEOUT_S, stall_timeout=stall_timeout)
+            if result.timed_out:
+                raise Stalled(
+                    f"the device did not answer the lease {action} within {stall_timeout or PROBE_TIMEOUT_S:g}s"
+                )
             answer = parse_document(result.stdout, agent.LEASE_KIND)
             if answer is None:
                 raise DeviceError(f"the device lease could not be taken ({action}): {crash_message(result)}")

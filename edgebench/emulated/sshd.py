@@ -79,7 +79,12 @@ class SshHost:
             "UsePAM no\nStrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
             "PubkeyAuthentication yes\nPermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\n"
             "MaxStartups 100\nMaxSessions 100\nLogLevel VERBOSE\n"
+            # Sessions get their own HOME: bash then reads no ~/.bashrc of this machine's user (a pyenv
+            # init there rehashes under a lock, and a session killed mid-rehash, as the tests kill boards,
+            # would leave that lock behind and make every later command on this machine wait 60 s).
+            f"SetEnv HOME={self.folder / 'home'}\n"
         )
+        (self.folder / "home").mkdir(exist_ok=True)
         Path("/run/sshd").mkdir(parents=True, exist_ok=True)
         command = [SSHD, "-D", "-f", str(config), "-E", str(self.folder / "sshd.log")]
         if netns:

@@ -29,6 +29,7 @@ from edgebench.retry import RetryPolicy
 from edgebench.runner import RunEvent
 
 UNSUPPORTED = "unsupported on this device"  # a property of the device's runtime: another attempt changes nothing
+STALLED = "stalled: "  # the runner's prefix for a measurement whose agent went silent
 
 
 @dataclass(frozen=True)
@@ -229,7 +230,9 @@ class _DeviceWorker:
                         self.store.add_run(self.device.name, {**entry, "status": prepared.store.summary["status"]})
                 if outcome.write_error:
                     return outcome.write_error
-                lost = [m.error for m in prepared.store.measurements if (m.error or "").startswith(NOT_MEASURED)]
+                # The device failed (not one variant): it went away, froze (a stall), or measured nothing.
+                lost = [prepared.store.summary["device_lost"]] if prepared.store.summary.get("device_lost") else []
+                lost += [m.error for m in prepared.store.measurements if (m.error or "").startswith(STALLED)]
                 if lost or outcome.status == "failed":
                     errors = [m.error for m in prepared.store.measurements if m.error]
                     return (lost or errors or ["every measurement failed"])[0].removeprefix(NOT_MEASURED)
