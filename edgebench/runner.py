@@ -98,6 +98,7 @@ def execute(plan: RunPlan, transport: Transport, store: RunStore, on_event: Call
             return _measure_all(plan, transport, backend, store, emit, lease)
         finally:
             if lease:
+                transport.cancel = None  # giving the lease back runs even when the run is being stopped
                 lease.release()
     except (KeyboardInterrupt, Cancelled):
         store.finish("interrupted", {"pushed_bytes": transport.bytes_pushed})

@@ -73,3 +73,19 @@ def cells(summary: dict) -> dict[tuple[str, str], dict]:
 
 def states(summary: dict) -> dict[str, tuple[str, str | None]]:
     return {d["name"]: (d["state"], d["reason"]) for d in summary["devices"]}
+
+
+def agent_processes(root: Path) -> list[tuple[int, str]]:
+    """Agent processes (pid, command line) started from under `root` (a test's boards)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "agent.py" in cmdline and str(root) in cmdline:
+            found.append((int(entry), cmdline))
+    return found

@@ -20,6 +20,7 @@ import pytest
 from edgebench.evaluate import evaluate_file
 from edgebench.fileio import sha256_file
 from tests.farm_helpers import (
+    agent_processes,
     board_file,
     cells,
     farm_command,
@@ -105,18 +106,7 @@ def _dataset():
 
 def _agents_left(root, exclude: str) -> list[str]:
     """Agent processes still running from this test's boards (the frozen one cannot end its own)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if "agent.py" in cmdline and str(root) in cmdline and f"/{exclude}/" not in cmdline:
-            found.append(cmdline)
-    return found
+    return [cmdline for _, cmdline in agent_processes(root) if f"/{exclude}/" not in cmdline]
 
 
 def test_the_farm_ends_with_one_json_answer_and_exit_2(night):

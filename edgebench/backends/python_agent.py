@@ -150,10 +150,13 @@ def require_runnable(probe: dict, device_name: str) -> dict:
     setup = f"run 'edgebench devices setup {device_name}'"
     if probe.get("numpy") is None:
         python = probe.get("python")
-        raise HealthCheckFailed(f"numpy is not installed on device {device_name!r} (Python {python}): {setup}")
+        raise HealthCheckFailed(
+            f"device {device_name!r} failed its health check: numpy is not installed (Python {python}): {setup}"
+        )
     if probe.get("runtime") is None:
         raise HealthCheckFailed(
-            f"no TFLite runtime on device {device_name!r} ({probe.get('runtime_error')}): {setup} (installs "
+            f"device {device_name!r} failed its health check: no TFLite runtime on device {device_name!r} "
+            f"({probe.get('runtime_error')}): {setup} (installs "
             "ai-edge-litert, or tflite-runtime with numpy<2 where only that fits)"
         )
     return probe

@@ -71,24 +71,22 @@ def run_farm(farm: FarmFile, options: FarmOptions, on_event: Callable[[FarmEvent
     for device in devices:
         if store.device(device.name)["state"] != "done":
             store.set_state(device.name, "pending", None, emulated=device.emulated, address=device.address)
-    workers = [
-        threading.Thread(
-            target=_DeviceWorker(farm, options, results_dir, store, device, works, keys, on_event, cancel).run,
-            name=f"edgebench-farm-{device.name}", daemon=True,
-        )
-        for device in devices
-        if store.device(device.name)["state"] != "done"  # a resumed farm run leaves finished devices alone
-    ]  # fmt: skip
-    for worker in workers:
-        worker.start()
+    pending = [d for d in devices if store.device(d.name)["state"] != "done"]  # a resumed run skips finished ones
+    finished = [threading.Event() for _ in pending]
+    for device, done in zip(pending, finished, strict=True):
+        worker = _DeviceWorker(farm, options, results_dir, store, device, works, keys, on_event, cancel)
+        threading.Thread(target=_until_done, args=(worker.run, done), name=f"edgebench-farm-{device.name}",
+                         daemon=True).start()  # fmt: skip
+    # Waiting on events, not Thread.join: a join that Ctrl-C or SIGTERM interrupts can leave CPython 3.11
+    # believing the thread has ended, and the farm would exit under a worker still measuring.
     try:
-        for worker in workers:
-            while worker.is_alive():
-                worker.join(timeout=0.2)  # short waits: the main thread must stay ready for Ctrl-C and SIGTERM
+        for done in finished:
+            while not done.wait(0.2):  # short waits: the main thread stays ready for Ctrl-C and SIGTERM
+                pass
     except KeyboardInterrupt:
         cancel.set()
-        for worker in workers:
-            worker.join()
+        for done in finished:
+            done.wait()
         store.finish("interrupted", {})
         raise
     status = "interrupted" if cancel.is_set() else "done"
@@ -96,6 +94,13 @@ def run_farm(farm: FarmFile, options: FarmOptions, on_event: Callable[[FarmEvent
     store.finish(status, {"summary": summary.document()})
     summary = dataclasses.replace(summary, status=status)
     return FarmOutcome(store.folder, summary)
+
+
+def _until_done(work: Callable[[], None], done: threading.Event) -> None:
+    try:
+        work()
+    finally:
+        done.set()
 
 
 def _request(farm: FarmFile, job, device: str, options: FarmOptions, extra: dict | None = None) -> RunRequest:

@@ -36,12 +36,12 @@ def _type_name(expected) -> str:
 def check_types(section: str, data: dict, fields: dict) -> None:
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise OptionsError(f"unknown key {section}{unknown[0]!r} (known: {', '.join(sorted(fields))})")
+        raise OptionsError(f"unknown key '{section}{unknown[0]}' (known: {', '.join(sorted(fields))})")
     for key, value in data.items():
         expected = fields[key]
         # bool is an int in Python; a port of `true` is still wrong.
         if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
-            raise OptionsError(f"key {section}{key!r} must be {_type_name(expected)}, got {value!r}")
+            raise OptionsError(f"key '{section}{key}' must be {_type_name(expected)}, got {value!r}")
 
 
 @dataclass(frozen=True)
