@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import secrets
@@ -327,3 +328,50 @@ def test_a_full_remote_disk_fails_the_model_that_does_not_fit(ssh_host, tmp_path
     error = variants["float32"]["error"]
     assert error.startswith("device 'small-sd-card' is out of disk space in ") and "13,101,984 bytes needed" in error
     assert not [p for p in tiny_disk.rglob("*") if ".part-" in p.name]  # the partial upload was removed
+
+
+def test_ssh_config_aliases_users_ports_keys_and_proxyjump_are_honoured(ssh_host, tmp_path, home):
+    """The device file names only an alias; ~/.ssh/config says where it is and that it is reached through a
+    bastion (a second real sshd), whose host key is verified like the board's."""
+    bastion = make_host(tmp_path / "bastion").start()
+    try:
+        ssh_dir = Path(home["HOME"]) / ".ssh"
+        ssh_dir.mkdir()
+        (ssh_dir / "known_hosts").write_text(ssh_host.known_hosts_line + bastion.known_hosts_line)
+        (ssh_dir / "config").write_text(
+            f"Host lab-board\n  HostName 127.0.0.1\n  Port {ssh_host.port}\n  User {getpass.getuser()}\n"
+            f"  IdentityFile {ssh_host.client_key}\n  ProxyJump lab-bastion\n\n"
+            f"Host lab-bastion\n  HostName 127.0.0.1\n  Port {bastion.port}\n  User {getpass.getuser()}\n"
+            f"  IdentityFile {bastion.client_key}\n"
+        )
+        device = tmp_path / "aliased.toml"
+        device.write_text(f'transport = "ssh"\npython = "{sys.executable}"\nworkdir = "{tmp_path / "wd"}"\n'
+                          '[ssh]\nhost = "lab-board"\nconnect_timeout = 5\n')  # fmt: skip
+        checked = run_edgebench("devices", "check", str(device), env=home)
+        assert checked.returncode == 0, checked.stderr + checked.stdout
+        assert "yes" in checked.stdout.split("can run the agent")[1].splitlines()[0]
+        assert "Accepted publickey" in (bastion.folder / "sshd.log").read_text()
+        # An unknown bastion key is refused like any other.
+        (ssh_dir / "known_hosts").write_text(ssh_host.known_hosts_line)
+        refused = run_edgebench("devices", "check", str(device), env=home)
+        assert refused.returncode == 1 and "unknown host key" in refused.stdout
+        # Without the bastion the board cannot be reached: the connection went through it.
+        (ssh_dir / "known_hosts").write_text(ssh_host.known_hosts_line + bastion.known_hosts_line)
+        bastion.stop()
+        unreachable = run_edgebench("devices", "check", str(device), env=home)
+        assert unreachable.returncode == 1
+        assert "(jump host lab-bastion): connection refused" in " ".join(unreachable.stdout.split())
+    finally:
+        bastion.stop()
+
+
+def test_a_device_file_with_both_a_flat_and_a_sectioned_key_is_refused(tmp_path):
+    device = tmp_path / "twice.toml"
+    device.write_text('transport = "ssh"\nhost = "a"\n[ssh]\nhost = "b"\n')
+    completed = run_edgebench("run", "--device", str(device), "--model", "mnist")
+    assert_one_line_error(completed, "twice.toml: key 'host' is given both at the top level and in [ssh]")
+    device.write_text('transport = "local"\n[ssh]\nhost = "b"\n')
+    assert_one_line_error(run_edgebench("run", "--device", str(device), "--model", "mnist"),
+                          "section [ssh] does not apply to transport 'local'")  # fmt: skip
+    device.write_text('transport = "ssh"\n[ssh]\nhost = "b"\nprot = 22\n')
+    assert_one_line_error(run_edgebench("run", "--device", str(device), "--model", "mnist"), "unknown key 'ssh.prot'")
