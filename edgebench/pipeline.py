@@ -189,7 +189,8 @@ def start_run(work: PreparedWork, device: Device, request: RunRequest) -> Prepar
             "transport": device.transport,
             "description": device.description,
             "emulated": device.emulated,
-            "host": device.address,
+            "host": getattr(device.options, "host", None),  # as the device file names it
+            "address": device.address,  # user@host:port where it was reached
             "tags": list(device.tags),
         },
         "model": {"name": source.name, "path": str(source.model_path), "sha256": sha256_file(source.model_path)},

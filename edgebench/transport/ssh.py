@@ -61,6 +61,10 @@ _WATCHDOG = (
 )
 
 
+# What an SFTP call raises when the request fails or the connection under it dies.
+_SFTP_FAILURES = (OSError, EOFError, paramiko.SSHException)
+
+
 class HostKeyError(DeviceError):
     """Unknown or changed host key."""
 
@@ -281,7 +285,7 @@ class SshTransport(Transport):
             # SFTP sessions start in the home directory; normalize(".") names it.
             try:
                 home = self._sftp_client().normalize(".")
-            except OSError as error:
+            except _SFTP_FAILURES as error:
                 self._close_quietly()
                 raise ConnectionLost(f"SFTP on {self.address} failed: {error or type(error).__name__}") from None
             return posixpath.join(home, path[2:])
@@ -308,8 +312,9 @@ class SshTransport(Transport):
                 return remote  # already there
         except FileNotFoundError:
             pass
-        except OSError as error:
-            raise ConnectionLost(f"SFTP on {self.address} failed: {error}") from None
+        except _SFTP_FAILURES as error:
+            self._close_quietly()
+            raise ConnectionLost(f"SFTP on {self.address} failed: {error or type(error).__name__}") from None
         with contextlib.suppress(OSError):  # by-sha256/ exists (workdir()); this folder may too
             sftp.mkdir(folder)
         partial = f"{remote}.part-{secrets.token_hex(4)}"
@@ -318,7 +323,13 @@ class SshTransport(Transport):
             if sftp.stat(partial).st_size != size:
                 raise OSError(f"uploaded {sftp.stat(partial).st_size} of {size} bytes")
             sftp.posix_rename(partial, remote)
-        except OSError as error:
+        except _SFTP_FAILURES as error:
+            if not self._alive():  # the board went away mid-transfer (paramiko says "connection dropped")
+                self._close_quietly()
+                why = error or type(error).__name__
+                raise ConnectionLost(
+                    f"connection to {self.address} lost while pushing {local_path.name}: {why}"
+                ) from None
             self._remove_quietly(partial)
             free = self._free_bytes(folder)
             if free is not None and free < size:
@@ -438,8 +449,12 @@ class SshTransport(Transport):
             raise DeviceError(f"cannot {what} on {self.address}: {' | '.join(result.stderr_tail) or result.exit_code}")
         return result.stdout
 
+    def _alive(self) -> bool:
+        transport = self._client.get_transport() if self._client is not None else None
+        return bool(transport and transport.is_active())
+
     def _remove_quietly(self, remote: str) -> None:
-        with contextlib.suppress(OSError, DeviceError):
+        with contextlib.suppress(*_SFTP_FAILURES, DeviceError):
             self._sftp_client().remove(remote)
 
     def _free_bytes(self, folder: str) -> int | None:
