@@ -267,7 +267,12 @@ def select_devices(farm: FarmFile, devices_dir: Path | None = None) -> list[Devi
                     f"{device.source}); results are kept by device name"
                 )
             chosen[device.name] = device
-    excluded = {d.name for spec in farm.exclude for d in expand(spec)}
+    excluded = set()
+    for spec in farm.exclude:
+        try:
+            excluded |= {d.name for d in expand(spec)}
+        except FarmFileError:
+            excluded.add(spec)  # excluding what this inventory does not have excludes nothing
     selected = [d for name, d in chosen.items() if name not in excluded]
     if not selected:
         raise FarmFileError(f"{farm.path}: every device is excluded; nothing to run")
