@@ -297,3 +297,18 @@ def test_cool_down_waits_until_the_device_is_cool_and_says_how_long():
     started = time.monotonic()
     cool_down(Cooldown(seconds=0.2), lambda: None, threading.Event())
     assert time.monotonic() - started >= 0.2
+
+
+def test_a_cool_down_pause_runs_before_every_measurement_but_the_first_and_is_recorded(tmp_path, variant_cache):
+    device = tmp_path / "cool.toml"
+    device.write_text('transport = "local"\n[thermal]\ncooldown_seconds = 1.5\n')
+    completed = run_edgebench(
+        "run", "--device", str(device), "--model", "mnist", "--variants", "float32,int8", "--samples", "0",
+        "--min-runs", "5", "--min-seconds", "0.1", "--warmup-seconds", "0", "--results-dir", str(tmp_path / "r"),
+        "--cache-dir", str(variant_cache), "--json",
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    run = json.loads((tmp_path / "r" / "cool").glob("*/run.json").__next__().read_text())
+    first, second = run["measurements"]
+    assert "context" not in first
+    assert second["context"]["cooldown"]["waited_s"] >= 1.5 and second["context"]["cooldown"]["reached"]
