@@ -53,3 +53,17 @@ def atomic_write_json(path: str | os.PathLike, document: Any) -> Path:
 
 def atomic_copy(source: str | os.PathLike, destination: str | os.PathLike) -> Path:
     return atomic_write_bytes(destination, Path(source).read_bytes())
+
+
+def read_toml(path: Path, error: type[Exception], kind: str) -> dict:
+    """A TOML file as a dict; a missing, unreadable or malformed one raises `error` naming the file."""
+    import tomllib
+
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise error(f"{kind} not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as problem:
+        raise error(f"{path}: cannot read: {problem}") from None
+    except tomllib.TOMLDecodeError as problem:
+        raise error(f"{path}: invalid TOML: {problem}") from None

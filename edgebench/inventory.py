@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgebench.errors import EdgebenchError
+from edgebench.fileio import read_toml
 from edgebench.transport.options import (
     LEGACY_FLAT_KEYS,
     TRANSPORT_OPTIONS,
@@ -94,15 +94,7 @@ def default_devices_dir() -> Path:
 
 def load_device_file(path: Path, name: str | None = None) -> Device:
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise InventoryError(f"device file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise InventoryError(f"{path}: cannot read: {error}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise InventoryError(f"{path}: invalid TOML: {error}") from None
-    return _validate(data, path, name or path.stem)
+    return _validate(read_toml(path, InventoryError, "device file"), path, name or path.stem)
 
 
 # A device's name becomes a folder under results/: nothing that could climb out of it or hide there.

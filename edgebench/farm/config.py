@@ -24,12 +24,11 @@ Paths are relative to the farm file. Every error names the file and the key, lik
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgebench.errors import EdgebenchError
-from edgebench.fileio import sha256_file
+from edgebench.fileio import read_toml, sha256_file
 from edgebench.inventory import DEVICE_NAME, Device, InventoryError, list_devices, resolve_device
 from edgebench.transport.options import OptionsError, check_types
 from edgebench.variants import parse_variant_names
@@ -105,14 +104,7 @@ _RETRY = {"connect_attempts": int, "rerun_failed": int}
 
 def load_farm_file(path: Path) -> FarmFile:
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise FarmFileError(f"farm file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise FarmFileError(f"{path}: cannot read: {error}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise FarmFileError(f"{path}: invalid TOML: {error}") from None
+    data = read_toml(path, FarmFileError, "farm file")
     try:
         return _validate(data, path)
     except OptionsError as error:
