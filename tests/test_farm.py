@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
@@ -312,3 +313,25 @@ def test_a_cool_down_pause_runs_before_every_measurement_but_the_first_and_is_re
     first, second = run["measurements"]
     assert "context" not in first
     assert second["context"]["cooldown"]["waited_s"] >= 1.5 and second["context"]["cooldown"]["reached"]
+
+
+def test_a_regression_wins_over_devices_that_could_not_run_and_a_clean_night_is_fine():
+    from edgebench.farm.summary import Cell, DeviceResult, FarmSummary
+
+    def night(*devices):
+        return FarmSummary("f", "done", "last", 0.05, devices, ("mnist",), ("float32", "int8"))
+
+    fine = DeviceResult("a", "done", None, False, {"mnist": "r1"},
+                        (Cell("a", "mnist", "float32", "ok", verdict="same"),
+                         Cell("a", "mnist", "int8", "ok", verdict="faster")))  # fmt: skip
+    slower = DeviceResult("b", "done", None, False, {"mnist": "r2"},
+                          (Cell("b", "mnist", "int8", "ok", verdict="slower", regression=True),))  # fmt: skip
+    gone = DeviceResult("c", "failed", "connection refused", False, {"mnist": "none: not run"},
+                        (Cell("c", "mnist", "int8", "not run"),))  # fmt: skip
+    assert night(fine).exit_code == 0
+    assert night(fine, gone).exit_code == 2 and night(fine, gone).undecided == ["c: failed (connection refused)"]
+    assert night(fine, slower, gone).exit_code == 1  # the lost board does not hide b's regression
+    first_night = DeviceResult("a", "done", None, False, {"mnist": "none: no earlier run"},
+                               (Cell("a", "mnist", "int8", "ok"),))  # fmt: skip
+    assert night(first_night).exit_code == 2
+    assert dataclasses.replace(night(fine), status="interrupted").exit_code == 2  # a night cut short is no "fine"
