@@ -149,7 +149,9 @@ def test_sigterm_stops_every_device_cleanly_and_resume_measures_only_what_is_mis
                           min_seconds=2.0)  # fmt: skip
         env = farm_env(tmp_path)
         process = start_farm(farm_command(farm, devices, results, variant_cache), env)
-        wait_for(lambda: len(list(results.glob("*/*/float32.json"))) == 3, 300, "float32 on every device")
+        # Stopped as soon as one device has measured something: on a busy machine the others may be anywhere
+        # from waiting to measuring (even done, if one raced ahead), and each must end in a recorded state.
+        wait_for(lambda: list(results.glob("*/*/float32.json")), 300, "a first measurement")
         time.sleep(0.5)
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=120)
@@ -157,9 +159,11 @@ def test_sigterm_stops_every_device_cleanly_and_resume_measures_only_what_is_mis
         assert "farm interrupted by SIGTERM" in stderr and "Traceback" not in stderr
         stopped = farm_json(results)
         assert stopped["status"] == "interrupted"
-        assert {d["state"] for d in stopped["devices"].values()} == {"interrupted"}, (stopped["devices"], stderr)
+        state = {name: d["state"] for name, d in stopped["devices"].items()}
+        assert set(state.values()) <= {"interrupted", "done"} and "interrupted" in state.values(), (state, stderr)
         for run_file in results.glob("*/*/run.json"):
-            assert json.loads(run_file.read_text())["status"] == "interrupted"
+            run = json.loads(run_file.read_text())
+            assert run["status"] == ("ok" if state[run["device"]["name"]] == "done" else "interrupted")
         time.sleep(1)  # the boards' watchdogs end their agents when the connection closes
         assert not agent_processes(tmp_path), "an agent kept running after the farm stopped"
         for name in ("a", "b"):
@@ -176,10 +180,14 @@ def test_sigterm_stops_every_device_cleanly_and_resume_measures_only_what_is_mis
         for device in ("a", "b", "local"):
             runs = [json.loads(p.read_text()) for p in results.glob(f"{device}/*/run.json")]
             second = [r for r in runs if r.get("resumed")]
+            before = {v for d, v in measured_before if d == device}
+            if state[device] == "done":
+                assert second == []  # a device that had finished is left alone
+                continue
             assert len(second) == 1
             again = {m["variant"] for m in second[0]["measurements"]}
-            assert not again & {v for d, v in measured_before if d == device}  # nothing measured twice
-            assert again | {v for d, v in measured_before if d == device} == {"float32", "dynamic-int8", "int8"}
+            assert not again & before  # nothing measured twice
+            assert again | before == {"float32", "dynamic-int8", "int8"}
     finally:
         for host in boards.values():
             host.stop()
@@ -197,7 +205,9 @@ def test_two_farm_runs_over_the_same_boards_never_measure_one_board_at_once(tmp_
         processes = [start_farm(farm_command(f, devices, results, variant_cache, "--json"), env) for f in farms]
         outputs = [p.communicate(timeout=600) for p in processes]
         for process, (stdout, stderr) in zip(processes, outputs, strict=True):
-            assert process.returncode == 2, stderr  # both finished (no baseline yet)
+            # Both finished. The later one may find the earlier one's run of the shared board as its
+            # baseline, and on a busy machine call it slower (1); otherwise there is no baseline (2).
+            assert process.returncode in (1, 2), stderr
             assert {s for s, _ in states(json.loads(stdout)).values()} == {"done"}
         windows = []
         for document in results.glob("shared/*/*.json"):
