@@ -13,6 +13,10 @@ import pytest
 
 from edgebench.emulated.sshd import SshHost, make_host, sshd_unavailable_reason
 
+# A board's Python without site-packages: no numpy, no runtime, so it fails its health check, whatever this
+# machine's own /usr/bin/python3 has installed.
+BARE_PYTHON = f"{sys.executable} -S"
+
 
 def start_boards(root: Path, names: list[str]) -> dict[str, SshHost]:
     if sshd_unavailable_reason():

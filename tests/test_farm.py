@@ -16,6 +16,7 @@ import pytest
 from edgebench.farm.config import FarmFileError, load_farm_file, select_devices
 from edgebench.health import Cooldown, HealthCheckFailed, HealthLimits, check_health, cool_down
 from tests.farm_helpers import (
+    BARE_PYTHON,
     agent_processes,
     board_file,
     cells,
@@ -41,7 +42,7 @@ def test_quarantine_by_health_check_lifts_when_it_passes_and_by_failures_needs_a
     boards = start_boards(tmp_path / "boards", ["sick", "flaky"])
     devices, results = tmp_path / "devices", tmp_path / "results"
     try:
-        board_file(boards["sick"], devices, "sick", python="/usr/bin/python3")  # no numpy: fails its health check
+        board_file(boards["sick"], devices, "sick", python=BARE_PYTHON)  # no numpy: fails its health check
         board_file(boards["flaky"], devices, "flaky")
         boards["flaky"].stop()  # refuses connections all night
         farm = write_farm(tmp_path / "farm.toml", ["tag:board"], ["float32", "int8"], min_runs=5, min_seconds=0.1,

@@ -20,6 +20,7 @@ import pytest
 from edgebench.evaluate import evaluate_file
 from edgebench.fileio import sha256_file
 from tests.farm_helpers import (
+    BARE_PYTHON,
     agent_processes,
     board_file,
     cells,
@@ -50,7 +51,7 @@ def night(tmp_path_factory, pi4, variant_cache, mnist_variants):
     tiny = tmp_path / "tiny-disk"
     try:
         for name, host in boards.items():
-            fields = {"python": "/usr/bin/python3"} if name == "unhealthy" else {}
+            fields = {"python": BARE_PYTHON} if name == "unhealthy" else {}
             if name == "fulldisk":
                 fields["workdir"] = str(tiny)
             board_file(host, devices, name, **fields)
