@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,8 @@ class RunRequest:
     wait: float = 0.0  # seconds to wait for a device another run holds
     stall_timeout: float = DEFAULT_STALL_SECONDS  # an agent that sends nothing this long is stalled
     retry: RetryPolicy = field(default_factory=RetryPolicy)  # connecting and pushing only
+    require_free_disk: bool = False  # a farm refuses a device without room for its largest variant
+    cancel: threading.Event = field(default_factory=threading.Event)  # set: stop at the next safe point
     extra: dict = field(default_factory=dict)  # more for run.json: the farm run it belongs to, its attempt
     results_dir: Path | None = None
     devices_dir: Path | None = None
@@ -227,7 +230,8 @@ def start_run(work: PreparedWork, device: Device, request: RunRequest) -> Prepar
         list(variants), dataset.path if dataset else None, settings, rounds=request.rounds, timeout=request.timeout,
         reference_path=reference.path if reference else None, owner=Owner.of_run(run_id, request.command),
         wait=request.wait, stall_timeout=request.stall_timeout, retry=request.retry,
-        health=HealthLimits(max_temperature_c=device.thermal.max_temperature_c),
+        health=HealthLimits(device.thermal.max_temperature_c, require_free_disk=request.require_free_disk),
+        cancel=request.cancel,
         cooldown=Cooldown(device.thermal.cooldown_seconds, device.thermal.cooldown_below_c,
                           device.thermal.cooldown_max_seconds),
     )  # fmt: skip

@@ -36,12 +36,10 @@ def retrying(policy: RetryPolicy, action: Callable[[], T]) -> T:
     error is raised as it was (one line, its own type)."""
     if policy.attempts <= 1:
         return action()
-    for attempt in Retrying(
+    retryer = Retrying(
         stop=stop_after_attempt(policy.attempts),
         wait=wait_exponential_jitter(initial=policy.initial_s, max=policy.max_s),
         retry=retry_if_exception_type(TRANSIENT),
         reraise=True,
-    ):
-        with attempt:
-            return action()
-    raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+    )
+    return retryer(action)

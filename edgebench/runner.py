@@ -16,6 +16,7 @@ from pathlib import Path
 
 from edgebench.backends.python_agent import AgentSettings, Progress, PythonAgent, check_cpus, require_runnable
 from edgebench.errors import Cancelled
+from edgebench.fileio import sha256_file
 from edgebench.health import Cooldown, HealthLimits, check_health, cool_down
 from edgebench.lease import LEASE_MARGIN_S, DeviceLease, Owner
 from edgebench.results import Measurement, RunStore
@@ -114,8 +115,8 @@ def _measure_all(plan: RunPlan, transport: Transport, backend: PythonAgent, stor
     def stage(path: Path, sha256: str) -> str:
         return retrying(plan.retry, lambda: transport.stage(path, sha256))
 
-    dataset_path = stage(plan.dataset_path, _sha256(plan.dataset_path)) if plan.dataset_path else None
-    reference_path = stage(plan.reference_path, _sha256(plan.reference_path)) if plan.reference_path else None
+    dataset_path = stage(plan.dataset_path, sha256_file(plan.dataset_path)) if plan.dataset_path else None
+    reference_path = stage(plan.reference_path, sha256_file(plan.reference_path)) if plan.reference_path else None
     model_paths: dict[str, str] = {}
     failed: set[str] = set()  # a model that failed once is not retried in later rounds
     measured = 0
@@ -174,12 +175,6 @@ def _bytes_needed(plan: RunPlan) -> int:
     """Room the run needs on the device at least: its largest variant and the data files."""
     files = [p for p in (plan.dataset_path, plan.reference_path) if p]
     return max((v.size_bytes for v in plan.variants), default=0) + sum(Path(p).stat().st_size for p in files)
-
-
-def _sha256(path: Path) -> str:
-    from edgebench.fileio import sha256_file
-
-    return sha256_file(path)
 
 
 def _device_lost(plan: RunPlan, failed: set[str], store: RunStore, variant: str, round_number: int, error: str,

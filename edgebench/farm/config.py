@@ -30,6 +30,8 @@ from pathlib import Path
 from edgebench.errors import EdgebenchError
 from edgebench.fileio import read_toml, sha256_file
 from edgebench.inventory import DEVICE_NAME, Device, InventoryError, list_devices, resolve_device
+from edgebench.runner import DEFAULT_TIMEOUT_S
+from edgebench.transport.base import DEFAULT_STALL_SECONDS
 from edgebench.transport.options import OptionsError, check_types
 from edgebench.variants import parse_variant_names
 
@@ -60,8 +62,8 @@ class FarmFile:
     quarantine_after: int = 3
     connect_attempts: int = 3
     rerun_failed: int = 0
-    timeout: float = 1800.0
-    stall_timeout: float = 45.0
+    timeout: float = DEFAULT_TIMEOUT_S
+    stall_timeout: float = DEFAULT_STALL_SECONDS
     wait: float = 3600.0  # a device another run holds is waited for this long
     rounds: int = 1
     fidelity_samples: int = 100
@@ -183,17 +185,19 @@ def _validate(data: dict, path: Path) -> FarmFile:
         raise FarmFileError(f"{path}: key 'health.quarantine_after' must be at least 1")
     if retry.get("connect_attempts", 3) < 1 or retry.get("rerun_failed", 0) < 0:
         raise FarmFileError(f"{path}: key 'retry.connect_attempts' must be at least 1, 'retry.rerun_failed' 0 or more")
+    # None is "not given": AgentSettings and the device file keep their defaults (one place for them).
+    seconds = {key: float(run[key]) if key in run else None for key in ("warmup_seconds", "min_seconds", "max_seconds")}
     overrides = {
         "threads": run.get("threads"),
         "delegate": run.get("delegate"),
         "cpus": tuple(run["cpus"]) if run.get("cpus") else None,
         "runtime": run.get("runtime"),
         "samples": run.get("samples"),
-        "warmup_min_runs": run.get("warmup_runs", 1),
-        "warmup_min_seconds": float(run.get("warmup_seconds", 0.5)),
-        "min_runs": run.get("min_runs", 50),
-        "min_seconds": float(run.get("min_seconds", 1.0)),
-        "max_seconds": float(run.get("max_seconds", 150.0)),
+        "warmup_min_runs": run.get("warmup_runs"),
+        "warmup_min_seconds": seconds["warmup_seconds"],
+        "min_runs": run.get("min_runs"),
+        "min_seconds": seconds["min_seconds"],
+        "max_seconds": seconds["max_seconds"],
     }
     return FarmFile(
         name=name,
@@ -208,8 +212,8 @@ def _validate(data: dict, path: Path) -> FarmFile:
         quarantine_after=health.get("quarantine_after", 3),
         connect_attempts=retry.get("connect_attempts", 3),
         rerun_failed=retry.get("rerun_failed", 0),
-        timeout=float(run.get("timeout", 1800.0)),
-        stall_timeout=float(run.get("stall_timeout", 45.0)),
+        timeout=float(run.get("timeout", DEFAULT_TIMEOUT_S)),
+        stall_timeout=float(run.get("stall_timeout", DEFAULT_STALL_SECONDS)),
         wait=float(run.get("wait", 3600.0)),
         rounds=run.get("rounds", 1),
         fidelity_samples=run.get("fidelity_samples", 100),

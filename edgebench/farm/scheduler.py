@@ -21,7 +21,7 @@ from edgebench.farm import quarantine
 from edgebench.farm.config import FarmFile, select_devices
 from edgebench.farm.store import FarmRunStore, new_farm_run_id
 from edgebench.farm.summary import NOT_MEASURED, FarmSummary, merged_run, summarize_farm
-from edgebench.health import HealthCheckFailed, HealthLimits
+from edgebench.health import HealthCheckFailed
 from edgebench.inventory import Device
 from edgebench.lease import DeviceBusy
 from edgebench.pipeline import PreparedWork, RunRequest, default_results_dir, prepare_work, run_on_device, start_run
@@ -68,10 +68,9 @@ def run_farm(farm: FarmFile, options: FarmOptions, on_event: Callable[[FarmEvent
         works.append(prepare_work(_request(farm, job, "", options)))
     keys = _model_keys(works)
     store = _open_store(farm, options, results_dir, devices, works, keys)
-    for device in devices:
-        if store.device(device.name)["state"] != "done":
-            store.set_state(device.name, "pending", None, emulated=device.emulated, address=device.address)
     pending = [d for d in devices if store.device(d.name)["state"] != "done"]  # a resumed run skips finished ones
+    for device in pending:
+        store.set_state(device.name, "pending", None, emulated=device.emulated, address=device.address)
     finished = [threading.Event() for _ in pending]
     for device, done in zip(pending, finished, strict=True):
         worker = _DeviceWorker(farm, options, results_dir, store, device, works, keys, on_event, cancel)
@@ -90,9 +89,10 @@ def run_farm(farm: FarmFile, options: FarmOptions, on_event: Callable[[FarmEvent
         store.finish("interrupted", {})
         raise
     status = "interrupted" if cancel.is_set() else "done"
-    summary = summarize_farm(store.document, results_dir)
+    # Summarized with the final status: a summary made while the document still said "running" would
+    # store exit code 2 ("cannot tell") for a night that is fine.
+    summary = dataclasses.replace(summarize_farm(store.document, results_dir), status=status)
     store.finish(status, {"summary": summary.document()})
-    summary = dataclasses.replace(summary, status=status)
     return FarmOutcome(store.folder, summary)
 
 
@@ -221,10 +221,9 @@ class _DeviceWorker:
                     extra["retry_of"] = retry_of
                 if self.options.resume:
                     extra["resumed"] = True
-                request = _request(self.farm, job, self.device.name, self.options, extra)
+                request = dataclasses.replace(_request(self.farm, job, self.device.name, self.options, extra),
+                                              require_free_disk=True, cancel=self.cancel)  # fmt: skip
                 prepared = start_run(work.only(missing), self.device, request)
-                prepared.plan.cancel = self.cancel
-                prepared.plan.health = HealthLimits(self.device.thermal.max_temperature_c, require_free_disk=True)
                 entry = {"model": key, "run_id": prepared.store.summary["run_id"], "attempt": attempt,
                          "folder": str(prepared.store.folder.relative_to(self.results_dir))}  # fmt: skip
                 self.emit("waiting", "for the device (another run may hold it)")
