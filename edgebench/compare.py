@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.stats import binomtest, mannwhitneyu
+from scipy.stats import binomtest, mannwhitneyu, ttest_ind_from_stats
 
 from edgebench.results import RunData, latency
 
@@ -144,17 +144,25 @@ def _compare_variant(name, docs_a, docs_b, file_a, file_b, threshold, data_chang
     mean_ratio = latency_b.mean_us / latency_a.mean_us
     samples_a = [s for d in docs_a for s in d["timing"]["samples_us"]]
     samples_b = [s for d in docs_b for s in d["timing"]["samples_us"]]
-    p_value = float(mannwhitneyu(samples_a, samples_b, alternative="two-sided").pvalue)
     rounds = rounds_order([d["timing"]["stats"]["p50"] for d in docs_a], [d["timing"]["stats"]["p50"] for d in docs_b])
-    tail = stalls(samples_a, samples_b, ratio)
-    verdict, reason = latency_verdict(ratio, mean_ratio, p_value, threshold, tail, rounds)
+    if samples_a and samples_b:
+        p_value = float(mannwhitneyu(samples_a, samples_b, alternative="two-sided").pvalue)
+        tail = stalls(samples_a, samples_b, ratio)
+        verdict, reason = latency_verdict(ratio, mean_ratio, p_value, threshold, tail, rounds)
+    else:
+        # benchmark_model gives statistics, not samples: Welch's t-test on mean, std and count, no stall test.
+        p_value = statistics_p_value(docs_a, docs_b)
+        verdict, reason = latency_verdict(ratio, mean_ratio, p_value, threshold, None, rounds)
+        reason += "; statistics only (no per-sample latencies from benchmark_model: Welch's t-test, no stall test)"
 
-    peak_a = max(d["memory"]["peak_rss_after_runs"] for d in docs_a)
-    peak_b = max(d["memory"]["peak_rss_after_runs"] for d in docs_b)
-    delta = peak_b - peak_a
-    memory = "same"
-    if abs(delta) > max(MEMORY_FLOOR_BYTES, threshold * peak_a):
-        memory = "more" if delta > 0 else "less"
+    peaks_a = [d["memory"].get("peak_rss_after_runs") for d in docs_a]
+    peaks_b = [d["memory"].get("peak_rss_after_runs") for d in docs_b]
+    delta, memory = None, "n/a"
+    if None not in peaks_a and None not in peaks_b:
+        peak_a, delta = max(peaks_a), max(peaks_b) - max(peaks_a)
+        memory = "same"
+        if abs(delta) > max(MEMORY_FLOOR_BYTES, threshold * peak_a):
+            memory = "more" if delta > 0 else "less"
 
     accuracy_a, accuracy_b = docs_a[0].get("accuracy") or {}, docs_b[0].get("accuracy") or {}
     accuracy = "n/a"
@@ -167,6 +175,25 @@ def _compare_variant(name, docs_a, docs_b, file_a, file_b, threshold, data_chang
         name, verdict, reason, median_a, median_b, ratio, mean_ratio, p_value, memory, delta, accuracy,
         accuracy_a.get("top1"), accuracy_b.get("top1"), size,
     )  # fmt: skip
+
+
+def statistics_p_value(docs_a: Sequence[dict], docs_b: Sequence[dict]) -> float:
+    """Welch's t-test from each side's pooled mean, standard deviation and count (1.0 when they are missing)."""
+
+    def pooled(documents):
+        stats = [d["timing"]["stats"] for d in documents]
+        if any(s.get("std") is None or not s.get("count") for s in stats):
+            return None
+        count = sum(s["count"] for s in stats)
+        mean = sum(s["mean"] * s["count"] for s in stats) / count
+        variance = sum(s["count"] * (s["std"] ** 2 + (s["mean"] - mean) ** 2) for s in stats) / count
+        return mean, variance**0.5, count
+
+    a, b = pooled(docs_a), pooled(docs_b)
+    if a is None or b is None or a[2] < 2 or b[2] < 2:
+        return 1.0  # nothing to test with: never a verdict
+    result = ttest_ind_from_stats(*a, *b, equal_var=False)
+    return float(result.pvalue) if np.isfinite(result.pvalue) else 1.0
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from edgebench.fileio import read_toml
 from edgebench.transport.options import (
     LEGACY_FLAT_KEYS,
     TRANSPORT_OPTIONS,
+    AdbOptions,
     LocalOptions,
     OptionsError,
     SshOptions,
@@ -39,6 +40,22 @@ class Thermal:
     cooldown_max_seconds: float = 300.0  # ... for at most this long
 
 
+BACKENDS = ("python-agent", "benchmark_model")
+
+
+@dataclass(frozen=True)
+class BenchmarkBinary:
+    """The [benchmark_model] section: where the native benchmark binary comes from.
+
+    `path` is a file on this host, pushed (content-addressed) like a model; `device_path` is one
+    already on the device. `edgebench devices setup NAME --benchmark-binary FILE` fills in `path`."""
+
+    path: Path | None = None
+    device_path: str | None = None
+    extra_flags: tuple[str, ...] = ()  # passed as given, after edgebench's own (e.g. "--use_gpu=true")
+    version: str | None = None  # what the table says the runtime is (the binary does not print its version)
+
+
 @dataclass(frozen=True)
 class Device:
     name: str
@@ -52,8 +69,11 @@ class Device:
     delegate: str = "xnnpack"
     emulated: bool = False
     tags: tuple[str, ...] = field(default=())
-    options: LocalOptions | SshOptions = field(default_factory=LocalOptions)  # the transport's own section
+    options: LocalOptions | SshOptions | AdbOptions = field(default_factory=LocalOptions)  # the transport's section
     thermal: Thermal = field(default_factory=Thermal)
+    # What measures: the Python agent, or the native benchmark_model binary (a phone with no Python).
+    backend: str = "python-agent"
+    benchmark_model: BenchmarkBinary = field(default_factory=BenchmarkBinary)
 
     @property
     def address(self) -> str | None:
@@ -73,7 +93,10 @@ _FIELDS = {
     "emulated": bool,
     "tags": list,
     "thermal": dict,
+    "backend": str,
+    "benchmark_model": dict,
 }
+_BENCHMARK_FIELDS = {"path": str, "device_path": str, "extra_flags": list, "version": str}
 _THERMAL_FIELDS = {
     "max_temperature_c": (int, float),
     "cooldown_seconds": (int, float),
@@ -127,6 +150,7 @@ def _validate(data: dict, path: Path, name: str) -> Device:
     try:
         check_types("", data, _FIELDS)
         check_types("thermal.", data.get("thermal", {}), _THERMAL_FIELDS)
+        check_types("benchmark_model.", data.get("benchmark_model", {}), _BENCHMARK_FIELDS)
         options = TRANSPORT_OPTIONS[transport].from_table(section)
     except OptionsError as error:
         raise InventoryError(f"{path}: {error}") from None
@@ -139,6 +163,16 @@ def _validate(data: dict, path: Path, name: str) -> Device:
         raise InventoryError(f"{path}: key 'cpus' must be a list of CPU numbers, got {cpus!r}")
     if not all(isinstance(t, str) for t in data.get("tags", [])):
         raise InventoryError(f"{path}: key 'tags' must be a list of strings")
+    # A stock phone over ADB has no Python: its default is the native binary.
+    backend = data.get("backend", "benchmark_model" if transport == "adb" else "python-agent")
+    if backend not in BACKENDS:
+        raise InventoryError(f"{path}: key 'backend' must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    binary = _benchmark_binary(data.get("benchmark_model", {}), path)
+    if backend == "benchmark_model" and not (binary.path or binary.device_path):
+        raise InventoryError(
+            f"{path}: backend 'benchmark_model' needs [benchmark_model] path (a binary on this host, pushed) or "
+            f"device_path (one on the device); `edgebench devices setup {name} --benchmark-binary FILE` sets it"
+        )
     thermal = data.get("thermal", {})
     for key, value in thermal.items():
         if key != "max_temperature_c" and not value >= 0:
@@ -149,7 +183,7 @@ def _validate(data: dict, path: Path, name: str) -> Device:
         source=path,
         description=data.get("description", ""),
         python=data.get("python", "python3"),
-        workdir=data.get("workdir", "~/.cache/edgebench"),
+        workdir=data.get("workdir", "/data/local/tmp/edgebench" if transport == "adb" else "~/.cache/edgebench"),
         threads=data.get("threads", 1),
         cpus=tuple(cpus),
         delegate=data.get("delegate", "xnnpack"),
@@ -157,7 +191,20 @@ def _validate(data: dict, path: Path, name: str) -> Device:
         tags=tuple(data.get("tags", [])),
         options=options,
         thermal=Thermal(**{k: float(v) for k, v in thermal.items()}),
+        backend=backend,
+        benchmark_model=binary,
     )
+
+
+def _benchmark_binary(section: dict, path: Path) -> BenchmarkBinary:
+    flags = section.get("extra_flags", [])
+    if not all(isinstance(f, str) and f.startswith("--") for f in flags):
+        raise InventoryError(f"{path}: key 'benchmark_model.extra_flags' must be a list of '--flag=value' strings")
+    host_path = None
+    if section.get("path"):
+        # Relative to the device file, so a farm's folder can carry its binaries.
+        host_path = (path.parent / Path(section["path"]).expanduser()).resolve()
+    return BenchmarkBinary(host_path, section.get("device_path"), tuple(flags), section.get("version"))
 
 
 def list_devices(devices_dir: Path | None = None) -> list[Device]:

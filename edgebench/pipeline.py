@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgebench import history
-from edgebench.backends.python_agent import AgentSettings, check_cpus
+from edgebench.backends.python_agent import AgentSettings, PythonAgent, check_cpus
 from edgebench.dataset import Dataset, check_fits, load_dataset
 from edgebench.errors import Cancelled, EdgebenchError
 from edgebench.evaluate import host_runner
@@ -31,7 +31,7 @@ from edgebench.retry import RetryPolicy
 from edgebench.runner import DEFAULT_TIMEOUT_S, RunEvent, RunPlan, execute
 from edgebench.summary import RunSummaryView, summarize
 from edgebench.transport import open_transport
-from edgebench.transport.base import DEFAULT_STALL_SECONDS
+from edgebench.transport.base import DEFAULT_STALL_SECONDS, Transport
 from edgebench.variants import (
     Variant,
     VariantSkipped,
@@ -238,6 +238,15 @@ def start_run(work: PreparedWork, device: Device, request: RunRequest) -> Prepar
     return PreparedRun(device, source, plan, store, history.default_history_path(results_dir))
 
 
+def make_backend(device: Device, transport: Transport):
+    """What measures on this device: the Python agent, or the native benchmark_model binary."""
+    if device.backend == "benchmark_model":
+        from edgebench.backends.benchmark_model import BenchmarkModelBackend
+
+        return BenchmarkModelBackend(transport, device)
+    return PythonAgent(transport)
+
+
 def run_on_device(
     prepared: PreparedRun, on_event: Callable[[RunEvent], None], *, trust_new_host: bool = False
 ) -> RunOutcome:
@@ -246,7 +255,9 @@ def run_on_device(
             host_lock(prepared.device, prepared.plan.owner, prepared.plan.wait, cancel=prepared.plan.cancel),
             open_transport(prepared.device, trust_new_host=trust_new_host) as transport,
         ):
-            status = execute(prepared.plan, transport, prepared.store, on_event)
+            status = execute(
+                prepared.plan, transport, prepared.store, on_event, make_backend(prepared.device, transport)
+            )
     except Cancelled:
         # Stopped while waiting for the device (the runner marks a run it started itself).
         if prepared.store.summary["status"] == "running":

@@ -27,7 +27,9 @@ from edgebench.fileio import atomic_write_json
 
 RUN_SCHEMA_VERSION = 1
 RUN_KIND = "edgebench.run"
-AGENT_SCHEMA_VERSIONS = (1, 2)  # 2 adds fidelity and robust dispersion
+# 2 adds fidelity and robust dispersion; 3 is a benchmark_model document: timing.per_sample false, samples_us
+# empty, stats.p90 null, p50 the binary's median or mean (timing.p50_is), accuracy computed on the host (sources).
+AGENT_SCHEMA_VERSIONS = (1, 2, 3)
 
 
 class ResultsError(EdgebenchError):
@@ -148,7 +150,7 @@ class Latency:
     round of several should."""
 
     p50_us: float  # median over rounds of each round's median
-    p90_us: float  # likewise of each round's 90th percentile
+    p90_us: float | None  # likewise of each round's 90th percentile; None when a backend gives none
     mean_us: float  # median over rounds of each round's mean
     rounds: int
 
@@ -160,7 +162,7 @@ def latency(documents: list[dict]) -> Latency | None:
         return None
     return Latency(
         statistics.median(s["p50"] for s in stats),
-        statistics.median(s["p90"] for s in stats),
+        statistics.median(s["p90"] for s in stats) if all(s.get("p90") is not None for s in stats) else None,
         statistics.median(s["mean"] for s in stats),
         len(stats),
     )

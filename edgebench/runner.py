@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgebench.backends.python_agent import AgentSettings, Progress, PythonAgent, check_cpus, require_runnable
+from edgebench.backends.python_agent import AgentSettings, HostFiles, Progress, PythonAgent, check_cpus
 from edgebench.errors import Cancelled
 from edgebench.fileio import sha256_file
 from edgebench.health import Cooldown, HealthLimits, check_health, cool_down
@@ -66,7 +66,8 @@ class RunPlan:
     cancel: threading.Event = field(default_factory=threading.Event)  # set: stop at the next safe point
 
 
-def execute(plan: RunPlan, transport: Transport, store: RunStore, on_event: Callable[[RunEvent], None]) -> str:
+def execute(plan: RunPlan, transport: Transport, store: RunStore, on_event: Callable[[RunEvent], None],
+            backend=None) -> str:  # fmt: skip
     """Measure every variant `plan.rounds` times, interleaved (A B C, A B C, ...).
 
     Interleaving spreads slow drift of the machine (heat, background load)
@@ -77,12 +78,12 @@ def execute(plan: RunPlan, transport: Transport, store: RunStore, on_event: Call
     def emit(kind: str, variant: str = "", round_number: int = 1, **fields) -> None:
         on_event(RunEvent(kind, variant, round_number, device=device_name, **fields))
 
-    backend = PythonAgent(transport)
+    backend = backend or PythonAgent(transport)  # or BenchmarkModelBackend: the same contract
     transport.cancel = plan.cancel
     try:
         emit("stage", message="agent and models")
         probe = retrying(plan.retry, lambda: backend.probe(plan.settings.runtime, workdir=transport.workdir()))
-        store.summary["device_probe"] = require_runnable(probe, device_name)
+        store.summary["device_probe"] = backend.require_runnable(probe, device_name)
         store.summary["health"] = check_health(probe, plan.health, _bytes_needed(plan), device_name)
         emit("health", status="ok")
         if plan.settings.cpus and probe.get("cores"):
@@ -108,7 +109,7 @@ def execute(plan: RunPlan, transport: Transport, store: RunStore, on_event: Call
         transport.cancel = None
 
 
-def _measure_all(plan: RunPlan, transport: Transport, backend: PythonAgent, store: RunStore, emit,
+def _measure_all(plan: RunPlan, transport: Transport, backend, store: RunStore, emit,
                  lease: DeviceLease | None) -> str:  # fmt: skip
     """Every variant, every round, in order; each measurement stored as it arrives."""
 
@@ -146,6 +147,7 @@ def _measure_all(plan: RunPlan, transport: Transport, backend: PythonAgent, stor
                     variant.name, round_number, model_paths[variant.name], variant.sha256, plan.settings,
                     dataset_path=dataset_path, reference_path=reference_path, timeout=plan.timeout,
                     stall_timeout=plan.stall_timeout, on_progress=_progress_relay(emit, variant.name, round_number),
+                    host=HostFiles(variant.path, plan.dataset_path, plan.reference_path),
                 )  # fmt: skip
             except Stalled as error:
                 # This variant is lost; the connection was dropped, and the next command opens a

@@ -62,6 +62,7 @@ class RunSummaryView:
     temperature_c: tuple[float | None, float | None]
     variants: tuple[VariantSummary, ...]
     fidelity: str | None = None  # what the fidelity figures were measured on
+    sources: dict = field(default_factory=dict)  # where each figure came from, when not all from the device's agent
 
 
 def summarize(run: dict, measurements: Sequence[Measurement]) -> RunSummaryView:
@@ -94,6 +95,9 @@ def summarize(run: dict, measurements: Sequence[Measurement]) -> RunSummaryView:
         ),
         variants=rows,
         fidelity=(run.get("fidelity") or {}).get("description"),
+        sources=next((d["sources"] for d in documents if d.get("sources", {}).get("accuracy")), None)
+        or (documents[0].get("sources") if documents else None)
+        or {},
     )
 
 
@@ -110,10 +114,10 @@ def _variant(name: str, measurements: list[Measurement], files: dict, reference:
 
     first = ok[0].document
     figure = latency([m.document for m in ok])
-    p50, p90 = figure.p50_us / 1000, figure.p90_us / 1000
+    p50, p90 = figure.p50_us / 1000, figure.p90_us / 1000 if figure.p90_us is not None else None
     timing = first["timing"]
     load_ms = (timing["load_us"] + timing["allocate_us"]) / 1000
-    peak = max(m.document["memory"]["peak_rss_after_runs"] for m in ok) / 1e6
+    peak = _peak(ok)
 
     speedup = peak_delta = None
     reference_by_round = {m.round: m.document for m in reference}
@@ -124,8 +128,8 @@ def _variant(name: str, measurements: list[Measurement], files: dict, reference:
     ]
     if ratios:
         speedup = statistics.median(ratios)
-    if reference:
-        peak_delta = peak - max(m.document["memory"]["peak_rss_after_runs"] for m in reference) / 1e6
+    if reference and peak is not None and _peak(reference) is not None:
+        peak_delta = peak - _peak(reference)
 
     accuracy = first.get("accuracy") or {}
     reference_accuracy = (reference[0].document.get("accuracy") or {}) if reference else {}
@@ -170,6 +174,12 @@ def _variant(name: str, measurements: list[Measurement], files: dict, reference:
         **made,
         warnings=tuple(warnings),
     )
+
+
+def _peak(measurements: list[Measurement]) -> float | None:
+    """The highest peak RSS in MB; None when the backend reported none (benchmark_model without monitoring)."""
+    peaks = [m.document["memory"].get("peak_rss_after_runs") for m in measurements]
+    return max(peaks) / 1e6 if peaks and None not in peaks else None
 
 
 def _fidelity(document: dict | None) -> dict:

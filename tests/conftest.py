@@ -82,7 +82,12 @@ def pi4(tmp_path_factory):
     shipped = Path(__file__).resolve().parent.parent / "devices" / "pi4-emulated.toml"
     text = shipped.read_text().replace("port = 2222", f"port = {host.port}")
     text = text.replace("~/.cache/edgebench/pi4-emulated", str(cache))
-    device = tmp_path_factory.mktemp("emulated") / "pi4-emulated.toml"
+    folder = tmp_path_factory.mktemp("emulated")
+    # Each session measures in its own workdir: the rootfs cache is shared by every test session on
+    # this machine, and a second session (a CI run beside a developer's) would find the device leased.
+    text = text.replace(f'workdir = "{cache}/workdir"', f'workdir = "{folder / "workdir"}"')
+    assert str(folder / "workdir") in text, "the shipped device file's workdir line changed"
+    device = folder / "pi4-emulated.toml"
     device.write_text(text)
     yield device
     host.stop()

@@ -25,8 +25,9 @@ def emulated_run(pi4, tmp_path_factory, variant_cache, mnist_variants):
         "run", "--device", str(pi4), "--model", "mnist", "--samples", str(SAMPLES),
         "--results-dir", str(results), "--cache-dir", str(variant_cache),
     )  # fmt: skip
-    (folder,) = [p for p in results.glob("*/*") if p.is_dir()]
-    return completed, folder
+    folders = [p for p in results.glob("*/*") if p.is_dir()]
+    assert len(folders) == 1, completed.stderr
+    return completed, folders[0]
 
 
 def test_the_shipped_device_file_is_marked_emulated():

@@ -57,6 +57,16 @@ class AgentSettings:
 
 
 @dataclass(frozen=True)
+class HostFiles:
+    """The host's copies of what a measurement pushes: a backend that cannot measure accuracy on the
+    device (benchmark_model) computes it from these, on the host, and says so."""
+
+    model: Path
+    dataset: Path | None
+    reference: Path | None
+
+
+@dataclass(frozen=True)
 class Progress:
     """One progress line of the agent: which phase, how far."""
 
@@ -111,6 +121,7 @@ class PythonAgent:
         timeout: float | None,
         stall_timeout: float | None,
         on_progress: Callable[[Progress], None],
+        host: HostFiles | None = None,  # unused: the agent measures accuracy on the device itself
     ) -> Measurement:
         """One agent process measuring one variant; accuracy and fidelity in the first round only."""
         argv = [*self.transport.python(), self.agent_path, model_path, "--sha256", sha256]
@@ -123,6 +134,9 @@ class PythonAgent:
             argv, timeout=timeout, on_stderr_line=_progress_relay(on_progress), stall_timeout=stall_timeout
         )
         return interpret(variant, round_number, result, timeout)
+
+    def require_runnable(self, probe: dict, device_name: str) -> dict:
+        return require_runnable(probe, device_name)
 
     def lease_call(self, lease_dir: str, owner: object, ttl: float,
                    stall_timeout: float | None = None) -> Callable[[str], dict]:  # fmt: skip

@@ -29,10 +29,11 @@ def compare_table(comparison: RunComparison) -> DataTable:
             notes.append(f"{v.variant}: {v.reason}")
             continue
         accuracy = f"{v.top1_a:.4f} → {v.top1_b:.4f}" if v.top1_a is not None and v.top1_b is not None else "—"
+        memory = f"{v.memory_delta_bytes / 1e6:+.1f}" if v.memory_delta_bytes is not None else "—"
         rows.append((
             v.variant, f"{v.p50_a_us / 1000:.3f}", f"{v.p50_b_us / 1000:.3f}", f"{v.ratio:.3f}",
             f"{v.mean_ratio:.3f}", f"{v.p_value:.2g}",
-            VERDICT_MARK[v.verdict], f"{v.memory_delta_bytes / 1e6:+.1f}", v.memory, accuracy, v.accuracy, v.size,
+            VERDICT_MARK[v.verdict], memory, v.memory, accuracy, v.accuracy, v.size,
         ))  # fmt: skip
         if v.regression:
             notes.append(f"REGRESSION {v.variant}: latency {v.verdict} ({v.reason}), memory {v.memory}, "

@@ -29,6 +29,11 @@ def run_table(view: RunSummaryView, title: str) -> DataTable:
         + (f" · {view.threads} thread{'s' if view.threads != 1 else ''}" if view.threads else "")
         + _temperatures(view.temperature_c)
     ]
+    if view.sources:
+        header.append(
+            f"latency and memory: {view.sources.get('latency', '?')} (statistics only: no per-sample latencies, "
+            "no p90)" + (f"; accuracy and fidelity: {view.sources['accuracy']}" if view.sources.get("accuracy") else "")
+        )
     if view.emulated:
         header.append("EMULATED device: latencies come from an emulator, not hardware; accuracy and memory still hold")
     with_accuracy = any(v.top1 is not None for v in view.variants)

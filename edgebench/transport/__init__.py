@@ -1,4 +1,4 @@
-"""How the host reaches a device: one contract, one module per kind (local, ssh)."""
+"""How the host reaches a device: one contract, one module per kind (local, ssh, adb)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,10 @@ def open_transport(device: Device, *, trust_new_host: bool = False) -> Transport
         from edgebench.transport.ssh import SshTransport
 
         return SshTransport(device, trust_new_host=trust_new_host)
+    if device.transport == "adb":
+        from edgebench.transport.adb import AdbTransport
+
+        return AdbTransport(device)
     raise EdgebenchError(f"device {device.name!r}: transport {device.transport!r} is not supported by this edgebench")
 
 

@@ -120,6 +120,49 @@ class SshOptions:
         return f"ssh-{self.user or ''}@{self.host}-{self.port or 22}"
 
 
-TRANSPORT_OPTIONS: dict[str, type] = {"local": LocalOptions, "ssh": SshOptions}
+@dataclass(frozen=True)
+class AdbOptions:
+    """A phone reached with the stock `adb` client: by USB serial, or host:port for adb over TCP."""
+
+    serial: str
+    adb: str = "adb"  # the client binary: a name on PATH or a path
+    connect_timeout: float = 15.0  # adb connect / get-state
+    command_timeout: float = 60.0  # every short shell command (facts, sha256, lease)
+    push_rate_mb_s: float = 5.0  # the slowest push rate expected: a push's deadline grows with the file
+
+    FIELDS: ClassVar[dict] = {
+        "serial": str,
+        "adb": str,
+        "connect_timeout": (int, float),
+        "command_timeout": (int, float),
+        "push_rate_mb_s": (int, float),
+    }
+
+    @classmethod
+    def from_table(cls, data: dict) -> AdbOptions:
+        check_types("adb.", data, cls.FIELDS)
+        if not data.get("serial"):
+            raise OptionsError("key 'adb.serial' is required for transport 'adb' (see `adb devices`, or host:port)")
+        if not re.fullmatch(r"[A-Za-z0-9._:\[\]-]+", data["serial"]):
+            raise OptionsError(f"key 'adb.serial' must be a serial or host:port, got {data['serial']!r}")
+        for key in ("connect_timeout", "command_timeout", "push_rate_mb_s"):
+            if key in data and not data[key] > 0:
+                raise OptionsError(f"key 'adb.{key}' must be more than 0, got {data[key]!r}")
+        return cls(**{k: float(v) if k in ("connect_timeout", "command_timeout", "push_rate_mb_s") else v
+                      for k, v in data.items()})  # fmt: skip
+
+    @property
+    def over_tcp(self) -> bool:
+        return bool(re.fullmatch(r".+:\d{1,5}", self.serial))
+
+    @property
+    def address(self) -> str:
+        return f"adb:{self.serial}"
+
+    def lock_key(self) -> str:
+        return f"adb-{self.serial}"
+
+
+TRANSPORT_OPTIONS: dict[str, type] = {"local": LocalOptions, "ssh": SshOptions, "adb": AdbOptions}
 # Keys of the ssh section that older device files had at the top level.
 LEGACY_FLAT_KEYS = {"ssh": ("host", "port", "user", "identity_file", "known_hosts", "connect_timeout")}

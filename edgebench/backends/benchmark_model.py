@@ -1,0 +1,319 @@
+"""The native benchmark_model backend: TFLite/LiteRT's own benchmark binary, run on a phone that has no Python.
+
+It measures latency and memory with the phone's own runtime (the binary) and turns what the
+binary prints (benchmark_output) or writes (benchmark_proto) into the document the Python agent
+writes, so the table, history and verdicts read both. What it cannot give is marked, not
+invented:
+- no per-sample latencies: `timing.per_sample` is false, `samples_us` empty, p90 absent; p50 is
+  the binary's median when it prints one, else its mean (`timing.p50_is`), and a comparison
+  uses the statistics it has and says so;
+- benchmark_model feeds random inputs: no accuracy comes from the phone. Accuracy and fidelity
+  are computed on this host, with its own LiteRT runtime on the same variant files, and labelled
+  so in the document (`sources`) and the table's header.
+The device lease is taken with plain shell (mkdir), the same folder protocol as the agent's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shlex
+import time
+from collections.abc import Callable
+
+from edgebench.agent import agent
+from edgebench.backends.android_facts import describe, facts_script, parse_facts
+from edgebench.backends.benchmark_output import Figures, figures_from_proto, parse_output
+from edgebench.backends.benchmark_proto import parse_result
+from edgebench.backends.python_agent import AgentSettings, HostFiles, Progress
+from edgebench.fileio import sha256_file
+from edgebench.health import HealthCheckFailed
+from edgebench.inventory import Device
+from edgebench.results import Measurement
+from edgebench.transport.base import DeviceError, Stalled, Transport
+
+SCHEMA_VERSION = 3  # an agent-result document without per-sample latencies (see results.AGENT_SCHEMA_VERSIONS)
+NAME = "benchmark_model"
+
+
+class BenchmarkModelBackend:
+    name = NAME
+
+    def __init__(self, transport: Transport, device: Device):
+        self.transport = transport
+        self.device = device
+        self._binary: str | None = None
+        self.facts: dict = {}
+
+    # -- the binary -------------------------------------------------------------------------------
+
+    @property
+    def binary(self) -> str:
+        """Its path on the device: pushed once (content-addressed) when the device file names a host file."""
+        if self._binary is None:
+            source = self.device.benchmark_model
+            if source.path is not None:
+                if not source.path.is_file():
+                    raise DeviceError(f"device {self.device.name!r}: [benchmark_model] path {source.path} is missing")
+                staged = self.transport.stage(source.path, sha256_file(source.path))
+                self.transport.shell(f"chmod 755 {shlex.quote(staged)}")
+                self._binary = staged
+            else:
+                self._binary = source.device_path
+        return self._binary
+
+    # -- the backend contract ---------------------------------------------------------------------
+
+    def probe(self, runtime: str | None = None, python: list[str] | None = None, workdir: str | None = None) -> dict:
+        """Device facts (getprop, cores and frequencies, temperatures, free space) and the binary's state."""
+        workdir = workdir or self.transport.workdir()
+        result = self.transport.shell(facts_script(workdir, self.binary))
+        if result.exit_code != 0:
+            why = " | ".join(result.stderr_tail[-2:])
+            raise DeviceError(f"device {self.device.name!r}: reading its facts failed: {why}")
+        facts = parse_facts(result.stdout)
+        self.facts = facts
+        return {"kind": agent.PROBE_KIND, "backend": NAME, "description": describe(facts), **facts,
+                "binary_path": self.binary}  # fmt: skip
+
+    def require_runnable(self, probe: dict, device_name: str | None = None) -> dict:
+        state = probe.get("binary")
+        if state == "executable":
+            return probe
+        where = f"{probe.get('binary_path')} on device {self.device.name!r}"
+        if state == "not-executable":
+            raise HealthCheckFailed(
+                f"device {self.device.name!r} failed its health check: benchmark_model at {where} is not executable "
+                "(chmod 755 it; on a stock phone only /data/local/tmp lets adb run binaries)"
+            )
+        raise HealthCheckFailed(
+            f"device {self.device.name!r} failed its health check: no benchmark_model at {where}: set "
+            f"[benchmark_model] path, or run 'edgebench devices setup {self.device.name} --benchmark-binary FILE'"
+        )
+
+    def measure(
+        self,
+        variant: str,
+        round_number: int,
+        model_path: str,
+        sha256: str,
+        settings: AgentSettings,
+        *,
+        dataset_path: str | None,
+        reference_path: str | None,
+        timeout: float | None,
+        stall_timeout: float | None,
+        on_progress: Callable[[Progress], None],
+        host: HostFiles | None = None,
+    ) -> Measurement:
+        proto_path = f"{self.transport.workdir()}/result-{sha256[:12]}-r{round_number}.pb"
+        argv = self.command(model_path, settings, proto_path if self.facts.get("binary_writes_proto") else None)
+        on_progress(Progress("latency", None, None))
+        before = self.facts.get("temperature_c")
+        started = time.time()
+        # benchmark_model logs to stderr; both streams are read whole, in order.
+        result = self.transport.run(["sh", "-c", shlex.join(argv) + " 2>&1"], timeout=timeout, stall_timeout=None)
+        if result.timed_out:
+            return Measurement(variant, round_number, "failed", None, f"benchmark_model timed out after {timeout:g}s")
+        figures = parse_output(result.stdout)
+        if figures.format != "proto" and self.facts.get("binary_writes_proto"):
+            data = self.transport.read_bytes(proto_path)
+            parsed = parse_result(data) if data else None
+            if parsed:
+                figures = _merge(figures_from_proto(parsed), figures)
+            self.transport.shell(f"rm -f {shlex.quote(proto_path)}")
+        if result.exit_code != 0 or not figures.measured:
+            why = _failure(result.exit_code, figures, result.stdout)
+            return Measurement(variant, round_number, "failed", None, why)
+        after = self._temperature()
+        document = self.document(model_path, sha256, settings, figures, started, (before, after))
+        if round_number == 1 and host is not None:
+            on_progress(Progress("accuracy", None, None))
+            document.update(host_accuracy(host, settings.samples))
+        return Measurement(variant, round_number, "ok", document)
+
+    def command(self, model_path: str, settings: AgentSettings, proto_path: str | None) -> list[str]:
+        """The binary's argv from the run's settings; `taskset` pins it when CPUs are given."""
+        runs = max(settings.min_runs, 1)
+        argv = [
+            self.binary, f"--graph={model_path}", f"--num_threads={settings.threads}",
+            f"--warmup_runs={settings.warmup_min_runs}", f"--warmup_min_secs={settings.warmup_min_seconds:g}",
+            f"--num_runs={runs}", f"--min_secs={settings.min_seconds:g}", f"--max_secs={settings.max_seconds:g}",
+            f"--use_xnnpack={'true' if settings.delegate == 'xnnpack' else 'false'}",
+            "--report_peak_memory_footprint=true",
+        ]  # fmt: skip
+        if proto_path:
+            argv.append(f"--result_file_path={proto_path}")
+        argv += list(self.device.benchmark_model.extra_flags)
+        if settings.cpus:
+            argv = ["taskset", format(sum(1 << cpu for cpu in settings.cpus), "x"), *argv]
+        return argv
+
+    def document(self, model_path: str, sha256: str, settings: AgentSettings, figures: Figures, started: float,
+                 temperatures: tuple) -> dict:  # fmt: skip
+        inference = figures.inference
+        median = inference.median
+        stats = {
+            "count": inference.count, "mean": inference.mean, "min": inference.min, "max": inference.max,
+            "std": inference.std, "p5": inference.p5, "p95": inference.p95,
+            # p50: the binary's median when it printed one, else its mean; p90: it never gives one.
+            "p50": median if median is not None else inference.mean, "p90": None,
+            "cv": inference.std / inference.mean if inference.std is not None and inference.mean else None,
+        }  # fmt: skip
+        warnings = []
+        if median is None:
+            warnings.append({"kind": "no-median", "message": "benchmark_model printed no median: p50 is its mean"})
+        memory_mb = figures.memory_mb
+        android = self.facts.get("android", {})
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "kind": agent.RESULT_KIND,
+            "status": "ok",
+            "backend": NAME,
+            "model": {"path": model_path, "sha256": sha256},
+            "timing": {
+                "per_sample": False,
+                "samples_us": [],
+                "stats": stats,
+                "p50_is": "median" if median is not None else "mean",
+                "load_us": figures.init_us or 0.0,
+                "allocate_us": 0.0,  # the binary's init includes allocation
+                "warmup": {"count": figures.warmup.count, "mean": figures.warmup.mean, "first": figures.warmup.first},
+                "source": figures.format,
+            },
+            "memory": {
+                "peak_rss_after_runs": memory_mb["peak"] * 2**20 if "peak" in memory_mb else None,
+                "footprint_init_bytes": memory_mb["init"] * 2**20 if "init" in memory_mb else None,
+                "footprint_overall_bytes": memory_mb["overall"] * 2**20 if "overall" in memory_mb else None,
+                "source": "benchmark_model periodic monitoring (peak) and footprint deltas",
+            },
+            "environment": {
+                "runtime": {"name": "benchmark_model", "version": self.device.benchmark_model.version or "unknown"},
+                "machine": android.get("abi"),
+                "cpu_model": android.get("soc") or android.get("hardware"),
+                "android": android,
+                "big_cores": self.facts.get("big_cores"),
+                "cores": self.facts.get("cores"),
+                "binary": self.binary,
+            },
+            "settings": {"threads": settings.threads, "delegate": settings.delegate, "cpus": list(settings.cpus)},
+            "thermal": {"before_c": temperatures[0], "after_c": temperatures[1]},
+            "started_unix": started,
+            "finished_unix": time.time(),
+            "warnings": warnings,
+            "sources": {"latency": "device: benchmark_model", "memory": "device: benchmark_model"},
+        }
+
+    def _temperature(self) -> float | None:
+        try:
+            return parse_facts(self.transport.shell(facts_script(self.transport.workdir(), None)).stdout).get(
+                "temperature_c"
+            )
+        except DeviceError:
+            return None
+
+    def lease_call(self, lease_dir: str, owner: object, ttl: float,
+                   stall_timeout: float | None = None) -> Callable[[str], dict]:  # fmt: skip
+        """The device lease with plain shell: the agent's folder protocol (mkdir), for a phone with no Python."""
+        owner_json = json.dumps(dataclasses.asdict(owner))
+
+        def call(action: str) -> dict:
+            values = {
+                "@DIR@": shlex.quote(lease_dir),
+                "@LEASE@": agent.LEASE_FOLDER,
+                "@ID@": shlex.quote(owner.id),
+                "@TTL@": str(int(ttl)),
+                "@ACTION@": shlex.quote(action),
+                "@OWNER@": shlex.quote(owner_json),
+            }
+            script = LEASE_SCRIPT
+            for placeholder, value in values.items():
+                script = script.replace(placeholder, value)
+            result = self.transport.shell(script, timeout=stall_timeout)
+            if result.timed_out:
+                raise Stalled(f"the device did not answer the lease {action} within {stall_timeout:g}s")
+            return _lease_answer(result.stdout, action)
+
+        return call
+
+
+# Mirrors agent.lease: mkdir is atomic; an expired holder's folder is renamed away before taking over.
+LEASE_SCRIPT = """p=@DIR@/@LEASE@; id=@ID@; now=$(date +%s); mkdir -p @DIR@
+held=$(cat "$p/id" 2>/dev/null); exp=$(cat "$p/expires" 2>/dev/null)
+if [ @ACTION@ = release ]; then
+  if [ "$held" = "$id" ]; then rm -rf "$p"; echo released=1; else echo released=0; fi; exit 0
+fi
+if [ "$held" != "$id" ]; then
+  if [ @ACTION@ = renew ]; then echo acquired=0; echo lost=1; cat "$p/owner.json" 2>/dev/null; exit 0; fi
+  if ! mkdir "$p" 2>/dev/null; then
+    if [ -n "$exp" ]; then expired=$([ "$exp" -lt "$now" ] && echo 1); else
+      expired=$([ $(( now - $(stat -c %Y "$p" 2>/dev/null || echo $now) )) -gt 60 ] && echo 1); fi
+    if [ -z "$expired" ]; then echo acquired=0; cat "$p/owner.json" 2>/dev/null; exit 0; fi
+    stale="$p.expired-$now-$$"
+    if ! { mv "$p" "$stale" && mkdir "$p"; } 2>/dev/null; then echo acquired=0; exit 0; fi
+    rm -rf "$stale"
+  fi
+  echo "$now" > "$p/since"
+fi
+printf '%s' @OWNER@ > "$p/owner.json"; echo $(( now + @TTL@ )) > "$p/expires"; echo "$id" > "$p/id"
+echo acquired=1; cat "$p/owner.json"
+"""
+
+
+def _lease_answer(stdout: str, action: str) -> dict:
+    lines = stdout.strip().splitlines()
+    flags = dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("{"))
+    holder = next((json.loads(line) for line in lines if line.startswith("{")), None)
+    if action == "release":
+        return {"kind": agent.LEASE_KIND, "released": flags.get("released") == "1"}
+    if "acquired" not in flags:
+        raise DeviceError(f"the device lease could not be taken ({action}): {stdout.strip()[-200:] or 'no answer'}")
+    answer = {"kind": agent.LEASE_KIND, "acquired": flags["acquired"] == "1", "holder": holder}
+    if flags.get("lost"):
+        answer["lost"] = True
+    return answer
+
+
+def _merge(proto: Figures, text: Figures) -> Figures:
+    """The proto's figures, with what only the text gave (the first inference, memory lines) filled in."""
+    proto.inference.first = proto.inference.first if proto.inference.first is not None else text.inference.first
+    for key, value in text.memory_mb.items():
+        proto.memory_mb.setdefault(key, value)
+    proto.errors = text.errors
+    return proto
+
+
+def _failure(exit_code: int | None, figures: Figures, output: str) -> str:
+    if exit_code == 126:
+        return "benchmark_model is not executable on the device (exit 126)"
+    if exit_code == 127:
+        return "benchmark_model was not found on the device (exit 127)"
+    if figures.errors:
+        message = "; ".join(dict.fromkeys(figures.errors))
+        if "flatbuffer" in message.lower() or "mmap model" in message.lower() or "load model" in message.lower():
+            return f"unsupported on this device: {message}"
+        return f"benchmark_model failed (exit code {exit_code}): {message}"
+    last = [line for line in output.strip().splitlines() if line.strip()][-1:] or ["no output"]
+    return f"benchmark_model printed no timings (exit code {exit_code}): {last[0][:200]}"
+
+
+def host_accuracy(host: HostFiles, samples: int | None) -> dict:
+    """Top-1 and fidelity of the variant file on THIS host's runtime: the phone's binary feeds random inputs."""
+    from edgebench.evaluate import host_runner  # the host's LiteRT, loaded only when a phone needs it
+
+    runner = host_runner(host.model)
+    _, name, version = agent.load_runtime("ai_edge_litert")
+    label = f"host: {name} {version} on the same file, not the phone (benchmark_model feeds random inputs)"
+    update: dict = {"sources": {"latency": "device: benchmark_model", "memory": "device: benchmark_model",
+                                "accuracy": label, "fidelity": label}}  # fmt: skip
+
+    def quiet(*_args, **_kwargs):
+        return None
+
+    if host.dataset is not None and samples != 0:
+        dataset = agent.load_npz(host.dataset)
+        if "y" in dataset:
+            update["accuracy"] = dict(agent.evaluate(runner, dataset, samples, quiet), source=label)
+    if host.reference is not None and samples != 0:
+        update["fidelity"] = dict(agent.fidelity(runner, agent.load_npz(host.reference), quiet), source=label)
+    return update

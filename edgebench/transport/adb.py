@@ -1,0 +1,199 @@
+"""The ADB transport: a phone driven through the stock `adb` client (push, shell, get-state).
+
+The same contract as SSH, built on what adb gives:
+- every adb call has a deadline; `adb shell` uses shell protocol v2, so the remote exit code
+  comes back as adb's own;
+- every remote argument is quoted with shlex.quote (adb shell hands one string to the phone's sh);
+- pushes are content-addressed in the workdir and skipped when `sha256sum` on the phone already
+  says so; a push goes to a .part name and is renamed when whole;
+- a watchdog: each command runs under the phone's `timeout -s KILL` for its deadline plus a margin,
+  and records its process group, which is killed when the host gives up (deadline, stall, Ctrl-C,
+  a cancelled farm), so an interrupted run leaves nothing running on the phone even if adbd
+  keeps orphans;
+- adb's own failures (no adb, device absent, offline, unauthorized, full disk) become one line.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import posixpath
+import re
+import secrets
+import shlex
+import subprocess
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from edgebench.inventory import Device
+from edgebench.transport.base import CommandResult, ConnectionLost, DeviceError, Stalled, Transport, Unreachable
+from edgebench.transport.options import AdbOptions
+from edgebench.transport.process import run_process
+
+WATCHDOG_MARGIN_S = 30.0  # the phone kills a command this long after the host's own deadline
+KILL_TIMEOUT_S = 10.0
+# What the adb client prints (stderr, exit 1) when the device, not the command, failed.
+_LOST = re.compile(r"^(error: (device offline|closed|protocol fault.*|device '.*' not found|no devices.*)|"
+                   r"adb: error: .*(failed to read|connection reset).*)$", re.IGNORECASE)  # fmt: skip
+
+
+class AdbTransport(Transport):
+    def __init__(self, device: Device):
+        self.device = device
+        self.options: AdbOptions = device.options
+        self.bytes_pushed = 0
+        self._ready = False
+
+    # -- adb itself -----------------------------------------------------------------------------
+
+    def _adb(self, args: Sequence[str], timeout: float, *, serial: bool = True) -> subprocess.CompletedProcess:
+        argv = [self.options.adb, *(["-s", self.options.serial] if serial else []), *args]
+        try:
+            return subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=timeout,
+                                  stdin=subprocess.DEVNULL)  # fmt: skip
+        except FileNotFoundError:
+            raise DeviceError(
+                f"device {self.device.name!r}: the adb client {self.options.adb!r} is not installed "
+                '(apt-get install adb, or set [adb] adb = "/path/to/adb")'
+            ) from None
+        except subprocess.TimeoutExpired:
+            raise Unreachable(
+                f"device {self.device.name!r} ({self.options.serial}): `adb {args[0]}` did not finish within "
+                f"{timeout:g}s"
+            ) from None
+
+    def state_error(self, text: str) -> DeviceError:
+        """adb's words for a device it cannot use -> one line saying what to do."""
+        who = f"device {self.device.name!r} ({self.options.serial})"
+        lowered = text.lower()
+        if "unauthorized" in lowered or "failed to authenticate" in lowered:
+            return DeviceError(f"{who} is unauthorized: accept the 'Allow USB debugging' prompt on the phone")
+        if "offline" in lowered:
+            return Unreachable(f"{who} is offline: reconnect it (USB cable, or `adb connect` over TCP)")
+        if "not found" in lowered or "no devices" in lowered or "failed to connect" in lowered:
+            return Unreachable(f"{who} is not connected: `adb devices` does not list it")
+        return DeviceError(f"{who}: adb says: {text.strip().splitlines()[-1] if text.strip() else 'nothing'}")
+
+    def connect(self) -> None:
+        """Reach the phone once per transport: `adb connect` for host:port, then get-state must say device."""
+        if self._ready:
+            return
+        if self.options.over_tcp:
+            connected = self._adb(["connect", self.options.serial], self.options.connect_timeout, serial=False)
+            said = (connected.stdout + connected.stderr).strip()
+            # adb connect exits 0 even when it failed; its words say which.
+            if "connected to" not in said:
+                raise self.state_error(said)
+        state = self._adb(["get-state"], self.options.connect_timeout)
+        if state.returncode != 0 or state.stdout.strip() != "device":
+            raise self.state_error(state.stderr or state.stdout)
+        self._ready = True
+
+    # -- the Transport contract ----------------------------------------------------------------
+
+    def python(self) -> list[str]:
+        return shlex.split(self.device.python)
+
+    def workdir(self) -> str:
+        return self.device.workdir
+
+    def lease_dir(self) -> str:
+        return self.device.workdir
+
+    def shell(self, command: str, timeout: float | None = None) -> CommandResult:
+        """A short shell command (facts, checks): stdout whole, exit code, a deadline."""
+        return self._shell(command, timeout=timeout or self.options.command_timeout)
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float | None,
+        on_stderr_line: Callable[[str], None] | None = None,
+        stall_timeout: float | None = None,
+    ) -> CommandResult:
+        return self._shell(shlex.join(argv), timeout=timeout, on_stderr_line=on_stderr_line,
+                           stall_timeout=stall_timeout)  # fmt: skip
+
+    def _shell(self, command: str, *, timeout: float | None, on_stderr_line=None,
+               stall_timeout: float | None = None) -> CommandResult:  # fmt: skip
+        self.connect()
+        workdir = shlex.quote(self.workdir())
+        pidfile = posixpath.join(self.workdir(), f".pid-{secrets.token_hex(4)}")
+        watchdog = f"timeout -s KILL {int((timeout or 3600) + WATCHDOG_MARGIN_S)} "
+        # $$ is the session leader adbd made for this command: its group is everything the command starts.
+        script = (
+            f"mkdir -p {workdir} && echo $$ > {shlex.quote(pidfile)} && cd {workdir} && "
+            f"{watchdog}sh -c {shlex.quote(command)}; code=$?; rm -f {shlex.quote(pidfile)}; exit $code"
+        )
+        argv = [self.options.adb, "-s", self.options.serial, "shell", script]
+        try:
+            outcome = run_process(argv, timeout=timeout, on_stderr_line=on_stderr_line, stall_timeout=stall_timeout,
+                                  check_cancelled=self.check_cancelled)  # fmt: skip
+        except FileNotFoundError:
+            raise DeviceError(f"device {self.device.name!r}: the adb client {self.options.adb!r} is not installed "
+                              "(apt-get install adb)") from None  # fmt: skip
+        except BaseException:
+            self._kill_remote(pidfile)
+            raise
+        if outcome.timed_out or outcome.stalled:
+            self._kill_remote(pidfile)
+            self._ready = False  # the next command checks the phone again
+            if outcome.stalled:
+                raise Stalled(f"the device sent nothing for {stall_timeout:g}s (stalled); its command was killed")
+        last = outcome.stderr_tail[-1] if outcome.stderr_tail else ""
+        if outcome.exit_code is not None and outcome.exit_code != 0 and _LOST.match(last.strip()):
+            self._ready = False
+            raise ConnectionLost(f"device {self.device.name!r} ({self.options.serial}) went away: {last.strip()}")
+        return CommandResult(outcome.exit_code, outcome.stdout, outcome.stderr_tail, outcome.timed_out)
+
+    def _kill_remote(self, pidfile: str) -> None:
+        """Best effort, bounded: the command's process group on the phone. A frozen phone ignores this; its
+        own watchdog (timeout -s KILL) ends the command when it runs again."""
+        quoted = shlex.quote(pidfile)
+        kill = '(kill -9 -- -"$p" 2>/dev/null || kill -9 "$p")'
+        script = f'p=$(cat {quoted} 2>/dev/null) && [ -n "$p" ] && {kill}; rm -f {quoted}'
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            subprocess.run([self.options.adb, "-s", self.options.serial, "shell", script], capture_output=True,
+                           timeout=KILL_TIMEOUT_S, stdin=subprocess.DEVNULL)  # fmt: skip
+
+    def stage(self, local_path: Path, sha256: str) -> str:
+        local_path = Path(local_path)
+        remote = posixpath.join(self.workdir(), "by-sha256", sha256, local_path.name)
+        quoted = shlex.quote(remote)
+        have = self.shell(f"sha256sum {quoted} 2>/dev/null")
+        if have.exit_code == 0 and have.stdout.split()[:1] == [sha256]:
+            return remote  # already there, whole
+        self.shell(f"mkdir -p {shlex.quote(posixpath.dirname(remote))}")
+        size = local_path.stat().st_size
+        partial = f"{remote}.part-{secrets.token_hex(4)}"
+        deadline = self.options.command_timeout + size / (self.options.push_rate_mb_s * 1e6)
+        pushed = self._adb(["push", str(local_path), partial], deadline)
+        if pushed.returncode != 0:
+            said = (pushed.stderr or pushed.stdout).strip()
+            self.shell(f"rm -f {shlex.quote(partial)}")
+            if "no space left" in said.lower():
+                raise DeviceError(
+                    f"device {self.device.name!r} is out of disk space in {self.workdir()}: pushing "
+                    f"{local_path.name} ({size:,} bytes) failed; free space on the phone or set another workdir"
+                )
+            if _LOST.match(said.splitlines()[-1] if said else "") or "device" in said.lower():
+                raise self.state_error(said)
+            raise DeviceError(f"cannot push {local_path.name} to {self.options.serial}:{remote}: "
+                              f"{said.splitlines()[-1] if said else 'adb push failed'}")  # fmt: skip
+        moved = self.shell(f"mv {shlex.quote(partial)} {quoted}")
+        if moved.exit_code != 0:
+            raise DeviceError(f"cannot place {local_path.name} at {remote} on {self.options.serial}: "
+                              f"{' | '.join(moved.stderr_tail[-2:])}")  # fmt: skip
+        self.bytes_pushed += size
+        return remote
+
+    def read_bytes(self, path: str) -> bytes | None:
+        """A small file from the phone (a result proto), or None when it is not there."""
+        result = self.shell(f"base64 {shlex.quote(path)} 2>/dev/null")
+        if result.exit_code != 0:
+            return None
+        try:
+            return base64.b64decode("".join(result.stdout.split()), validate=True)
+        except ValueError:
+            return None
