@@ -52,6 +52,7 @@ class VariantComparison:
     top1_a: float | None = None
     top1_b: float | None = None
     size: str = "n/a"  # "same", "changed", "n/a"
+    statistics_only: bool = False  # no per-sample latencies (benchmark_model): Welch's t-test, no stall test
 
     @property
     def regression(self) -> bool:
@@ -145,7 +146,8 @@ def _compare_variant(name, docs_a, docs_b, file_a, file_b, threshold, data_chang
     samples_a = [s for d in docs_a for s in d["timing"]["samples_us"]]
     samples_b = [s for d in docs_b for s in d["timing"]["samples_us"]]
     rounds = rounds_order([d["timing"]["stats"]["p50"] for d in docs_a], [d["timing"]["stats"]["p50"] for d in docs_b])
-    if samples_a and samples_b:
+    statistics_only = not (samples_a and samples_b)
+    if not statistics_only:
         p_value = float(mannwhitneyu(samples_a, samples_b, alternative="two-sided").pvalue)
         tail = stalls(samples_a, samples_b, ratio)
         verdict, reason = latency_verdict(ratio, mean_ratio, p_value, threshold, tail, rounds)
@@ -173,7 +175,7 @@ def _compare_variant(name, docs_a, docs_b, file_a, file_b, threshold, data_chang
             accuracy = accuracy_verdict(accuracy_a["wilson95"], accuracy_b["wilson95"])
     return VariantComparison(
         name, verdict, reason, median_a, median_b, ratio, mean_ratio, p_value, memory, delta, accuracy,
-        accuracy_a.get("top1"), accuracy_b.get("top1"), size,
+        accuracy_a.get("top1"), accuracy_b.get("top1"), size, statistics_only,
     )  # fmt: skip
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgebench.backends.python_agent import PythonAgent, require_runnable
+from edgebench.backends import make_backend
 from edgebench.errors import EdgebenchError
 from edgebench.inventory import Device, resolve_device
 from edgebench.transport import DeviceError, open_transport
@@ -26,11 +26,12 @@ def check_device(spec: str, devices_dir: Path | None = None, *, trust_new_host: 
     device = resolve_device(spec, devices_dir)
     try:
         with open_transport(device, trust_new_host=trust_new_host) as transport:
-            probe = PythonAgent(transport).probe(workdir=transport.workdir())
+            backend = make_backend(device, transport)
+            probe = backend.probe(workdir=transport.workdir())
     except DeviceError as error:
         return CheckReport(device, None, str(error))
     try:
-        require_runnable(probe, device.name)
+        backend.require_runnable(probe, device.name)
     except DeviceError as error:
         return CheckReport(device, probe, str(error))
     return CheckReport(device, probe, None)

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgebench import history
-from edgebench.backends.python_agent import AgentSettings, PythonAgent, check_cpus
+from edgebench.backends import make_backend
+from edgebench.backends.python_agent import AgentSettings, check_cpus
 from edgebench.dataset import Dataset, check_fits, load_dataset
 from edgebench.errors import Cancelled, EdgebenchError
 from edgebench.evaluate import host_runner
@@ -31,7 +32,7 @@ from edgebench.retry import RetryPolicy
 from edgebench.runner import DEFAULT_TIMEOUT_S, RunEvent, RunPlan, execute
 from edgebench.summary import RunSummaryView, summarize
 from edgebench.transport import open_transport
-from edgebench.transport.base import DEFAULT_STALL_SECONDS, Transport
+from edgebench.transport.base import DEFAULT_STALL_SECONDS
 from edgebench.variants import (
     Variant,
     VariantSkipped,
@@ -236,15 +237,6 @@ def start_run(work: PreparedWork, device: Device, request: RunRequest) -> Prepar
                           device.thermal.cooldown_max_seconds),
     )  # fmt: skip
     return PreparedRun(device, source, plan, store, history.default_history_path(results_dir))
-
-
-def make_backend(device: Device, transport: Transport):
-    """What measures on this device: the Python agent, or the native benchmark_model binary."""
-    if device.backend == "benchmark_model":
-        from edgebench.backends.benchmark_model import BenchmarkModelBackend
-
-        return BenchmarkModelBackend(transport, device)
-    return PythonAgent(transport)
 
 
 def run_on_device(

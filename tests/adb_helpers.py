@@ -69,10 +69,16 @@ class FakePhone:
         if self.process.poll() is None:
             self.thaw()
             self.process.terminate()
-            self.process.wait(timeout=10)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process.stdout.close()
 
 
-def start_phone(root: Path, mode: str | None = None) -> FakePhone:
+def start_phone(root: Path, mode: str | None = None, env: dict | None = None) -> FakePhone:
+    """`env` is the phone's environment: what its shell commands (the stand-in binary) see."""
     (root / "bin").mkdir(parents=True, exist_ok=True)
     (root / "props").write_text("".join(f"{k}={v}\n" for k, v in PROPS.items()))
     getprop = root / "bin" / "getprop"
@@ -91,7 +97,8 @@ def start_phone(root: Path, mode: str | None = None) -> FakePhone:
     argv = [sys.executable, str(FAKE_ADBD), "--port", str(port), "--root", str(root)]
     if mode:
         argv.append(f"--{mode}")
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                               env=dict(os.environ, **(env or {})))  # fmt: skip
     process.stdout.readline()  # "listening": the port is open
     return FakePhone(port, root, process)
 
@@ -99,17 +106,19 @@ def start_phone(root: Path, mode: str | None = None) -> FakePhone:
 def binary_wrapper(folder: Path) -> Path:
     """What is pushed as 'benchmark_model': a shell script that execs the stand-in with this interpreter."""
     wrapper = folder / "benchmark_model"
-    wrapper.write_text(f'#!/bin/sh\n# STAND-IN benchmark_model (edgebench tests)\nexec {sys.executable} {STANDIN_BINARY} "$@"\n')
+    wrapper.write_text(
+        f'#!/bin/sh\n# STAND-IN benchmark_model (edgebench tests)\nexec {sys.executable} {STANDIN_BINARY} "$@"\n'
+    )
     wrapper.chmod(0o755)
     return wrapper
 
 
-def phone_file(folder: Path, phone: FakePhone, name: str = "phone", **extra) -> Path:
+def phone_file(folder: Path, phone: FakePhone, name: str = "phone", workdir: Path | None = None, **extra) -> Path:
     """A device file for the fake phone; `extra` top-level keys and sections override the defaults."""
     lines = [
         'transport = "adb"',
         f'description = "FAKE adbd test phone on {phone.serial}"',
-        f'workdir = "{phone.root}/data/local/tmp/edgebench"',
+        f'workdir = "{workdir or phone.root / "data/local/tmp/edgebench"}"',
         'tags = ["android", "test-double"]',
     ]
     lines += [f"{key} = {value}" for key, value in extra.pop("top", {}).items()]

@@ -91,3 +91,24 @@ def pi4(tmp_path_factory):
     device.write_text(text)
     yield device
     host.stop()
+
+
+@pytest.fixture(scope="session")
+def adb_server():
+    """A private adb server for the session (its own port), killed at the end; skips without the adb client."""
+    import os
+
+    from tests.adb_helpers import adb_unavailable_reason, free_port, stop_adb_server
+
+    reason = adb_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    port = free_port()
+    previous = os.environ.get("ANDROID_ADB_SERVER_PORT")
+    os.environ["ANDROID_ADB_SERVER_PORT"] = str(port)  # every adb this session starts, edgebench's included
+    yield port
+    stop_adb_server(port)
+    if previous is None:
+        os.environ.pop("ANDROID_ADB_SERVER_PORT", None)
+    else:
+        os.environ["ANDROID_ADB_SERVER_PORT"] = previous

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import struct
 import sys
@@ -84,6 +85,12 @@ class Connection:
         self.reader, self.writer, self.root, self.mode = reader, writer, root, mode
         self.streams: dict[int, Stream] = {}
         self.next_id = 1
+        self.tasks: set[asyncio.Task] = set()  # held until done: the event loop keeps only weak references
+
+    def spawn(self, coroutine) -> None:
+        task = asyncio.create_task(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     def write(self, data: bytes) -> None:
         if not self.writer.is_closing():
@@ -117,9 +124,9 @@ class Connection:
             self.write(message(A_OKAY, local, arg0))
             service = data.rstrip(b"\0").decode()
             if service.startswith("shell"):
-                asyncio.create_task(self.shell(stream, service))
+                self.spawn(self.shell(stream, service))
             elif service.startswith("sync:"):
-                asyncio.create_task(self.sync(stream))
+                self.spawn(self.sync(stream))
             else:
                 stream.close()
         elif command == A_OKAY:
@@ -187,7 +194,9 @@ class Connection:
             if request == b"STAT":
                 try:
                     info = os.stat(path)
-                    stream.send(b"STAT" + struct.pack("<3I", info.st_mode, info.st_size & 0xFFFFFFFF, int(info.st_mtime)))
+                    stream.send(
+                        b"STAT" + struct.pack("<3I", info.st_mode, info.st_size & 0xFFFFFFFF, int(info.st_mtime))
+                    )
                 except OSError:
                     stream.send(b"STAT" + struct.pack("<3I", 0, 0, 0))
             elif request == b"SEND":
@@ -228,10 +237,8 @@ class Connection:
             except OSError as error:
                 failure = failure or f"write failed: {error.strerror}".encode()
         if failure:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(target)
-            except OSError:
-                pass
         return failure
 
 

@@ -93,7 +93,9 @@ def main(argv: list[str]) -> int:
     base_rss = rss_mb()
     init_start = time.perf_counter()
     try:
-        kind = OpResolverType.AUTO if flags["use_xnnpack"] == "true" else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        kind = (
+            OpResolverType.AUTO if flags["use_xnnpack"] == "true" else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        )
         interpreter = Interpreter(model_path=flags["graph"], num_threads=max(threads, 1),
                                   experimental_op_resolver_type=kind)  # fmt: skip
         interpreter.allocate_tensors()
@@ -184,10 +186,14 @@ def write_proto(path, init_us, warmup, ints, memory) -> None:
         "stddev_ms": (sum(v * v for v in ints) / len(ints) - mean * mean) ** 0.5 / 1000,
         "median_ms": pct(50), "p5_ms": pct(5), "p95_ms": pct(95),
     }  # fmt: skip
-    memory_metrics = {"init_footprint_kb": int(memory["init"] * 1024), "overall_footprint_kb": int(memory["overall"] * 1024),
-                      "peak_mem_mb": memory["peak"]}  # fmt: skip
+    memory_metrics = {
+        "init_footprint_kb": int(memory["init"] * 1024), "overall_footprint_kb": int(memory["overall"] * 1024),
+        "peak_mem_mb": memory["peak"],
+    }  # fmt: skip
     log(f"Saving benchmark result to: {path}")
-    Path(path).write_bytes(encode_result(latency, memory_metrics, {"num_runs": len(ints), "num_warmup_runs": len(warmup)}))
+    Path(path).write_bytes(
+        encode_result(latency, memory_metrics, {"num_runs": len(ints), "num_warmup_runs": len(warmup)})
+    )
     log(f"Saved benchmark result to: {path}")
 
 

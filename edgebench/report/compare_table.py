@@ -38,6 +38,10 @@ def compare_table(comparison: RunComparison) -> DataTable:
         if v.regression:
             notes.append(f"REGRESSION {v.variant}: latency {v.verdict} ({v.reason}), memory {v.memory}, "
                          f"accuracy {v.accuracy}")  # fmt: skip
+    partial = [v.variant for v in comparison.variants if v.statistics_only]
+    if partial:
+        notes.append(f"{', '.join(partial)}: statistics only (benchmark_model gives no per-sample latencies): "
+                     "p from Welch's t-test on mean, std and count; no stall test")  # fmt: skip
     if not comparison.regressions:
         notes.append("no regression")
     return DataTable("Comparison", columns, tuple(rows), tuple(notes), header)

@@ -43,6 +43,9 @@ class AdbTransport(Transport):
         self.options: AdbOptions = device.options
         self.bytes_pushed = 0
         self._ready = False
+        self._lost: str | None = (
+            None  # why the phone stopped answering: later commands fail at once, not each by its deadline
+        )
 
     # -- adb itself -----------------------------------------------------------------------------
 
@@ -62,6 +65,18 @@ class AdbTransport(Transport):
                 f"{timeout:g}s"
             ) from None
 
+    def _listed_state(self) -> str | None:
+        """This serial's state in `adb devices` (device, offline, unauthorized), or None when it is not listed."""
+        try:
+            listed = self._adb(["devices"], self.options.connect_timeout, serial=False)
+        except DeviceError:
+            return None
+        for line in listed.stdout.splitlines():
+            fields = line.split()
+            if len(fields) >= 2 and fields[0] == self.options.serial:
+                return fields[1] if fields[1] != "device" else None
+        return None
+
     def state_error(self, text: str) -> DeviceError:
         """adb's words for a device it cannot use -> one line saying what to do."""
         who = f"device {self.device.name!r} ({self.options.serial})"
@@ -70,20 +85,29 @@ class AdbTransport(Transport):
             return DeviceError(f"{who} is unauthorized: accept the 'Allow USB debugging' prompt on the phone")
         if "offline" in lowered:
             return Unreachable(f"{who} is offline: reconnect it (USB cable, or `adb connect` over TCP)")
-        if "not found" in lowered or "no devices" in lowered or "failed to connect" in lowered:
-            return Unreachable(f"{who} is not connected: `adb devices` does not list it")
+        if "failed to connect" in lowered or "cannot connect" in lowered:
+            reason = text.strip().splitlines()[-1].rpartition(":")[2].strip() or "no answer"
+            return Unreachable(f"{who} is not reachable: adb connect failed ({reason})")
+        if "not found" in lowered or "no devices" in lowered:
+            return Unreachable(f"{who} is not connected: `adb devices` does not list it (USB cable, or adb connect)")
         return DeviceError(f"{who}: adb says: {text.strip().splitlines()[-1] if text.strip() else 'nothing'}")
 
     def connect(self) -> None:
         """Reach the phone once per transport: `adb connect` for host:port, then get-state must say device."""
+        if self._lost:
+            raise ConnectionLost(self._lost)
         if self._ready:
             return
         if self.options.over_tcp:
-            connected = self._adb(["connect", self.options.serial], self.options.connect_timeout, serial=False)
-            said = (connected.stdout + connected.stderr).strip()
-            # adb connect exits 0 even when it failed; its words say which.
+            try:
+                connected = self._adb(["connect", self.options.serial], self.options.connect_timeout, serial=False)
+                said = (connected.stdout + connected.stderr).strip()
+            except Unreachable as error:
+                said = str(error)
+            # adb connect exits 0 even when it failed; its words say which, or the server's list does
+            # (a phone that took the connection and never answered is listed as offline).
             if "connected to" not in said:
-                raise self.state_error(said)
+                raise self.state_error(self._listed_state() or said)
         state = self._adb(["get-state"], self.options.connect_timeout)
         if state.returncode != 0 or state.stdout.strip() != "device":
             raise self.state_error(state.stderr or state.stdout)
@@ -101,8 +125,13 @@ class AdbTransport(Transport):
         return self.device.workdir
 
     def shell(self, command: str, timeout: float | None = None) -> CommandResult:
-        """A short shell command (facts, checks): stdout whole, exit code, a deadline."""
-        return self._shell(command, timeout=timeout or self.options.command_timeout)
+        """A short shell command (facts, checks): stdout whole, exit code, a deadline it must keep."""
+        deadline = timeout or self.options.command_timeout
+        result = self._shell(command, timeout=deadline)
+        if result.timed_out:
+            raise Unreachable(f"device {self.device.name!r} ({self.options.serial}) did not finish a short command "
+                              f"within {deadline:g}s")  # fmt: skip
+        return result
 
     def run(
         self,
@@ -121,7 +150,7 @@ class AdbTransport(Transport):
         workdir = shlex.quote(self.workdir())
         pidfile = posixpath.join(self.workdir(), f".pid-{secrets.token_hex(4)}")
         watchdog = f"timeout -s KILL {int((timeout or 3600) + WATCHDOG_MARGIN_S)} "
-        # $$ is the session leader adbd made for this command: its group is everything the command starts.
+        # $$ is the shell adbd started: everything the command starts is in its process tree.
         script = (
             f"mkdir -p {workdir} && echo $$ > {shlex.quote(pidfile)} && cd {workdir} && "
             f"{watchdog}sh -c {shlex.quote(command)}; code=$?; rm -f {shlex.quote(pidfile)}; exit $code"
@@ -137,8 +166,16 @@ class AdbTransport(Transport):
             self._kill_remote(pidfile)
             raise
         if outcome.timed_out or outcome.stalled:
-            self._kill_remote(pidfile)
             self._ready = False  # the next command checks the phone again
+            if not self._responsive():
+                # A frozen phone: every later command would wait out its own deadline. Its watchdog
+                # (timeout -s KILL) ends the command if it ever runs again.
+                self._lost = (
+                    f"device {self.device.name!r} ({self.options.serial}) stopped answering: no reply within "
+                    f"{self.options.connect_timeout:g}s after a command ran past its deadline"
+                )
+                raise ConnectionLost(self._lost)
+            self._kill_remote(pidfile)
             if outcome.stalled:
                 raise Stalled(f"the device sent nothing for {stall_timeout:g}s (stalled); its command was killed")
         last = outcome.stderr_tail[-1] if outcome.stderr_tail else ""
@@ -147,12 +184,26 @@ class AdbTransport(Transport):
             raise ConnectionLost(f"device {self.device.name!r} ({self.options.serial}) went away: {last.strip()}")
         return CommandResult(outcome.exit_code, outcome.stdout, outcome.stderr_tail, outcome.timed_out)
 
+    def _responsive(self) -> bool:
+        try:
+            answer = subprocess.run([self.options.adb, "-s", self.options.serial, "shell", "echo alive"],
+                                    capture_output=True, text=True, timeout=self.options.connect_timeout,
+                                    stdin=subprocess.DEVNULL)  # fmt: skip
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return "alive" in answer.stdout
+
     def _kill_remote(self, pidfile: str) -> None:
-        """Best effort, bounded: the command's process group on the phone. A frozen phone ignores this; its
-        own watchdog (timeout -s KILL) ends the command when it runs again."""
-        quoted = shlex.quote(pidfile)
-        kill = '(kill -9 -- -"$p" 2>/dev/null || kill -9 "$p")'
-        script = f'p=$(cat {quoted} 2>/dev/null) && [ -n "$p" ] && {kill}; rm -f {quoted}'
+        """Best effort, bounded: the command's whole process tree on the phone, found through ps (toybox and
+        procps both print pid,ppid), not its process group: `timeout` puts the command in a group of its own,
+        and a group kill could reach adbd where adbd does not start a session per command. Stopped first, so
+        nothing forks while it is being killed. A frozen phone ignores this; its watchdog ends the command."""
+        script = (
+            f"p=$(cat {shlex.quote(pidfile)} 2>/dev/null); [ -n \"$p\" ] || exit 0; "
+            "tree() { echo $1; for c in $(ps -A -o pid,ppid | awk -v p=$1 'NR>1 && $2==p {print $1}'); "
+            "do tree $c; done; }; pids=$(tree $p); kill -STOP $pids 2>/dev/null; kill -9 $pids 2>/dev/null; "
+            f"rm -f {shlex.quote(pidfile)}"
+        )
         with contextlib.suppress(OSError, subprocess.TimeoutExpired):
             subprocess.run([self.options.adb, "-s", self.options.serial, "shell", script], capture_output=True,
                            timeout=KILL_TIMEOUT_S, stdin=subprocess.DEVNULL)  # fmt: skip

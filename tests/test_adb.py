@@ -1,0 +1,285 @@
+"""Android over ADB, end to end through the stock adb client and server, against FAKE adbd test phones.
+
+The phones speak the real ADB wire protocol (tests/fake_adbd.py); the benchmark binary is the
+STAND-IN (tests/standin_benchmark_model.py) running LiteRT and printing the real binary's format.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from edgebench.errors import Cancelled
+from edgebench.inventory import load_device_file
+from edgebench.results import load_run
+from edgebench.transport.adb import AdbTransport
+from edgebench.transport.base import ConnectionLost, DeviceError, Unreachable
+from tests.adb_helpers import binary_wrapper, phone_file, start_phone, wait_until
+from tests.test_quantize_command import assert_one_line_error, run_edgebench
+
+QUICK = ["--model", "mnist", "--samples", "200", "--min-runs", "20", "--min-seconds", "0.2", "--warmup-seconds", "0.1"]
+
+
+@pytest.fixture(scope="module")
+def phone(adb_server, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("phone")
+    phone = start_phone(folder / "root")
+    yield phone, phone_file(folder, phone)
+    phone.stop()
+
+
+@pytest.fixture(scope="module")
+def phone_run(phone, tmp_path_factory, variant_cache):
+    _, device = phone
+    results = tmp_path_factory.mktemp("phone-results")
+    args = ["run", "--device", str(device), *QUICK, "--variants", "float32,int8,dynamic-int8"]
+    first = run_edgebench(*args, "--results-dir", str(results), "--cache-dir", str(variant_cache))
+    second = run_edgebench(*args, "--results-dir", str(results), "--cache-dir", str(variant_cache))
+    return first, second, sorted(p for p in results.glob("phone/*") if p.is_dir())
+
+
+def process_running(marker: str) -> bool:
+    return marker in subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
+
+
+def test_a_run_on_the_phone_comes_from_benchmark_model_through_adb(phone_run):
+    first, _, folders = phone_run
+    assert first.returncode == 0, first.stderr
+    assert "device: benchmark_model (statistics only" in first.stdout
+    assert "accuracy and fidelity: host: ai_edge_litert" in first.stdout  # never a silent blank
+    summary, measurements = load_run(folders[0])
+    assert summary["device"]["address"].startswith("adb:127.0.0.1:")
+    assert [m.status for m in measurements] == ["ok"] * 3
+    for m in measurements:
+        document = m.document
+        assert document["backend"] == "benchmark_model" and document["schema_version"] == 3
+        assert document["timing"]["per_sample"] is False and document["timing"]["samples_us"] == []
+        assert document["timing"]["source"] == "proto" and document["timing"]["p50_is"] == "median"
+        assert document["timing"]["stats"]["count"] >= 20 and document["timing"]["stats"]["p90"] is None
+        assert document["memory"]["peak_rss_after_runs"] > 1e6
+        assert document["environment"]["android"]["soc"] == "GS201"
+        assert document["sources"]["accuracy"].startswith("host: ai_edge_litert")
+        assert document["accuracy"]["total"] == 200 and document["accuracy"]["source"].startswith("host:")
+    assert summary["device_probe"]["battery_c"] == 31.2
+
+
+def test_pushes_are_skipped_when_the_phone_has_the_same_sha256(phone_run):
+    _first, second, folders = phone_run
+    assert second.returncode == 0, second.stderr
+    pushed = [json.loads((f / "run.json").read_text())["pushed_bytes"] for f in folders]
+    assert pushed[0] > 3_000_000 and pushed[1] == 0
+
+
+def test_a_comparison_of_two_phone_runs_says_it_used_statistics_only(phone_run):
+    _, _, folders = phone_run
+    compared = run_edgebench("compare", str(folders[0]), str(folders[1]))
+    assert compared.returncode in (0, 1), compared.stderr
+    assert "statistics only" in compared.stdout + compared.stderr
+
+
+def test_devices_check_shows_the_phone_facts(phone):
+    _, device = phone
+    checked = run_edgebench("devices", "check", str(device))
+    assert checked.returncode == 0, checked.stderr
+    assert "GS201" in checked.stdout and "Android 14" in checked.stdout and "arm64-v8a" in checked.stdout
+
+
+def test_exit_codes_streams_and_quoting_through_adb_shell(phone):
+    _fake, device = phone
+    with AdbTransport(load_device_file(device)) as transport:
+        result = transport.run(["sh", "-c", "echo out; echo err >&2; exit 7"], timeout=30)
+        assert (result.exit_code, result.stdout, result.stderr_tail) == (7, "out\n", ("err",))
+        tricky = ["it's", "a $HOME", "`date`", '"quoted"', "semi;colon", "new\nline"]
+        echoed = transport.run(["printf", "%s|", *tricky], timeout=30)
+        assert echoed.stdout == "|".join(tricky) + "|"
+
+
+def test_a_command_past_its_deadline_is_killed_on_the_phone(phone):
+    _, device = phone
+    marker = f"sleep 3{os.getpid() % 1000:03d}"
+    with AdbTransport(load_device_file(device)) as transport:
+        result = transport.run(["sh", "-c", marker], timeout=2)
+        assert result.timed_out and result.exit_code is None
+    assert wait_until(lambda: not process_running(marker), 10), "the timed-out command is still running on the phone"
+
+
+def test_a_cancelled_command_leaves_nothing_running_on_the_phone(phone):
+    _, device = phone
+    marker = f"sleep 4{os.getpid() % 1000:03d}"
+    with AdbTransport(load_device_file(device)) as transport:
+        transport.cancel = threading.Event()
+        threading.Timer(2.0, transport.cancel.set).start()
+        with pytest.raises(Cancelled):
+            transport.run(["sh", "-c", marker], timeout=60)
+    assert wait_until(lambda: not process_running(marker), 10), "the cancelled command is still running on the phone"
+
+
+def test_the_phone_works_in_a_farm_next_to_other_boards(phone, tmp_path, variant_cache):
+    _, device = phone
+    farm = tmp_path / "farm.toml"
+    farm.write_text(
+        f'devices = ["{device}", "local"]\n[[models]]\nmodel = "mnist"\nvariants = ["float32", "int8"]\n'
+        "[run]\nsamples = 100\nmin_runs = 20\nmin_seconds = 0.2\nwarmup_seconds = 0.1\n"
+    )
+    done = run_edgebench("farm", "run", str(farm), "--results-dir", str(tmp_path / "results"), "--cache-dir",
+                         str(variant_cache), "--json")  # fmt: skip
+    assert done.returncode in (0, 2), done.stderr  # 2: a first night has no baseline to judge by
+    report = json.loads(done.stdout)
+    states = {d["name"]: d["state"] for d in report["devices"]}
+    assert states == {"phone": "done", "local": "done"}, report
+
+
+# -- faults: one line each, exit 2 (the phone could not be used) or 1 (a run that measured less) -------------
+
+
+@pytest.mark.parametrize("mode, words", [("unauthorized", "is unauthorized"), ("offline", "is offline")])
+def test_a_phone_that_is_not_usable_is_one_line(adb_server, tmp_path, mode, words):
+    fake = start_phone(tmp_path / "root", mode=mode)
+    try:
+        device = phone_file(tmp_path, fake, name=mode)
+        done = run_edgebench("run", "--device", str(device), *QUICK, "--variants", "float32",
+                             "--results-dir", str(tmp_path / "results"))  # fmt: skip
+        assert_one_line_error(done, words, fake.serial)
+        measured = [p for p in (tmp_path / "results").glob(f"{mode}/*/*.json") if p.name != "run.json"]
+        assert not measured, "nothing was measured"
+    finally:
+        fake.stop()
+
+
+def test_an_absent_phone_is_one_line(adb_server, tmp_path):
+    fake = start_phone(tmp_path / "root")
+    fake.stop()  # its port is closed now: nothing answers there
+    device = phone_file(tmp_path, fake, name="absent")
+    done = run_edgebench("run", "--device", str(device), *QUICK, "--variants", "float32",
+                         "--results-dir", str(tmp_path / "results"))  # fmt: skip
+    assert_one_line_error(done, "is not reachable: adb connect failed")
+
+
+def test_no_adb_client_is_one_line(phone, tmp_path):
+    fake, _ = phone
+    device = phone_file(tmp_path, fake, name="noadb")
+    device.write_text(device.read_text().replace("[adb]\n", '[adb]\nadb = "/nonexistent/adb"\n'))
+    done = run_edgebench("run", "--device", str(device), *QUICK, "--variants", "float32",
+                         "--results-dir", str(tmp_path / "results"))  # fmt: skip
+    assert_one_line_error(done, "the adb client '/nonexistent/adb' is not installed", "apt-get install adb")
+
+
+def test_a_binary_that_is_not_executable_is_one_line(phone, tmp_path):
+    fake, _ = phone
+    binary = fake.root / "data" / "local" / "tmp" / "benchmark_model_noexec"
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    binary.write_bytes(binary_wrapper(tmp_path).read_bytes())
+    binary.chmod(0o644)
+    device = phone_file(tmp_path, fake, name="noexec", benchmark_model={"device_path": f'"{binary}"'})
+    done = run_edgebench("run", "--device", str(device), *QUICK, "--variants", "float32",
+                         "--results-dir", str(tmp_path / "results"))  # fmt: skip
+    assert_one_line_error(done, "is not executable", str(binary))
+
+
+def test_a_full_phone_fails_the_model_that_does_not_fit_and_measures_the_rest(phone, tmp_path, variant_cache):
+    fake, _ = phone
+    workdir = tmp_path / "small"
+    workdir.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(workdir)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        device = phone_file(tmp_path, fake, name="full", workdir=workdir)
+        done = run_edgebench("run", "--device", str(device), *QUICK, "--variants", "float32,int8",
+                             "--results-dir", str(tmp_path / "results"), "--cache-dir", str(variant_cache))  # fmt: skip
+        assert done.returncode == 1, done.stderr
+        assert "float32 failed: device 'full' is out of disk space" in done.stdout
+        _summary, measurements = load_run(next((tmp_path / "results" / "full").iterdir()))
+        assert {m.variant: m.status for m in measurements} == {"float32": "failed", "int8": "ok"}
+    finally:
+        subprocess.run(["umount", str(workdir)], capture_output=True)
+
+
+def test_a_phone_that_drops_off_mid_run_ends_it_with_what_was_measured(adb_server, tmp_path, variant_cache):
+    fake = start_phone(tmp_path / "root", env={"EDGEBENCH_STANDIN_HANG": "25"})
+    device = phone_file(tmp_path, fake)
+    try:
+        run = subprocess.Popen(
+            [sys.executable, "-m", "edgebench", "run", "--device", str(device), *QUICK, "--variants", "float32,int8",
+             "--results-dir", str(tmp_path / "results"), "--cache-dir", str(variant_cache)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        # The binary's own command line: measuring, not staging or probing (those paths hold by-sha256/ too).
+        assert wait_until(lambda: process_running(f"--graph={fake.root}"), 60), (
+            run.kill() or run.communicate()
+        )
+        fake.unplug()
+        started = time.monotonic()
+        out, err = run.communicate(timeout=120)
+        assert time.monotonic() - started < 30
+        assert run.returncode == 1, err
+        assert "float32 failed: device 'phone'" in out and "went away" in out
+        assert "int8 failed: not measured" in out
+        assert (next((tmp_path / "results" / "phone").iterdir()) / "run.json").is_file()
+    finally:
+        fake.stop()
+
+
+def test_a_frozen_phone_ends_the_run_and_its_watchdog_kills_the_binary(adb_server, tmp_path, variant_cache):
+    fake = start_phone(tmp_path / "root", env={"EDGEBENCH_STANDIN_HANG": "60"})
+    device = phone_file(tmp_path, fake)
+    marker = f"--graph={fake.root}"
+    try:
+        run = subprocess.Popen(
+            [sys.executable, "-m", "edgebench", "run", "--device", str(device), *QUICK, "--variants", "float32,int8",
+             "--timeout", "10", "--results-dir", str(tmp_path / "results"), "--cache-dir", str(variant_cache)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert wait_until(lambda: process_running(marker), 60)
+        launched = time.monotonic()
+        fake.freeze()
+        out, err = run.communicate(timeout=120)
+        assert time.monotonic() - launched < 45  # the 10 s deadline, one 10 s liveness check, no per-variant waits
+        assert run.returncode == 1, err
+        assert "stopped answering" in out and "int8 failed: not measured" in out
+        fake.thaw()
+        # The phone's own watchdog: the binary dies at its deadline + 30 s even though the host gave up on it.
+        assert wait_until(lambda: not process_running(marker), 60), "the benchmark binary outlived its watchdog"
+    finally:
+        fake.stop()
+
+
+def test_short_commands_on_a_frozen_phone_raise_instead_of_hanging(adb_server, tmp_path):
+    fake = start_phone(tmp_path / "root")
+    device = load_device_file(phone_file(tmp_path, fake))
+    try:
+        with AdbTransport(device) as transport:
+            transport.shell("true")
+            fake.freeze()
+            started = time.monotonic()
+            with pytest.raises((Unreachable, ConnectionLost, DeviceError)):
+                transport.shell("true", timeout=3)
+            assert time.monotonic() - started < 30
+    finally:
+        fake.stop()
+
+
+def test_an_unknown_adb_key_is_named(tmp_path):
+    device = tmp_path / "typo.toml"
+    device.write_text('transport = "adb"\n[adb]\nserial = "x"\nserail = "y"\n[benchmark_model]\ndevice_path = "/b"\n')
+    done = run_edgebench("devices", "check", str(device))
+    assert_one_line_error(done, "adb.serail")
+
+
+def test_a_benchmark_model_device_needs_a_binary(tmp_path):
+    device = tmp_path / "nobinary.toml"
+    device.write_text('transport = "adb"\n[adb]\nserial = "R58M1234"\n')
+    done = run_edgebench("devices", "check", str(device))
+    assert_one_line_error(done, "needs [benchmark_model] path", "--benchmark-binary")
+
+
+def test_the_shipped_pixel7_file_is_valid():
+    device = load_device_file(Path(__file__).resolve().parent.parent / "devices" / "pixel7.toml")
+    assert device.transport == "adb" and device.backend == "benchmark_model" and device.cpus
