@@ -188,6 +188,11 @@ def _parser() -> argparse.ArgumentParser:
     setup.add_argument("--base-python", default="python3", help="the device's Python to build the venv from")
     setup.add_argument("--devices-dir", type=Path)
     setup.add_argument("--trust-new-host", action="store_true")
+    setup.add_argument(
+        "--benchmark-binary",
+        type=Path,
+        help="a benchmark_model binary to push to a phone (adb or backend = benchmark_model)",
+    )
     setup.set_defaults(handler=cmd_devices_setup)
     return parser
 
@@ -588,8 +593,22 @@ def cmd_devices_trust(args: argparse.Namespace) -> int:
 
 def cmd_devices_setup(args: argparse.Namespace) -> int:
     from edgebench.device_setup import setup_device
+    from edgebench.inventory import resolve_device
 
     stderr = Console(stderr=True)
+    device = resolve_device(args.name, args.devices_dir)
+    if args.benchmark_binary or device.backend == "benchmark_model":
+        from edgebench.binary_setup import setup_binary
+
+        if not args.benchmark_binary:
+            raise EdgebenchError(
+                f"device {device.name!r} is measured with benchmark_model: pass --benchmark-binary FILE (the official "
+                "android_aarch64_benchmark_model, or your build); edgebench does not download unpinned nightlies"
+            )
+        with stderr.status("setting up") as status:
+            message = setup_binary(device, args.benchmark_binary, lambda text: status.update(text))
+        stderr.print(message, markup=False, highlight=False, soft_wrap=True)
+        return EXIT_OK
     with stderr.status("setting up") as status:
         message = setup_device(
             args.name, args.devices_dir, offline=args.offline, base_python=args.base_python,

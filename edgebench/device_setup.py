@@ -26,7 +26,18 @@ from edgebench.transport import DeviceError
 _DESCRIBE = (
     "import json, platform, sys; "
     "print(json.dumps({'python': list(sys.version_info[:2]), 'machine': platform.machine(), "
-    "'libc': list(platform.libc_ver()), 'implementation': platform.python_implementation()}))"
+    "'libc': list(platform.libc_ver()), 'implementation': platform.python_implementation(), "
+    "'termux': 'com.termux' in sys.prefix}))"
+)
+
+
+# Termux's Python links Android's bionic libc: PyPI's manylinux wheels (ai-edge-litert, tflite-runtime) do not
+# install there, and neither package publishes an Android wheel. numpy comes from Termux's own repository.
+TERMUX_HELP = (
+    "device {name!r} runs Termux: pip has no TFLite runtime wheel for Android's libc, so edgebench cannot set up "
+    "the Python agent there. Either run 'pkg install python python-numpy' and provide a tflite_runtime you built "
+    "for Termux (the agent then runs as on a Pi), or measure with the native binary: set backend = "
+    "\"benchmark_model\" and run 'edgebench devices setup {name} --benchmark-binary FILE'"
 )
 
 
@@ -69,6 +80,8 @@ def setup_device(
         if result.exit_code != 0:
             raise DeviceError(f"cannot run {base_python!r} on {transport.address}: {' | '.join(result.stderr_tail)}")
         facts = json.loads(result.stdout.strip().splitlines()[-1])
+        if facts.get("termux"):
+            raise EdgebenchError(TERMUX_HELP.format(name=device.name))
         version = tuple(facts["python"])
         packages = runtime_packages(version, facts["machine"])
         venv = posixpath.join(transport.workdir(), "venv")

@@ -212,9 +212,7 @@ def test_a_phone_that_drops_off_mid_run_ends_it_with_what_was_measured(adb_serve
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         # The binary's own command line: measuring, not staging or probing (those paths hold by-sha256/ too).
-        assert wait_until(lambda: process_running(f"--graph={fake.root}"), 60), (
-            run.kill() or run.communicate()
-        )
+        assert wait_until(lambda: process_running(f"--graph={fake.root}"), 60), run.kill() or run.communicate()
         fake.unplug()
         started = time.monotonic()
         out, err = run.communicate(timeout=120)

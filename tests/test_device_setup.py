@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from edgebench.device_setup import pip_platforms, runtime_packages
 from edgebench.errors import EdgebenchError
-from tests.test_quantize_command import run_edgebench
+from tests.test_quantize_command import assert_one_line_error, run_edgebench
 
 DEBIAN_PYTHON = "/usr/bin/python3"
 
@@ -77,3 +78,30 @@ def test_offline_platform_tags_follow_the_devices_glibc():
     )
     with pytest.raises(EdgebenchError, match="glibc"):
         pip_platforms("aarch64", ("", ""))
+
+
+def test_setup_on_termux_says_what_to_do_instead_of_failing_in_pip(ssh_host, tmp_path):
+    """A Python whose prefix is Termux's (a venv under .../com.termux/files/usr): no wheel fits its libc."""
+    prefix = tmp_path / "data" / "data" / "com.termux" / "files" / "usr"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], check=True)
+    device = ssh_host.device_file(tmp_path / "termux.toml", workdir=str(tmp_path / "workdir"))
+    completed = run_edgebench("devices", "setup", str(device), "--base-python", str(prefix / "bin" / "python"))
+    assert_one_line_error(completed, "runs Termux", "pkg install python python-numpy", "--benchmark-binary")
+
+
+def test_setup_pushes_a_benchmark_binary_and_starts_it_on_the_phone(adb_server, tmp_path):
+    from tests.adb_helpers import binary_wrapper, phone_file, start_phone
+
+    phone = start_phone(tmp_path / "root")
+    try:
+        device = phone_file(tmp_path, phone)
+        binary = binary_wrapper(tmp_path / "root")  # a script: any ABI its interpreter runs
+        done = run_edgebench("devices", "setup", str(device), "--benchmark-binary", str(binary))
+        assert done.returncode == 0, done.stderr
+        assert "phone is ready: benchmark_model" in " ".join(done.stderr.split())
+        wrong_abi = run_edgebench("devices", "setup", str(device), "--benchmark-binary", "/bin/true")
+        assert_one_line_error(wrong_abi, "is built for x86_64", "is arm64-v8a")
+        missing = run_edgebench("devices", "setup", str(device))
+        assert_one_line_error(missing, "pass --benchmark-binary FILE")
+    finally:
+        phone.stop()

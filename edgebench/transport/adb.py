@@ -199,7 +199,7 @@ class AdbTransport(Transport):
         and a group kill could reach adbd where adbd does not start a session per command. Stopped first, so
         nothing forks while it is being killed. A frozen phone ignores this; its watchdog ends the command."""
         script = (
-            f"p=$(cat {shlex.quote(pidfile)} 2>/dev/null); [ -n \"$p\" ] || exit 0; "
+            f'p=$(cat {shlex.quote(pidfile)} 2>/dev/null); [ -n "$p" ] || exit 0; '
             "tree() { echo $1; for c in $(ps -A -o pid,ppid | awk -v p=$1 'NR>1 && $2==p {print $1}'); "
             "do tree $c; done; }; pids=$(tree $p); kill -STOP $pids 2>/dev/null; kill -9 $pids 2>/dev/null; "
             f"rm -f {shlex.quote(pidfile)}"
