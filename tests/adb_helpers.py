@@ -147,3 +147,16 @@ def wait_until(condition, timeout: float = 30.0) -> bool:
             return True
         time.sleep(0.2)
     return False
+
+
+if __name__ == "__main__":
+    # python -m tests.adb_helpers FOLDER: serve one FAKE adbd test phone until Ctrl-C, with FOLDER/phone.toml for it.
+    folder = Path(sys.argv[1]).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    phone = start_phone(folder / "root")
+    device = phone_file(folder, phone)
+    print(f"FAKE adbd test phone on {phone.serial}; device file {device}; Ctrl-C to stop", flush=True)
+    try:
+        phone.process.wait()
+    except KeyboardInterrupt:
+        phone.stop()
