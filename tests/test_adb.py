@@ -39,7 +39,7 @@ def phone(adb_server, tmp_path_factory):
 def phone_run(phone, tmp_path_factory, variant_cache):
     _, device = phone
     results = tmp_path_factory.mktemp("phone-results")
-    args = ["run", "--device", str(device), *QUICK, "--variants", "float32,int8,dynamic-int8"]
+    args = ["run", "--device", str(device), *QUICK, "--variants", "float32,int8,dynamic-int8", "--cpus", "0"]
     first = run_edgebench(*args, "--results-dir", str(results), "--cache-dir", str(variant_cache))
     second = run_edgebench(*args, "--results-dir", str(results), "--cache-dir", str(variant_cache))
     return first, second, sorted(p for p in results.glob("phone/*") if p.is_dir())
@@ -65,6 +65,7 @@ def test_a_run_on_the_phone_comes_from_benchmark_model_through_adb(phone_run):
         assert document["timing"]["stats"]["count"] >= 20 and document["timing"]["stats"]["p90"] is None
         assert document["memory"]["peak_rss_after_runs"] > 1e6
         assert document["environment"]["android"]["soc"] == "GS201"
+        assert document["settings"]["cpus"] == [0]  # run under taskset 1
         assert document["sources"]["accuracy"].startswith("host: ai_edge_litert")
         assert document["accuracy"]["total"] == 200 and document["accuracy"]["source"].startswith("host:")
     assert summary["device_probe"]["battery_c"] == 31.2
@@ -121,11 +122,12 @@ def test_a_cancelled_command_leaves_nothing_running_on_the_phone(phone):
     assert wait_until(lambda: not process_running(marker), 10), "the cancelled command is still running on the phone"
 
 
-def test_the_phone_works_in_a_farm_next_to_other_boards(phone, tmp_path, variant_cache):
+def test_the_phone_works_in_a_farm_next_to_an_ssh_board(phone, ssh_host, tmp_path, variant_cache):
     _, device = phone
+    board = ssh_host.device_file(tmp_path / "board.toml", workdir=str(tmp_path / "board-workdir"))
     farm = tmp_path / "farm.toml"
     farm.write_text(
-        f'devices = ["{device}", "local"]\n[[models]]\nmodel = "mnist"\nvariants = ["float32", "int8"]\n'
+        f'devices = ["{device}", "{board}"]\n[[models]]\nmodel = "mnist"\nvariants = ["float32", "int8"]\n'
         "[run]\nsamples = 100\nmin_runs = 20\nmin_seconds = 0.2\nwarmup_seconds = 0.1\n"
     )
     done = run_edgebench("farm", "run", str(farm), "--results-dir", str(tmp_path / "results"), "--cache-dir",
@@ -133,7 +135,39 @@ def test_the_phone_works_in_a_farm_next_to_other_boards(phone, tmp_path, variant
     assert done.returncode in (0, 2), done.stderr  # 2: a first night has no baseline to judge by
     report = json.loads(done.stdout)
     states = {d["name"]: d["state"] for d in report["devices"]}
-    assert states == {"phone": "done", "local": "done"}, report
+    assert states == {"phone": "done", "board": "done"}, report
+
+
+def test_a_phone_leased_by_another_run_is_busy(phone, tmp_path):
+    from edgebench.backends.benchmark_model import BenchmarkModelBackend
+    from edgebench.lease import Owner
+
+    _, device = phone
+    other = Owner("another-run", "controller-b", 4242, "edgebench run")
+    with AdbTransport(load_device_file(device)) as transport:
+        call = BenchmarkModelBackend(transport, load_device_file(device)).lease_call(transport.workdir(), other, 600)
+        assert call("acquire")["acquired"]
+        try:
+            done = run_edgebench("run", "--device", str(device), *QUICK, "--variants", "float32",
+                                 "--results-dir", str(tmp_path / "results"))  # fmt: skip
+            assert_one_line_error(done, "is in use by run another-run", "controller-b")
+            again = call("acquire")  # the holder renews its own lease; the other run took nothing
+            assert again["acquired"] and again["holder"]["id"] == "another-run"
+        finally:
+            assert call("release")["released"]
+
+
+def test_a_phone_with_python_runs_the_agent_over_adb(phone, tmp_path, variant_cache):
+    fake, _ = phone
+    device = phone_file(tmp_path, fake, name="termux-like", top={"backend": '"python-agent"',
+                                                                 "python": f'"{sys.executable}"'})  # fmt: skip
+    done = run_edgebench("run", "--device", str(device), *QUICK, "--variants", "float32,int8",
+                         "--results-dir", str(tmp_path / "results"), "--cache-dir", str(variant_cache))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    _, measurements = load_run(next((tmp_path / "results" / "termux-like").iterdir()))
+    document = measurements[0].document
+    assert document["timing"]["samples_us"] and "backend" not in document  # the agent's per-sample document
+    assert document["accuracy"]["total"] == 200 and "source" not in document["accuracy"]  # measured on the device
 
 
 # -- faults: one line each, exit 2 (the phone could not be used) or 1 (a run that measured less) -------------
