@@ -43,6 +43,7 @@ class AdbTransport(Transport):
         self.options: AdbOptions = device.options
         self.bytes_pushed = 0
         self._ready = False
+        self.has_watchdog: bool | None = None  # does the phone have `timeout` (checked once)
         self._lost: str | None = (
             None  # why the phone stopped answering: later commands fail at once, not each by its deadline
         )
@@ -111,6 +112,10 @@ class AdbTransport(Transport):
         state = self._adb(["get-state"], self.options.connect_timeout)
         if state.returncode != 0 or state.stdout.strip() != "device":
             raise self.state_error(state.stderr or state.stdout)
+        if self.has_watchdog is None:
+            # toybox has had `timeout` since Android 6; an older phone runs commands without the watchdog.
+            found = self._adb(["shell", "command -v timeout >/dev/null && echo yes"], self.options.connect_timeout)
+            self.has_watchdog = "yes" in found.stdout
         self._ready = True
 
     # -- the Transport contract ----------------------------------------------------------------
@@ -149,7 +154,7 @@ class AdbTransport(Transport):
         self.connect()
         workdir = shlex.quote(self.workdir())
         pidfile = posixpath.join(self.workdir(), f".pid-{secrets.token_hex(4)}")
-        watchdog = f"timeout -s KILL {int((timeout or 3600) + WATCHDOG_MARGIN_S)} "
+        watchdog = f"timeout -s KILL {int((timeout or 3600) + WATCHDOG_MARGIN_S)} " if self.has_watchdog else ""
         # $$ is the shell adbd started: everything the command starts is in its process tree.
         script = (
             f"mkdir -p {workdir} && echo $$ > {shlex.quote(pidfile)} && cd {workdir} && "
