@@ -112,6 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--trust-new-host", action="store_true", help="accept and record an unknown SSH host key")
     output = run.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print the run as JSON instead of a table")
+    run.add_argument("--report", type=Path, metavar="HTML", help="also write the HTML report of this run")
     output.add_argument("--format", choices=("table", "markdown"), default="table")
     run.set_defaults(handler=cmd_run)
 
@@ -140,6 +141,19 @@ def _parser() -> argparse.ArgumentParser:
     _comparison_options(check)
     check.set_defaults(handler=cmd_check)
 
+    report = commands.add_parser("report", help="one self-contained HTML report: runs, a farm run or the history")
+    report.add_argument("runs", nargs="*", help="run folders or ids (default with no --farm-run/--history: the newest)")
+    report.add_argument("--farm-run", nargs="?", const="", metavar="ID", help="a farm run (no ID: the newest)")
+    report.add_argument("--history", action="store_true", help="p50 over time from the history index")
+    report.add_argument("--device", help="with --history: this device only")
+    report.add_argument("--model", help="with --history: this model only")
+    report.add_argument("--last", type=int, default=30, help="with --history: the newest N runs (30)")
+    report.add_argument("--baseline", help="with runs: compare the (last) run against this run or policy (last, best)")
+    report.add_argument("--threshold", default="5%", help="verdict and trend threshold (5%%)")
+    report.add_argument("-o", "--output", type=Path, required=True, help="the .html file to write")
+    _results_options(report)
+    report.set_defaults(handler=cmd_report)
+
     farm = commands.add_parser("farm", help="many devices at once from a farm file, with one answer")
     farm_commands = farm.add_subparsers(dest="farm_command", required=True, metavar="SUBCOMMAND")
     farm_run = farm_commands.add_parser("run", help="measure every device of a farm file in parallel")
@@ -149,6 +163,7 @@ def _parser() -> argparse.ArgumentParser:
     farm_run.add_argument("--devices-dir", type=Path, help="where device files live (default: ./devices)")
     farm_run.add_argument("--cache-dir", type=Path, help="variant cache (default: ~/.cache/edgebench/variants)")
     farm_run.add_argument("--trust-new-host", action="store_true", help="accept and record unknown SSH host keys")
+    farm_run.add_argument("--report", type=Path, metavar="HTML", help="also write the HTML report of this farm run")
     farm_output = farm_run.add_mutually_exclusive_group()
     farm_output.add_argument("--json", action="store_true", help="print the farm summary as JSON")
     farm_output.add_argument("--format", choices=("table", "markdown"), default="table")
@@ -306,6 +321,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
     if outcome.write_error:
         stderr.print(f"edgebench: error: {outcome.write_error}", markup=False, highlight=False, soft_wrap=True)
+    elif args.report:
+        from edgebench.report.html_report import runs_report, write
+
+        write(runs_report([outcome.folder], args.report), args.report)
+        stderr.print(f"report: {args.report}", markup=False, highlight=False, soft_wrap=True)
     return EXIT_OK if outcome.status == "ok" else EXIT_PARTIAL
 
 
@@ -333,6 +353,53 @@ def _threshold(text: str) -> float:
         return parse_threshold(text)
     except ValueError as error:
         raise EdgebenchError(f"--threshold: {error}") from None
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from edgebench.report.html_report import farm_report, runs_report, write
+    from edgebench.run_lookup import latest_run, resolve_run
+
+    results_dir = _results_dir(args)
+    threshold = _threshold(args.threshold)
+    if args.output.suffix.lower() not in (".html", ".htm"):
+        raise EdgebenchError(f"-o {args.output}: the report is an .html file")
+    if args.farm_run is not None:
+        report = farm_report(args.farm_run or None, results_dir, args.output)
+    elif args.history:
+        report = _history_report(args, results_dir, threshold)
+    else:
+        folders = [resolve_run(spec, results_dir) for spec in args.runs] or [latest_run(results_dir)]
+        comparison = None
+        if args.baseline:
+            from edgebench.compare import compare_runs
+            from edgebench.results import load
+            from edgebench.run_lookup import baseline_data
+
+            candidate = load(folders[-1])
+            comparison = compare_runs(baseline_data(args.baseline, candidate, results_dir), candidate, threshold)
+        report = runs_report(folders, args.output, comparison)
+    path = write(report, args.output)
+    size = path.stat().st_size
+    Console(stderr=True).print(f"report: {path} ({size / 1e6:.2f} MB)", markup=False, highlight=False)
+    return EXIT_OK
+
+
+def _history_report(args, results_dir: Path, threshold: float):
+    from edgebench import history
+    from edgebench.report.html_report import history_report
+    from edgebench.results import load
+
+    path = args.history_db or history.default_history_path(results_dir)
+    rows = history.query(path, device=args.device, model=args.model, last=args.last)
+    folders = list(dict.fromkeys(Path(row.folder) for row in sorted(rows, key=lambda r: r.started_at)))
+    if not folders:
+        raise EdgebenchError("no runs in the history index match; run 'edgebench history' to see what it holds")
+    models = {row.model for row in rows}
+    if len(models) > 1:
+        raise EdgebenchError(f"--history covers several models ({', '.join(sorted(models))}): pass --model")
+    items = [(folder, load(folder)) for folder in folders]
+    title = f"edgebench history: {', '.join(sorted(models))} on {', '.join(sorted({r.device for r in rows}))}"
+    return history_report(items, threshold, args.output, title)
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -504,6 +571,12 @@ def cmd_farm_run(args: argparse.Namespace) -> int:
         return interrupted_exit_code(interruption)
     _emit_farm(args.format if not args.json else "json", outcome.summary)
     stderr.print(f"farm run: {outcome.folder}", markup=False, highlight=False, soft_wrap=True)
+    if args.report:
+        from edgebench.report.html_report import farm_report, write
+
+        results_dir = args.results_dir or _results_dir(args)
+        write(farm_report(outcome.folder.name, results_dir, args.report), args.report)
+        stderr.print(f"report: {args.report}", markup=False, highlight=False, soft_wrap=True)
     return outcome.summary.exit_code
 
 

@@ -79,3 +79,21 @@ def test_the_rootfs_build_is_idempotent(pi4):
     messages = []
     rootfs.build(cache, say=messages.append)
     assert messages == [] and (cache / "rootfs.complete").stat().st_mtime_ns == before
+
+
+def test_the_report_of_an_emulated_run_with_a_failed_variant_renders(emulated_run, tmp_path):
+    from tests.browser import chromium_unavailable_reason, visit
+    from tests.test_quantize_command import run_edgebench as edgebench
+
+    _, folder = emulated_run
+    page = tmp_path / "emulated.html"
+    done = edgebench("report", str(folder), "-o", str(page))
+    assert done.returncode == 0, done.stderr
+    text = page.read_text()
+    assert "is EMULATED" in text and "emulated device: an emulator" in text  # latencies greyed, with the reason
+    assert "int4-weights failed: unsupported on this device" in text
+    if chromium_unavailable_reason():
+        pytest.skip(chromium_unavailable_reason())
+    seen = visit(page, tmp_path / "emulated.png")
+    assert seen.requests == [] and seen.console == []
+    assert '<section id="latency">' in seen.dom and seen.dom.count('<figure class="plot"') >= 2
