@@ -136,12 +136,18 @@ def check_page(browser, page: Path, sections: list[str], plots: int, tmp_path: P
     for section in sections:
         assert f'<section id="{section}">' in seen.dom, f"section {section} missing"
     assert seen.dom.count('<figure class="plot"') == plots
-    for width, height in __import__("re").findall(r'<svg[^>]*width="([\d.]+)pt" height="([\d.]+)pt"', seen.dom):
-        assert float(width) > 50 and float(height) > 50
+    laid_out = {s["id"]: s for s in seen.layout["sections"]}
+    for section in sections:  # drawn, with a size, at a desktop and at a phone width
+        assert laid_out[section]["width"] > 300 and laid_out[section]["height"] > 20, laid_out[section]
+    assert len(seen.layout["plots"]) == plots
+    assert all(p["width"] > 200 and p["height"] > 100 for p in seen.layout["plots"]), seen.layout["plots"]
+    phone = seen.phone_layout
+    assert phone["scrollWidth"] <= phone["clientWidth"] + 1, "the page scrolls sideways on a phone"
+    assert all(0 < p["width"] <= phone["clientWidth"] for p in phone["plots"]), phone["plots"]
     import matplotlib.image
 
     pixels = matplotlib.image.imread(shot)
-    assert pixels.shape[0] > 1000 and pixels.reshape(-1, pixels.shape[-1]).std(axis=0).max() > 0.05  # not blank
+    assert pixels.shape[0] > 900 and pixels.reshape(-1, pixels.shape[-1]).std(axis=0).max() > 0.05  # not blank
     if ARTIFACTS:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         shutil.copy(shot, ARTIFACTS / shot.name)

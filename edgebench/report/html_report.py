@@ -29,7 +29,8 @@ td.l,th.l{text-align:left}.notes li{font-size:12.5px}.warn{background:#fff4d6;bo
 padding:6px 10px;margin:6px 0}.bad{background:#fde2e1;border-left:4px solid #c0392b;padding:6px 10px}
 .good{background:#e3f6e8;border-left:4px solid #2e8b57;padding:6px 10px}.grey{color:#777}
 figure{margin:.6em 0}figure svg{max-width:100%;height:auto}code,pre{font-size:12px;background:#f6f6f6}
-pre{padding:8px;overflow-x:auto}dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 12px}dt{color:#555}
+pre{padding:8px;overflow-x:auto}dl{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:2px 12px}
+dt{color:#555}dd{margin:0}dd,h1,h3,p,li,.warn,.bad,.good{overflow-wrap:anywhere}
 """
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
