@@ -142,9 +142,16 @@ class TestValidityWarnings:
 
     @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity")
     def test_a_cpu_hog_on_the_agents_core_is_flagged(self, mnist_variants):
-        """Forced noise: two busy loops pinned to the CPU the agent is pinned to."""
+        """Forced noise: two loops pinned to the CPU the agent is pinned to, each busy for 0.3 ms and asleep for
+        0.2 ms, so their wake-ups cut into most inferences. Plain busy loops were not enough everywhere: the
+        scheduler gave each task slices of milliseconds, most 0.5 ms inferences ran whole inside the agent's
+        slice, and the spread stayed under the warning on a busy CI machine."""
         cpu = min(os.sched_getaffinity(0))
-        hog = f"import os; os.sched_setaffinity(0, {{{cpu}}})\nwhile True: pass"
+        hog = (
+            f"import os, time; os.sched_setaffinity(0, {{{cpu}}})\n"
+            "while True:\n    end = time.perf_counter() + 0.0003\n    while time.perf_counter() < end: pass\n"
+            "    time.sleep(0.0002)"
+        )
         hogs = [subprocess.Popen([sys.executable, "-c", hog]) for _ in range(2)]
         try:
             document, code, _ = run_agent(mnist_variants["float32"].path, "--cpus", str(cpu), "--min-runs", "100")
