@@ -9,6 +9,7 @@ published without a version or sha256 that edgebench could pin, so the user supp
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 from pathlib import Path
 
@@ -36,6 +37,7 @@ def binary_abi(path: Path) -> str | None:
 
 def setup_binary(device: Device, binary: Path, say) -> str:
     from edgebench.backends.android_facts import facts_script, parse_facts
+    from edgebench.backends.benchmark_model import BenchmarkModelBackend
     from edgebench.transport import open_transport
 
     binary = Path(binary).expanduser().resolve()
@@ -48,8 +50,9 @@ def setup_binary(device: Device, binary: Path, say) -> str:
         if abi and phone_abi and abi != phone_abi and not (abi == "armeabi-v7a" and phone_abi == "arm64-v8a"):
             raise EdgebenchError(f"{binary.name} is built for {abi}; device {device.name!r} is {phone_abi}")
         say(f"{device.name}: pushing {binary.name} ({binary.stat().st_size:,} bytes)")
-        remote = transport.stage(binary, sha256_file(binary))
-        transport.shell(f"chmod 755 {shlex.quote(remote)}")
+        # Pushed and made executable exactly as a run does it: the backend with this file as its binary.
+        source = dataclasses.replace(device.benchmark_model, path=binary, device_path=None)
+        remote = BenchmarkModelBackend(transport, dataclasses.replace(device, benchmark_model=source)).binary
         started = transport.shell(f"{shlex.quote(remote)} --help >/dev/null 2>&1; echo exit=$?")
         code = started.stdout.strip().rpartition("exit=")[2]
         if code in ("126", "127"):

@@ -137,8 +137,7 @@ def _measure_all(plan: RunPlan, transport: Transport, backend, store: RunStore, 
                     model_paths[variant.name] = stage(variant.path, variant.sha256)
                 if measured and plan.cooldown.active:
                     emit("cooldown", variant.name, round_number, message=plan.cooldown.describe())
-                    context["cooldown"] = cool_down(plan.cooldown, lambda: backend.probe().get("temperature_c"),
-                                                    plan.cancel)  # fmt: skip
+                    context["cooldown"] = cool_down(plan.cooldown, backend.temperature, plan.cancel)
                 if lease:
                     lease.renew()  # for one more agent timeout: a dead controller's lease expires soon
                 emit("start", variant.name, round_number)

@@ -95,9 +95,8 @@ def summarize(run: dict, measurements: Sequence[Measurement]) -> RunSummaryView:
         ),
         variants=rows,
         fidelity=(run.get("fidelity") or {}).get("description"),
-        sources=next((d["sources"] for d in documents if d.get("sources", {}).get("accuracy")), None)
-        or (documents[0].get("sources") if documents else None)
-        or {},
+        # The round-1 documents name the accuracy source too; later rounds only latency and memory.
+        sources=max((d.get("sources") or {} for d in documents), key=len, default={}),
     )
 
 

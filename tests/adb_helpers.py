@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from edgebench.emulated.sshd import free_port
 
 HERE = Path(__file__).resolve().parent
 FAKE_ADBD = HERE / "fake_adbd.py"
@@ -36,12 +37,6 @@ def adb_unavailable_reason() -> str | None:
     if not shutil.which("adb"):
         return "the adb client is not installed (apt-get install adb; .ci/run does)"
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -98,7 +98,8 @@ def adb_server():
     """A private adb server for the session (its own port), killed at the end; skips without the adb client."""
     import os
 
-    from tests.adb_helpers import adb_unavailable_reason, free_port, stop_adb_server
+    from edgebench.emulated.sshd import free_port
+    from tests.adb_helpers import adb_unavailable_reason, stop_adb_server
 
     reason = adb_unavailable_reason()
     if reason:

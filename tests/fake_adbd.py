@@ -49,6 +49,11 @@ def message(command: int, arg0: int, arg1: int, data: bytes = b"") -> bytes:
     return struct.pack("<6I", command, arg0, arg1, len(data), checksum, command ^ 0xFFFFFFFF) + data
 
 
+def sync_fail(message: bytes) -> bytes:
+    """A sync FAIL reply: the id, the message's length, the message."""
+    return b"FAIL" + struct.pack("<I", len(message)) + message
+
+
 class Stream:
     """One OPENed service: sends its WRTEs one at a time, each after the client's OKAY of the last."""
 
@@ -202,10 +207,9 @@ class Connection:
             elif request == b"SEND":
                 target, _, mode = path.rpartition(",")
                 failure = await self.receive_file(read, target, int(mode or "420") & 0o777)
-                stream.send(b"FAIL" + struct.pack("<I", len(failure)) + failure if failure else b"OKAY" + bytes(4))
+                stream.send(sync_fail(failure) if failure else b"OKAY" + bytes(4))
             else:
-                failure = f"unknown sync request {request!r}".encode()
-                stream.send(b"FAIL" + struct.pack("<I", len(failure)) + failure)
+                stream.send(sync_fail(f"unknown sync request {request!r}".encode()))
 
     @staticmethod
     async def receive_file(read, target: str, mode: int) -> bytes | None:

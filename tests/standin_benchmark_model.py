@@ -119,19 +119,19 @@ def main(argv: list[str]) -> int:
             data = rng.random(detail["shape"]).astype(dtype)
         interpreter.set_tensor(detail["index"], data)
 
-    warm_min = int(flags["warmup_runs"])
-    warm_secs, max_secs = float(flags["warmup_min_secs"]), float(flags["max_secs"])
-    log(f"Running benchmark for at least {warm_min} iterations and at least {warm_secs:g} seconds but terminate if "
-        f"exceeding {max_secs:g} seconds.")  # fmt: skip
-    warmup = timed_runs(interpreter, warm_min, warm_secs, max_secs)
-    log(stat_line(warmup))
-    log()
-    runs, min_secs = int(flags["num_runs"]), float(flags["min_secs"])
-    log(f"Running benchmark for at least {runs} iterations and at least {min_secs:g} seconds but terminate if "
-        f"exceeding {max_secs:g} seconds.")  # fmt: skip
-    inference = timed_runs(interpreter, runs, min_secs, max_secs)
-    log(stat_line(inference))
-    log()
+    max_secs = float(flags["max_secs"])
+
+    def phase(runs: int, seconds: float) -> list[float]:
+        """One 'Running benchmark for ...' phase and its statistics line, as the binary logs them."""
+        log(f"Running benchmark for at least {runs} iterations and at least {seconds:g} seconds but terminate if "
+            f"exceeding {max_secs:g} seconds.")  # fmt: skip
+        times = timed_runs(interpreter, runs, seconds, max_secs)
+        log(stat_line(times))
+        log()
+        return times
+
+    warmup = phase(int(flags["warmup_runs"]), float(flags["warmup_min_secs"]))
+    inference = phase(int(flags["num_runs"]), float(flags["min_secs"]))
     ints = [int(v) for v in inference]
     mean = sum(ints) / len(ints)
     overall_rss = rss_mb()

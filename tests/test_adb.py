@@ -315,3 +315,16 @@ def test_a_benchmark_model_device_needs_a_binary(tmp_path):
 def test_the_shipped_pixel7_file_is_valid():
     device = load_device_file(Path(__file__).resolve().parent.parent / "devices" / "pixel7.toml")
     assert device.transport == "adb" and device.backend == "benchmark_model" and device.cpus
+
+
+def test_benchmark_model_runs_over_ssh_too(ssh_host, tmp_path, variant_cache):
+    """A Termux phone without a runtime, reached over SSH: the backend needs only a shell, which every transport has."""
+    device = ssh_host.device_file(tmp_path / "ssh-phone.toml", workdir=str(tmp_path / "workdir"))
+    with device.open("a") as f:
+        f.write(f'backend = "benchmark_model"\n[benchmark_model]\npath = "{binary_wrapper(tmp_path)}"\n')
+    done = run_edgebench("run", "--device", str(device), *QUICK, "--variants", "float32,int8",
+                         "--results-dir", str(tmp_path / "results"), "--cache-dir", str(variant_cache))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    _, measurements = load_run(next((tmp_path / "results" / "ssh-phone").iterdir()))
+    assert [m.document["backend"] for m in measurements] == ["benchmark_model"] * 2
+    assert measurements[0].document["timing"]["source"] == "proto"  # read back through the SSH shell

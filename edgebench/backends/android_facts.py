@@ -22,15 +22,25 @@ PROPERTIES = {
 }
 
 
+# The thermal zones (m°C on most phones) and the battery (tenths of a °C): all a cool-down needs to read.
+TEMPERATURE_LINES = (
+    "for z in /sys/class/thermal/thermal_zone*; do "
+    '[ -r "$z/temp" ] && echo "zone.$(cat $z/type 2>/dev/null)=$(cat $z/temp 2>/dev/null)"; done',
+    "dumpsys battery 2>/dev/null | sed -n 's/^ *temperature: *\\([0-9-]*\\).*/battery_decic=\\1/p'",
+)
+
+
+def temperature_script() -> str:
+    return "; ".join(TEMPERATURE_LINES) + "; true"
+
+
 def facts_script(workdir: str, binary: str | None) -> str:
     lines = [f'echo "prop.{key}=$(getprop {prop} 2>/dev/null)"' for key, prop in PROPERTIES.items()]
     lines += [
         'echo "cores=$(grep -c ^processor /proc/cpuinfo 2>/dev/null)"',
         "for f in /sys/devices/system/cpu/cpu[0-9]*/cpufreq/cpuinfo_max_freq; do "
         '[ -r "$f" ] && echo "maxfreq.$(basename $(dirname $(dirname $f)))=$(cat $f)"; done',
-        "for z in /sys/class/thermal/thermal_zone*; do "
-        '[ -r "$z/temp" ] && echo "zone.$(cat $z/type 2>/dev/null)=$(cat $z/temp 2>/dev/null)"; done',
-        "dumpsys battery 2>/dev/null | sed -n 's/^ *temperature: *\\([0-9-]*\\).*/battery_decic=\\1/p'",
+        *TEMPERATURE_LINES,
         f"mkdir -p {shlex.quote(workdir)} && df -k {shlex.quote(workdir)} 2>/dev/null | tail -n 1 | "
         "awk '{print \"free_kib=\" $4}'",
     ]

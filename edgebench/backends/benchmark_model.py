@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 
 from edgebench.agent import agent
-from edgebench.backends.android_facts import describe, facts_script, parse_facts
+from edgebench.backends.android_facts import describe, facts_script, parse_facts, temperature_script
 from edgebench.backends.benchmark_output import Figures, figures_from_proto, parse_output
 from edgebench.backends.benchmark_proto import parse_result
 from edgebench.backends.python_agent import AgentSettings, HostFiles, Progress
@@ -125,7 +125,7 @@ class BenchmarkModelBackend:
         if result.exit_code != 0 or not figures.measured:
             why = _failure(result.exit_code, figures, result.stdout)
             return Measurement(variant, round_number, "failed", None, why)
-        after = self._temperature()
+        after = self.temperature()
         document = self.document(model_path, sha256, settings, figures, started, (before, after))
         if round_number == 1 and host is not None:
             on_progress(Progress("accuracy", None, None))
@@ -204,11 +204,10 @@ class BenchmarkModelBackend:
             "sources": {"latency": "device: benchmark_model", "memory": "device: benchmark_model"},
         }
 
-    def _temperature(self) -> float | None:
+    def temperature(self) -> float | None:
+        """The hottest thermal zone (or the battery) now: thermal sysfs and dumpsys only, not every fact."""
         try:
-            return parse_facts(self.transport.shell(facts_script(self.transport.workdir(), None)).stdout).get(
-                "temperature_c"
-            )
+            return parse_facts(self.transport.shell(temperature_script()).stdout).get("temperature_c")
         except DeviceError:
             return None
 

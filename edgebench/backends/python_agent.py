@@ -138,6 +138,10 @@ class PythonAgent:
     def require_runnable(self, probe: dict, device_name: str) -> dict:
         return require_runnable(probe, device_name)
 
+    def temperature(self) -> float | None:
+        """The device's temperature now (the probe reads it), for a cool-down."""
+        return self.probe().get("temperature_c")
+
     def lease_call(self, lease_dir: str, owner: object, ttl: float,
                    stall_timeout: float | None = None) -> Callable[[str], dict]:  # fmt: skip
         """agent.py --lease ACTION on the device, as a function for DeviceLease. A lease action takes a second;

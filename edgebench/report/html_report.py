@@ -107,8 +107,11 @@ def runs_report(folders: Sequence[Path], out: Path, comparison=None) -> Report:
     """One or more runs (several devices, or one device several times): tables, distributions, trade-off."""
     from edgebench.pipeline import outcome_of
 
-    outcomes = [outcome_of(folder) for folder in folders]
-    runs = [load(folder) for folder in folders]
+    runs = [load(folder) for folder in folders]  # read and validated once; the tables are built from these
+    outcomes = [
+        outcome_of(folder, None, (run.summary, list(run.measurements)))
+        for folder, run in zip(folders, runs, strict=True)
+    ]
     models = sorted({o.summary["model"]["name"] for o in outcomes})
     devices = list(dict.fromkeys(o.view.device for o in outcomes))
     report = Report(f"edgebench report: {', '.join(models)} on {', '.join(devices)}")

@@ -16,8 +16,6 @@ import numpy as np
 from edgebench.results import RunData
 from edgebench.summary import RunSummaryView
 
-REFERENCE = "float32"
-
 
 @dataclass(frozen=True)
 class Distribution:

@@ -15,7 +15,6 @@ The same contract as SSH, built on what adb gives:
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import posixpath
 import re
@@ -130,13 +129,7 @@ class AdbTransport(Transport):
         return self.device.workdir
 
     def shell(self, command: str, timeout: float | None = None) -> CommandResult:
-        """A short shell command (facts, checks): stdout whole, exit code, a deadline it must keep."""
-        deadline = timeout or self.options.command_timeout
-        result = self._shell(command, timeout=deadline)
-        if result.timed_out:
-            raise Unreachable(f"device {self.device.name!r} ({self.options.serial}) did not finish a short command "
-                              f"within {deadline:g}s")  # fmt: skip
-        return result
+        return super().shell(command, timeout or self.options.command_timeout)
 
     def run(
         self,
@@ -217,10 +210,10 @@ class AdbTransport(Transport):
         local_path = Path(local_path)
         remote = posixpath.join(self.workdir(), "by-sha256", sha256, local_path.name)
         quoted = shlex.quote(remote)
-        have = self.shell(f"sha256sum {quoted} 2>/dev/null")
-        if have.exit_code == 0 and have.stdout.split()[:1] == [sha256]:
+        # One round trip: the file's hash, or (not there yet) its folder made for the push.
+        have = self.shell(f"sha256sum {quoted} 2>/dev/null || mkdir -p {shlex.quote(posixpath.dirname(remote))}")
+        if have.stdout.split()[:1] == [sha256]:
             return remote  # already there, whole
-        self.shell(f"mkdir -p {shlex.quote(posixpath.dirname(remote))}")
         size = local_path.stat().st_size
         partial = f"{remote}.part-{secrets.token_hex(4)}"
         deadline = self.options.command_timeout + size / (self.options.push_rate_mb_s * 1e6)
@@ -243,13 +236,3 @@ class AdbTransport(Transport):
                               f"{' | '.join(moved.stderr_tail[-2:])}")  # fmt: skip
         self.bytes_pushed += size
         return remote
-
-    def read_bytes(self, path: str) -> bytes | None:
-        """A small file from the phone (a result proto), or None when it is not there."""
-        result = self.shell(f"base64 {shlex.quote(path)} 2>/dev/null")
-        if result.exit_code != 0:
-            return None
-        try:
-            return base64.b64decode("".join(result.stdout.split()), validate=True)
-        except ValueError:
-            return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import shlex
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -33,6 +35,7 @@ class Stalled(DeviceError):
     so the next command starts on a fresh one. Not the device gone: the next variant may still run."""
 
 
+SHORT_COMMAND_S = 60.0  # a short shell command (facts, checks, a lease) that takes longer: the device is not answering
 # A measuring agent writes a line at least every 5 s (agent.HEARTBEAT_SECONDS); this much silence is a stall.
 DEFAULT_STALL_SECONDS = 45.0
 
@@ -99,6 +102,26 @@ class Transport(ABC):
 
         `timeout` ends the command (timed_out result); `stall_timeout` raises Stalled when it
         sends nothing at all for that long."""
+
+    def shell(self, command: str, timeout: float | None = None) -> CommandResult:
+        """A short shell command on the device (facts, checks, a plain-shell lease): its deadline is kept, or
+        Unreachable is raised. What the benchmark_model backend needs of any transport that has a shell."""
+        deadline = timeout or SHORT_COMMAND_S
+        result = self.run(["sh", "-c", command], timeout=deadline)
+        if result.timed_out:
+            raise Unreachable(f"the device did not finish a short command within {deadline:g}s")
+        return result
+
+    def read_bytes(self, path: str) -> bytes | None:
+        """A small file from the device (a result proto), or None when it is not there; base64 through the shell,
+        which every device has."""
+        result = self.shell(f"base64 {shlex.quote(path)} 2>/dev/null")
+        if result.exit_code != 0:
+            return None
+        try:
+            return base64.b64decode("".join(result.stdout.split()), validate=True)
+        except ValueError:
+            return None
 
     def lease_dir(self) -> str | None:
         """Where the device lease lives on the device; None when the host lock already covers the device
