@@ -14,6 +14,7 @@ import base64
 import contextlib
 import json
 import os
+import select
 import shutil
 import subprocess
 import tempfile
@@ -89,8 +90,11 @@ class DevTools:
             self.events.append(self._read())
         raise TimeoutError(f"no {method} within {timeout:g}s")
 
-    def _read(self) -> dict:
+    def _read(self, timeout: float = 60.0) -> dict:
+        """The next message; a Chromium that says nothing for `timeout` seconds fails the test, never hangs it."""
         while b"\0" not in self._buffer:
+            if not select.select([self._answers], [], [], timeout)[0]:
+                raise TimeoutError(f"chromium sent nothing for {timeout:g}s")
             chunk = os.read(self._answers, 1 << 20)
             if not chunk:
                 raise ConnectionError("chromium closed the DevTools pipe")
