@@ -17,6 +17,7 @@ from rich.console import Console
 
 from edgebench import __version__
 from edgebench.errors import EdgebenchError
+from edgebench.quiet import real_stderr
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1  # the command ran, but some variant failed
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     args.argv = argv
-    stderr = Console(stderr=True)
+    stderr = Console(file=real_stderr())
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, _terminate)
@@ -177,6 +178,9 @@ def _parser() -> argparse.ArgumentParser:
     farm_check.add_argument("--results-dir", type=Path, default=None)
     farm_check.add_argument("--format", choices=("table", "markdown", "json"), default="table")
     farm_check.set_defaults(handler=cmd_farm_check)
+    from edgebench.cli_labs import add_lab_commands
+
+    add_lab_commands(commands, farm_commands)
 
     devices = commands.add_parser("devices", help="the device inventory")
     devices_commands = devices.add_subparsers(dest="devices_command", required=True, metavar="SUBCOMMAND")
@@ -229,7 +233,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
             raise EdgebenchError("--evaluate needs an evaluation set: pass --dataset data.npz")
         dataset = load_dataset(source.dataset_path)
 
-    status = Console(stderr=True)
+    status = Console(file=real_stderr())
     with status.status("quantizing") as spinner:
         results = build_variants(
             source, names, cache_dir=args.cache_dir, on_variant=lambda name: spinner.update(f"quantizing: {name}")
@@ -292,7 +296,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         command=["edgebench", *(sys.argv[1:] if args.argv is None else args.argv)],
     )
-    stderr = Console(stderr=True)
+    stderr = Console(file=real_stderr())
     with stderr.status("preparing variants"):
         prepared = prepare_run(request)
     display = _RunProgress(stderr, prepared.total_measurements)
@@ -380,7 +384,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         report = runs_report(folders, args.output, comparison)
     path = write(report, args.output)
     size = path.stat().st_size
-    Console(stderr=True).print(f"report: {path} ({size / 1e6:.2f} MB)", markup=False, highlight=False)
+    Console(file=real_stderr()).print(f"report: {path} ({size / 1e6:.2f} MB)", markup=False, highlight=False)
     return EXIT_OK
 
 
@@ -410,7 +414,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     path = args.history_db or history.default_history_path(results_dir)
     if args.action == "rebuild":
         count, skipped, moved = history.rebuild(path, results_dir)
-        stderr = Console(stderr=True)
+        stderr = Console(file=real_stderr())
         if moved:
             stderr.print(moved, markup=False, highlight=False, soft_wrap=True)
         for line in skipped:
@@ -543,7 +547,7 @@ def cmd_devices_release(args: argparse.Namespace) -> int:
         if lifted
         else (f"{args.name} was not quarantined")
     )
-    Console(stderr=True).print(message, markup=False, highlight=False, soft_wrap=True)
+    Console(file=real_stderr()).print(message, markup=False, highlight=False, soft_wrap=True)
     return EXIT_OK
 
 
@@ -557,7 +561,7 @@ def cmd_farm_run(args: argparse.Namespace) -> int:
         trust_new_host=args.trust_new_host, resume=args.resume,
         command=["edgebench", *(sys.argv[1:] if args.argv is None else args.argv)],
     )  # fmt: skip
-    stderr = Console(stderr=True)
+    stderr = Console(file=real_stderr())
     cancel = threading.Event()
     display = _FarmProgress(stderr)
     try:
@@ -660,7 +664,7 @@ def cmd_devices_trust(args: argparse.Namespace) -> int:
     from edgebench.devices import trust_device
 
     message = trust_device(args.name, args.devices_dir)
-    Console(stderr=True).print(message, markup=False, highlight=False, soft_wrap=True)
+    Console(file=real_stderr()).print(message, markup=False, highlight=False, soft_wrap=True)
     return EXIT_OK
 
 
@@ -668,7 +672,7 @@ def cmd_devices_setup(args: argparse.Namespace) -> int:
     from edgebench.device_setup import setup_device
     from edgebench.inventory import resolve_device
 
-    stderr = Console(stderr=True)
+    stderr = Console(file=real_stderr())
     device = resolve_device(args.name, args.devices_dir)
     if args.benchmark_binary or device.backend == "benchmark_model":
         from edgebench.binary_setup import setup_binary

@@ -4,23 +4,72 @@ LiteRT's C++ logging prints "INFO: Created TensorFlow Lite XNNPACK delegate"
 whenever the host builds an interpreter (calibration, evaluation); it would
 land in the middle of progress displays and one-line errors. Python-level
 redirection cannot catch it, so the descriptor itself is swapped.
+
+Descriptor 2 and sys.stderr belong to the whole process, and a farm or a lab
+worker quantizes and evaluates in several threads at once. A plain save/swap/
+restore per thread interleaves badly: the second thread saves the first one's
+/dev/null and restores it last, and the process's stderr stays silenced for
+good (seen: a lab worker's log went quiet after its first job). So the swap is
+counted: the first thread in silences, the last one out restores. What the CLI
+itself prints goes to a copy of the real stderr taken at start-up
+(`real_stderr`), which no silencing touches.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import sys
+import threading
+import warnings
+
+_lock = threading.Lock()
+_depth = 0
+_saved_fd: int | None = None
+_quantizer_lock = threading.Lock()
 
 
 @contextlib.contextmanager
 def native_stderr_silenced():
-    sys.stderr.flush()
-    saved = os.dup(2)
+    global _depth, _saved_fd
+    with _lock:
+        if _depth == 0:
+            sys.stderr.flush()
+            _saved_fd = os.dup(2)
+            with open(os.devnull, "wb") as devnull:
+                os.dup2(devnull.fileno(), 2)
+        _depth += 1
     try:
-        with open(os.devnull, "wb") as devnull:
-            os.dup2(devnull.fileno(), 2)
         yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        with _lock:
+            _depth -= 1
+            if _depth == 0:
+                os.dup2(_saved_fd, 2)
+                os.close(_saved_fd)
+                _saved_fd = None
+
+
+@contextlib.contextmanager
+def library_output_silenced(*ignored_warnings: str):
+    """Python-level stderr, warnings and descriptor 2, for one noisy library call. sys.stderr and the warning
+    filters are process-wide too, so these calls take turns (they are CPU-bound and use every core anyway)."""
+    with (
+        _quantizer_lock,
+        contextlib.redirect_stderr(io.StringIO()),
+        native_stderr_silenced(),
+        warnings.catch_warnings(),
+    ):
+        for message in ignored_warnings:
+            warnings.filterwarnings("ignore", message=message, category=UserWarning)
+        yield
+
+
+def real_stderr():
+    """The process's real stderr, even while a thread has descriptor 2 silenced, for the CLI's own messages
+    (see the module's docstring). A new file over a copy of the descriptor: it stays valid whatever the
+    silencing does to descriptor 2 afterwards."""
+    with _lock:
+        fd = os.dup(_saved_fd if _saved_fd is not None else 2)
+    return open(fd, "w", buffering=1, encoding=sys.stderr.encoding or "utf-8", errors="replace")

@@ -10,14 +10,11 @@ is never reported under that name. A variant that cannot be made is
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
-import io
 import json
 import math
 import os
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +23,7 @@ from edgebench.dataset import Dataset, load_dataset
 from edgebench.errors import EdgebenchError, QuantizationError
 from edgebench.fileio import atomic_copy, atomic_write_bytes, sha256_file
 from edgebench.normalize import NormalizedModel, normalize_model
-from edgebench.quiet import native_stderr_silenced
+from edgebench.quiet import library_output_silenced
 from edgebench.tflite_model import ModelInfo, inspect_model, require_float_weights
 from edgebench.zoo import ModelSource
 
@@ -282,8 +279,7 @@ class _Builder:
         # The calibrator draws a tqdm bar on stderr with no way to turn it off and
         # warns that its preserve-all-tensors interpreter is for debugging; both
         # are noise in the middle of our own progress display.
-        with contextlib.redirect_stderr(io.StringIO()), native_stderr_silenced(), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors", category=UserWarning)
+        with library_output_silenced(".*experimental_preserve_all_tensors"):
             if calibration is not None:
                 samples = self._calibration_data(calibration.dataset)
                 calibration_result = qt.calibrate(samples, num_threads=os.cpu_count() or 1)
