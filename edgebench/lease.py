@@ -46,10 +46,13 @@ class Owner:
     controller: str  # the host running edgebench
     pid: int
     command: str
+    # Runs known to be dead (a lab worker the broker saw die): their leases are taken over at once,
+    # not after their expiry. Only the lab worker that inherits their job names them.
+    replaces: tuple[str, ...] = ()
 
     @classmethod
-    def of_run(cls, run_id: str, command: list[str]) -> Owner:
-        return cls(run_id, socket.gethostname(), os.getpid(), " ".join(command))
+    def of_run(cls, run_id: str, command: list[str], replaces: tuple[str, ...] = ()) -> Owner:
+        return cls(run_id, socket.gethostname(), os.getpid(), " ".join(command), tuple(replaces))
 
 
 def describe(holder: dict | None) -> str:

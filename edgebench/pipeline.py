@@ -65,6 +65,7 @@ class RunRequest:
     devices_dir: Path | None = None
     cache_dir: Path | None = None
     command: list[str] = field(default_factory=list)
+    replaces_lease: tuple[str, ...] = ()  # runs known dead whose device lease is taken over at once (Owner)
 
 
 @dataclass
@@ -229,7 +230,8 @@ def start_run(work: PreparedWork, device: Device, request: RunRequest) -> Prepar
     store = RunStore.create(results_dir, device.name, run_id, summary)
     plan = RunPlan(
         list(variants), dataset.path if dataset else None, settings, rounds=request.rounds, timeout=request.timeout,
-        reference_path=reference.path if reference else None, owner=Owner.of_run(run_id, request.command),
+        reference_path=reference.path if reference else None,
+        owner=Owner.of_run(run_id, request.command, request.replaces_lease),
         wait=request.wait, stall_timeout=request.stall_timeout, retry=request.retry,
         health=HealthLimits(device.thermal.max_temperature_c, require_free_disk=request.require_free_disk),
         cancel=request.cancel,

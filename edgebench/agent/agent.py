@@ -526,6 +526,7 @@ def memory_source():
 
 
 HEARTBEAT_SECONDS = 5.0
+EXIT_CONTROLLER_GONE = 141  # as a shell reports SIGPIPE: nobody reads our output
 
 
 class Progress:
@@ -551,8 +552,13 @@ class Progress:
     def _write(self, update, now):
         with self.lock:
             self.last = now
-            self.stream.write(PROGRESS_PREFIX + json.dumps(update) + "\n")
-            self.stream.flush()
+            try:
+                self.stream.write(PROGRESS_PREFIX + json.dumps(update) + "\n")
+                self.stream.flush()
+            except (BrokenPipeError, ValueError):
+                # Nobody reads us any more: the controller died (or its SSH session dropped). Measuring on
+                # would only hold the board busy for a result nobody can receive, so stop within a heartbeat.
+                os._exit(EXIT_CONTROLLER_GONE)
 
     def start_heartbeat(self):
         def beat():
@@ -833,8 +839,10 @@ def lease(action, directory, owner, ttl):
         try:
             os.mkdir(path)
         except FileExistsError:
-            # Half-made (no owner.json yet) counts as held for a minute, then as abandoned.
-            expired = holder["expires"] < now if holder else os.path.getmtime(path) < now - 60
+            # Half-made (no owner.json yet) counts as held for a minute, then as abandoned. A holder the
+            # new owner names as dead (its lab worker's broker lease expired) is taken over at once.
+            replaced = holder is not None and holder.get("id") in (owner.get("replaces") or ())
+            expired = replaced or (holder["expires"] < now if holder else os.path.getmtime(path) < now - 60)
             if not expired:
                 return {"kind": LEASE_KIND, "acquired": False, "holder": holder}
             stale = f"{path}.expired-{int(now)}-{os.getpid()}"

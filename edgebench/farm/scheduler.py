@@ -65,15 +65,15 @@ def run_farm(farm: FarmFile, options: FarmOptions, on_event: Callable[[FarmEvent
     works = []
     for job in farm.models:
         on_prepare(f"preparing {job.model}")
-        works.append(prepare_work(_request(farm, job, "", options)))
-    keys = _model_keys(works)
+        works.append(prepare_work(run_request(farm, job, "", options)))
+    keys = model_keys(works)
     store = _open_store(farm, options, results_dir, devices, works, keys)
     pending = [d for d in devices if store.device(d.name)["state"] != "done"]  # a resumed run skips finished ones
     for device in pending:
         store.set_state(device.name, "pending", None, emulated=device.emulated, address=device.address)
     finished = [threading.Event() for _ in pending]
     for device, done in zip(pending, finished, strict=True):
-        worker = _DeviceWorker(farm, options, results_dir, store, device, works, keys, on_event, cancel)
+        worker = DeviceWorker(farm, options, results_dir, store, device, works, keys, on_event, cancel)
         threading.Thread(target=_until_done, args=(worker.run, done), name=f"edgebench-farm-{device.name}",
                          daemon=True).start()  # fmt: skip
     # Waiting on events, not Thread.join: a join that Ctrl-C or SIGTERM interrupts can leave CPython 3.11
@@ -103,7 +103,7 @@ def _until_done(work: Callable[[], None], done: threading.Event) -> None:
         done.set()
 
 
-def _request(farm: FarmFile, job, device: str, options: FarmOptions, extra: dict | None = None) -> RunRequest:
+def run_request(farm: FarmFile, job, device: str, options: FarmOptions, extra: dict | None = None) -> RunRequest:
     return RunRequest(
         device=device,
         model=job.model,
@@ -125,7 +125,7 @@ def _request(farm: FarmFile, job, device: str, options: FarmOptions, extra: dict
     )
 
 
-def _model_keys(works: list[PreparedWork]) -> list[str]:
+def model_keys(works: list[PreparedWork]) -> list[str]:
     """One short name per model: its name, numbered when two models share one."""
     names = [w.source.name for w in works]
     return [name if names.count(name) == 1 else f"{name}#{index + 1}" for index, name in enumerate(names)]
@@ -160,15 +160,30 @@ def _open_store(farm: FarmFile, options: FarmOptions, results_dir: Path, devices
     return FarmRunStore.create(results_dir, new_farm_run_id(farm.name), header)
 
 
-class _DeviceWorker:
-    """Everything one device does in a farm run, in its own thread."""
+@dataclass(frozen=True)
+class Inherited:
+    """What a lab worker's job inherits from an attempt whose worker died: its attempt number and the runs
+    it left "running", whose device leases are taken over at once (the broker saw their holder die)."""
 
-    def __init__(self, farm, options, results_dir, store, device, works, keys, on_event, cancel):
+    attempt: int = 1
+    retry_of: str | None = None
+    dead_runs: tuple[str, ...] = ()
+
+
+class DeviceWorker:
+    """Everything one device does in a farm run, in its own thread (or, for a lab worker, one model's job)."""
+
+    def __init__(self, farm, options, results_dir, store, device, works, keys, on_event, cancel,
+                 only: list[str] | None = None, inherited: Inherited = Inherited()):  # fmt: skip
         self.farm, self.options, self.results_dir, self.store = farm, options, results_dir, store
-        self.device, self.works, self.keys, self.on_event, self.cancel = device, works, keys, on_event, cancel
+        self.device, self.on_event, self.cancel = device, on_event, cancel
+        chosen = [i for i, key in enumerate(keys) if only is None or key in only]
+        self.works, self.keys = [works[i] for i in chosen], [keys[i] for i in chosen]
+        self.jobs = [farm.models[i] for i in chosen]
+        self.inherited = inherited
         self.farm_run = store.document["farm_run"]
         self.done = 0
-        self.total = sum(len(w.variants) for w in works) * farm.rounds
+        self.total = sum(len(w.variants) for w in self.works) * farm.rounds
 
     def emit(self, state: str, detail: str = "") -> None:
         self.on_event(FarmEvent(self.device.name, state, detail, self.done, self.total))
@@ -210,28 +225,34 @@ class _DeviceWorker:
 
     def _measure_every_model(self) -> str | None:
         """Each model in turn; returns why the device failed (lost, nothing measured), or None."""
-        for key, job, work in zip(self.keys, self.farm.models, self.works, strict=True):
+        for key, job, work in zip(self.keys, self.jobs, self.works, strict=True):
             missing = self._missing(key, work)
-            attempt, retry_of = 1, None
+            attempt, retry_of = self.inherited.attempt, self.inherited.retry_of
             while missing:
                 if self.cancel.is_set():
                     raise Cancelled("cancelled")
                 extra = {"farm_run": self.farm_run, "attempt": attempt}
                 if retry_of:
                     extra["retry_of"] = retry_of
-                if self.options.resume:
+                if self.options.resume or retry_of:
                     extra["resumed"] = True
-                request = dataclasses.replace(_request(self.farm, job, self.device.name, self.options, extra),
-                                              require_free_disk=True, cancel=self.cancel)  # fmt: skip
+                request = dataclasses.replace(run_request(self.farm, job, self.device.name, self.options, extra),
+                                              require_free_disk=True, cancel=self.cancel,
+                                              replaces_lease=self.inherited.dead_runs)  # fmt: skip
                 prepared = start_run(work.only(missing), self.device, request)
-                entry = {"model": key, "run_id": prepared.store.summary["run_id"], "attempt": attempt,
-                         "folder": str(prepared.store.folder.relative_to(self.results_dir))}  # fmt: skip
+                run_id = prepared.store.summary["run_id"]
+                # Listed before it measures: a controller killed mid-run leaves a farm.json that names this
+                # folder, so a resume (or the lab worker that inherits the job) measures only what it lacks.
+                self.store.add_run(self.device.name, {"model": key, "run_id": run_id, "attempt": attempt,
+                                   "folder": str(prepared.store.folder.relative_to(self.results_dir)),
+                                   "status": "running"})  # fmt: skip
                 self.emit("waiting", "for the device (another run may hold it)")
                 try:
                     outcome = run_on_device(prepared, self._relay, trust_new_host=self.options.trust_new_host)
                 finally:
-                    if prepared.store.folder.exists():
-                        self.store.add_run(self.device.name, {**entry, "status": prepared.store.summary["status"]})
+                    folder_kept = prepared.store.folder.exists()
+                    self.store.update_run(self.device.name, run_id, prepared.store.summary["status"] if folder_kept
+                                          else None)  # fmt: skip
                 if outcome.write_error:
                     return outcome.write_error
                 # The device failed (not one variant): it went away, froze (a stall), or measured nothing.

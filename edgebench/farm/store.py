@@ -76,6 +76,18 @@ class FarmRunStore:
             self.device(name)["runs"].append(entry)
             self.write()
 
+    def update_run(self, name: str, run_id: str, status: str | None) -> None:
+        """A listed run's final status; None: its folder was discarded (it never measured), so unlist it."""
+        with self.lock:
+            runs = self.device(name)["runs"]
+            for entry in list(runs):
+                if entry["run_id"] == run_id:
+                    if status is None:
+                        runs.remove(entry)
+                    else:
+                        entry["status"] = status
+            self.write()
+
     def finish(self, status: str, extra: dict) -> None:
         with self.lock:
             self.document.update({"status": status, "finished_at": _now(), **extra})

@@ -80,3 +80,10 @@ def device_states(summary: FarmSummary) -> DataTable:
         ok = sum(c.status == "ok" for c in device.cells)
         rows.append((device.name, device.state, f"{ok}/{len(device.cells)}", device.reason or ""))
     return DataTable("Devices", columns, tuple(rows))
+
+
+def lab_status(title: str, rows: list[dict]) -> DataTable:
+    """`farm status`: one row per job of a submitted farm run, as the broker sees it."""
+    names = ("lab", "device", "model", "state", "detail")
+    columns = tuple(Column(name, "left") for name in names)
+    return DataTable(title, columns, tuple(tuple(str(row[name]) for name in names) for row in rows))
