@@ -17,7 +17,7 @@ from rich.console import Console
 from edgebench.errors import EdgebenchError
 from edgebench.quiet import real_stderr
 
-COLLECT_POLL_S = 1.0
+COLLECT_POLL_S = 0.5
 
 
 def add_lab_commands(commands, farm_commands) -> None:
