@@ -28,6 +28,7 @@ _lock = threading.Lock()
 _depth = 0
 _saved_fd: int | None = None
 _quantizer_lock = threading.Lock()
+_real_stderr = None  # (identity of the descriptor it copies, the file)
 
 
 @contextlib.contextmanager
@@ -68,8 +69,16 @@ def library_output_silenced(*ignored_warnings: str):
 
 def real_stderr():
     """The process's real stderr, even while a thread has descriptor 2 silenced, for the CLI's own messages
-    (see the module's docstring). A new file over a copy of the descriptor: it stays valid whatever the
-    silencing does to descriptor 2 afterwards."""
+    (see the module's docstring): one file over a copy of the descriptor, made again only when descriptor 2
+    itself was pointed elsewhere (a test harness capturing each test's output)."""
+    global _real_stderr
     with _lock:
-        fd = os.dup(_saved_fd if _saved_fd is not None else 2)
-    return open(fd, "w", buffering=1, encoding=sys.stderr.encoding or "utf-8", errors="replace")
+        fd = _saved_fd if _saved_fd is not None else 2
+        info = os.fstat(fd)
+        identity = (info.st_dev, info.st_ino)
+        if _real_stderr is None or _real_stderr[0] != identity:
+            if _real_stderr is not None:
+                _real_stderr[1].close()
+            stream = open(os.dup(fd), "w", buffering=1, encoding=sys.stderr.encoding or "utf-8", errors="replace")  # noqa: SIM115
+            _real_stderr = (identity, stream)
+        return _real_stderr[1]

@@ -65,8 +65,9 @@ def namespace_hosts(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def pi4(tmp_path_factory):
-    """The shipped emulated Pi 4 device file, pointed at one emulated Pi 4 served for the whole session."""
+def emulated_pis(tmp_path_factory):
+    """One emulated-Pi host for the whole session (both root filesystems, both launchers, one sshd); yields a
+    function that writes a shipped emulated device file pointed at it."""
     import os
     import shutil
     from pathlib import Path
@@ -78,19 +79,32 @@ def pi4(tmp_path_factory):
     if reason:
         pytest.skip(reason)
     cache = Path(os.environ.get("EDGEBENCH_PI4_CACHE", rootfs.DEFAULT_CACHE)).expanduser()
-    host = pi4.start(cache, port=free_port(), say=lambda message: None)
-    shipped = Path(__file__).resolve().parent.parent / "devices" / "pi4-emulated.toml"
-    text = shipped.read_text().replace("port = 2222", f"port = {host.port}")
-    text = text.replace("~/.cache/edgebench/pi4-emulated", str(cache))
     folder = tmp_path_factory.mktemp("emulated")
-    # Each session measures in its own workdir: the rootfs cache is shared by every test session on
-    # this machine, and a second session (a CI run beside a developer's) would find the device leased.
-    text = text.replace(f'workdir = "{cache}/workdir"', f'workdir = "{folder / "workdir"}"')
-    assert str(folder / "workdir") in text, "the shipped device file's workdir line changed"
-    device = folder / "pi4-emulated.toml"
-    device.write_text(text)
-    yield device
+    # Its own sshd keys and workdir: the rootfs cache is shared by every test session on this machine, and a
+    # second session (a CI run beside a developer's) must neither replace this one's keys nor find its lease.
+    host = pi4.start(cache, port=free_port(), say=lambda message: None, sshd_folder=folder / "sshd")
+
+    def device_file(name: str) -> Path:
+        shipped = Path(__file__).resolve().parent.parent / "devices" / f"{name}.toml"
+        text = shipped.read_text().replace("port = 2222", f"port = {host.port}")
+        for own in ("client_ed25519", "known_hosts"):
+            text = text.replace(f"~/.cache/edgebench/pi4-emulated/{own}", str(host.folder / own))
+        text = text.replace("~/.cache/edgebench/pi4-emulated/workdir", str(folder / "workdir"))
+        text = text.replace("~/.cache/edgebench/pi4-emulated", str(cache))
+        for own in (host.folder / "known_hosts", folder / "workdir"):
+            assert str(own) in text, f"the shipped device file no longer names {own.name} where the test expects"
+        device = folder / f"{name}.toml"
+        device.write_text(text)
+        return device
+
+    yield device_file
     host.stop()
+
+
+@pytest.fixture(scope="session")
+def pi4(emulated_pis):
+    """The shipped emulated Pi 4 device file (tflite-runtime 2.14), pointed at the session's emulated host."""
+    return emulated_pis("pi4-emulated")
 
 
 @pytest.fixture(scope="session")

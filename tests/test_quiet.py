@@ -30,8 +30,7 @@ def test_overlapping_silencing_in_two_threads_restores_the_real_stderr():
             b_in.set()
             a_out.wait(5)  # the first thread leaves while this one is still silenced
             seen["during"] = _identity(2)
-            with real_stderr() as stderr:
-                seen["real"] = _identity(stderr.fileno())
+            seen["real"] = _identity(real_stderr().fileno())
 
     threads = [threading.Thread(target=first), threading.Thread(target=second)]
     for thread in threads:

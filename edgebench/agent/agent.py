@@ -395,12 +395,23 @@ def _read(path):
         return None
 
 
-def cpu_model():
+def _cpuinfo_fields():
     text = _read("/proc/cpuinfo") or ""
     fields = {}
     for line in text.splitlines():
         key, _, value = line.partition(":")
         fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def cpu_features():
+    """An ARM CPU's feature list (asimddp: the dot product XNNPACK's int8 kernels use), or None elsewhere."""
+    features = _cpuinfo_fields().get("Features")
+    return features.split() if features else None
+
+
+def cpu_model():
+    fields = _cpuinfo_fields()
     # x86 has "model name"; a Raspberry Pi has "Model"; other ARM boards "Hardware" or only a CPU part.
     for key in ("model name", "Model", "Hardware", "Processor"):
         if fields.get(key):
@@ -469,6 +480,7 @@ def environment(runtime_name, runtime_version):
         "kernel": platform.release(),
         "hostname": platform.node(),
         "cpu_model": cpu_model(),
+        "cpu_features": cpu_features(),
         "cores": os.cpu_count(),
         "affinity": affinity,
         "cpufreq": cpu_frequencies(affinity),

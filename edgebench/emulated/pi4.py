@@ -1,12 +1,14 @@
-"""Serve the emulated Raspberry Pi 4: its rootfs under qemu, behind a loopback sshd.
+"""Serve the emulated Raspberry Pis: their root filesystems under qemu, behind one loopback sshd.
 
     python -m edgebench.emulated.pi4 [--port 2222] [--cache ~/.cache/edgebench/pi4-emulated]
 
-Builds the rootfs if needed (edgebench.emulated.rootfs), keeps a host key and a
-client key in the cache, and runs sshd on 127.0.0.1 until Ctrl-C. The device
-file devices/pi4-emulated.toml points at exactly this: its `python` runs
-qemu-aarch64-static on the rootfs's python3.11. Needs root (sshd) and Debian's
-openssh-server and qemu-user-static.
+Builds both root filesystems if needed (edgebench.emulated.rootfs: tflite-runtime 2.14 and
+ai-edge-litert 2.3), writes the board launchers (edgebench.emulated.launcher: Pi 4 and
+Pi 5 profiles with ai-edge-litert), keeps a host key and a client key in the cache, and
+runs sshd on 127.0.0.1 until Ctrl-C. Three device files point at exactly this:
+devices/pi4-emulated.toml (qemu on the tflite-runtime root filesystem),
+devices/pi4-emulated-litert.toml and devices/pi5-emulated.toml (their launchers). Needs
+root (sshd, mount namespaces) and Debian's openssh-server and qemu-user-static.
 """
 
 from __future__ import annotations
@@ -18,23 +20,30 @@ import sys
 import time
 from pathlib import Path
 
-from edgebench.emulated.rootfs import DEFAULT_CACHE, build
+from edgebench.emulated.launcher import write_launcher
+from edgebench.emulated.rootfs import DEFAULT_CACHE, STACKS, build
 from edgebench.emulated.sshd import SshHost, make_host, sshd_unavailable_reason
 from edgebench.errors import EdgebenchError
 
 DEFAULT_PORT = 2222
 
 
-def start(cache: Path = DEFAULT_CACHE, port: int = DEFAULT_PORT, say=print) -> SshHost:
+def start(cache: Path = DEFAULT_CACHE, port: int = DEFAULT_PORT, say=print, sshd_folder: Path | None = None) -> SshHost:
+    """Serve the cache's boards. `sshd_folder` gives this sshd its own keys, for a caller (a test session) that
+    must not share them with another serving the same cache; the shipped device files name the cache's own."""
     reason = sshd_unavailable_reason()
     if reason:
         raise EdgebenchError(f"cannot serve the emulated Pi 4: {reason}")
     cache = Path(cache).expanduser()
-    build(cache, say)
-    host = make_host(cache / "sshd", port=port)
-    # The device file names these two files at fixed places in the cache.
-    shutil.copy(host.client_key, cache / "client_ed25519")
-    (cache / "known_hosts").write_text(host.known_hosts_line)
+    for stack in STACKS:
+        build(cache, say, stack=stack)
+    for profile in ("pi4", "pi5"):
+        write_launcher(cache, profile, "ai-edge-litert")
+    host = make_host(sshd_folder or cache / "sshd", port=port)
+    if sshd_folder is None:
+        # The device files name these two files at fixed places in the cache.
+        shutil.copy(host.client_key, cache / "client_ed25519")
+        (cache / "known_hosts").write_text(host.known_hosts_line)
     (cache / "workdir").mkdir(exist_ok=True)
     try:
         return host.start()
@@ -52,7 +61,7 @@ def main(argv=None) -> int:
     except EdgebenchError as error:
         print(f"edgebench: error: {error}", file=sys.stderr)
         return 2
-    print(f"emulated Pi 4 listening on {host.address}:{host.port}; Ctrl-C to stop", flush=True)
+    print(f"emulated Pi 4 and Pi 5 listening on {host.address}:{host.port}; Ctrl-C to stop", flush=True)
     # `kill` (SIGTERM) stops it as cleanly as Ctrl-C: its sshd must not outlive it.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
