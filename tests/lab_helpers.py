@@ -24,18 +24,20 @@ class RedisServer:
     """Debian's redis-server on 127.0.0.1, a random port, its own data folder, the append-only file on: the
     broker a lab farm uses, restartable from what it persisted."""
 
-    def __init__(self, folder: Path, password: str | None = None):
+    def __init__(self, folder: Path, password: str | None = None, tls: bool = False):
         if not Path(REDIS_SERVER).exists():
             pytest.skip("redis-server is not installed (apt-get install redis-server; .ci/run does)")
-        self.folder, self.password = folder, password
+        self.folder, self.password, self.tls = folder, password, tls
         self.folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
+        if tls:
+            make_tls_files(self.folder)
         self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
         auth = f":{self.password}@" if self.password else ""
-        return f"redis://{auth}127.0.0.1:{self.port}/0"
+        return f"{'rediss' if self.tls else 'redis'}://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
         command = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
@@ -43,6 +45,11 @@ class RedisServer:
                    "--logfile", str(self.folder / "redis.log")]  # fmt: skip
         if self.password:
             command += ["--requirepass", self.password]
+        if self.tls:
+            command[1:3] = ["--port", "0", "--tls-port", str(self.port)]
+            command += ["--tls-cert-file", str(self.folder / "server.pem"), "--tls-key-file",
+                        str(self.folder / "server.key"), "--tls-ca-cert-file", str(self.folder / "ca.pem"),
+                        "--tls-auth-clients", "no"]  # fmt: skip
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(self._answers, 20, f"redis-server on port {self.port}")
         return self
@@ -56,7 +63,8 @@ class RedisServer:
             return False
 
     def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, socket_timeout=5)
+        tls = {"ssl": True, "ssl_ca_certs": str(self.folder / "ca.pem")} if self.tls else {}
+        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, socket_timeout=5, **tls)
 
     def kill(self) -> None:
         """SIGKILL: a crash, not a clean shutdown; only what the append-only file holds comes back."""
@@ -71,6 +79,21 @@ class RedisServer:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def make_tls_files(folder: Path) -> None:
+    """A throwaway CA and a server certificate for 127.0.0.1, made with openssl."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=edgebench test CA")  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj",
+            "/CN=127.0.0.1")  # fmt: skip
+    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out",
+            "server.pem", "-days", "2", "-extfile", "san.ext")  # fmt: skip
 
 
 def lab_env(tmp_path: Path, lab: str) -> dict:

@@ -8,6 +8,8 @@ or a queue named after a device never reaches another test.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -314,6 +316,21 @@ def test_a_wrong_or_missing_broker_password_and_an_unreachable_broker_are_one_li
         assert words in result.stderr and "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert "s3cret-pw" not in result.stderr and "nope" not in result.stderr
+
+
+def test_a_tls_broker_is_reached_with_its_ca_and_refused_without_it(tmp_path):
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is not installed")
+    server = RedisServer(tmp_path / "redis", tls=True).start()
+    try:
+        trusted = edgebench("farm", "status", "x", "--broker", server.url,
+                            env={**os.environ, "EDGEBENCH_BROKER_CA": str(server.folder / "ca.pem")})  # fmt: skip
+        untrusted = edgebench("farm", "status", "x", "--broker", server.url)
+    finally:
+        server.stop()
+    assert trusted.returncode == 2 and "no farm run 'x'" in trusted.stderr  # connected, verified, answered
+    assert untrusted.returncode == 2 and "certificate verify failed" in untrusted.stderr
+    assert len(untrusted.stderr.strip().splitlines()) == 1 and "Traceback" not in untrusted.stderr
 
 
 def test_a_message_that_is_not_an_edgebench_job_is_refused_never_run(tmp_path, broker, variant_cache):
