@@ -388,3 +388,24 @@ def test_a_worker_stopped_with_sigterm_puts_its_job_back_and_resumes_it_without_
         assert sorted(measured) == sorted(variants), "each variant measured exactly once"
     finally:
         worker.stop()
+
+
+def test_a_lab_whose_variant_bytes_differ_from_the_controllers_refuses_the_job(tmp_path, broker, variant_cache):
+    devices = tmp_path / "lab-a" / "devices"
+    local_device(devices, "a-host")
+    farm = write_farm(tmp_path / "farm.toml", ["a-host"], ["float32", "int8"], **FAST)
+    farm_run = _submit(farm, broker.url)  # no worker yet: the job waits in its queue
+    client = broker.client()
+    messages = "edgebench-queues:device.a-host.msgs"
+    ((message_id, raw),) = client.hgetall(messages).items()
+    message = json.loads(raw)
+    message["args"][0]["models"][0]["planned_sha256"]["int8"] = "0" * 64  # as if the lab quantized other bytes
+    client.hset(messages, message_id, json.dumps(message))
+    worker = WorkerProcess(tmp_path, "lab-a", devices, broker.url, variant_cache).start()
+    try:
+        wait_until(lambda: JobRecords(client).read(farm_run, "a-host", "mnist")["state"] == "failed", 120, "the job")
+        reason = JobRecords(client).read(farm_run, "a-host", "mnist")["reason"]
+        assert "variants int8 are not the bytes the controller planned" in reason
+        assert not list(worker.results.glob("a-host/*/float32.json")), "nothing is measured under a wrong name"
+    finally:
+        worker.stop()

@@ -41,7 +41,7 @@ _FILE = {
 }
 _MODEL = {
     "type": "object",
-    "required": ["key", "model", "variants", "planned"],
+    "required": ["key", "model", "variants", "planned", "planned_sha256"],
     "properties": {
         "key": _STRING,
         "model": {
@@ -54,6 +54,8 @@ _MODEL = {
         "dataset": {"oneOf": [{"type": "null"}, _FILE]},
         "calibration": {"oneOf": [{"type": "null"}, _FILE]},
         "planned": {"type": "array", "items": _STRING},
+        # Each planned variant's sha256 on the controller: a lab whose quantizer makes other bytes refuses the job.
+        "planned_sha256": {"type": "object", "additionalProperties": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
     },
     "additionalProperties": False,
 }

@@ -54,6 +54,7 @@ def submit_farm(farm: FarmFile, client: redis.Redis, url: str, deadline_s: float
             "dataset": _upload(client, job.dataset, deadline_s) if job.dataset else None,
             "calibration": _upload(client, job.calibration, deadline_s) if job.calibration else None,
             "planned": [v.name for v in work.variants],
+            "planned_sha256": {v.name: v.sha256 for v in work.variants},
         })  # fmt: skip
     farm_run = new_farm_run_id(farm.name)
     submitted = now()

@@ -219,10 +219,16 @@ class LabWorker:
             command=[*self.options.command, "# job", payload["farm_run"], device.name, model_key],
         )
         work = prepare_work(run_request(one_model, one_model.models[0], "", options))
-        planned = payload["models"][index]["planned"]
-        if [v.name for v in work.variants] != planned:
-            return "failed", (f"lab {self.lab} makes variants {[v.name for v in work.variants]} of {model_key}, the "
-                              f"controller planned {planned}: their quantizers differ"), {}  # fmt: skip
+        planned = payload["models"][index]
+        made = {v.name: v.sha256 for v in work.variants}
+        if made != planned["planned_sha256"]:
+            differ = sorted(
+                n for n in {*made, *planned["planned_sha256"]} if made.get(n) != planned["planned_sha256"].get(n)
+            )
+            # Figures of other bytes under the same name would be silently wrong: refuse, saying which.
+            return "failed", (f"lab {self.lab}'s {model_key} variants {', '.join(differ)} are not the bytes the "
+                              "controller planned (another quantizer or edgebench install); align the lab host's "
+                              "ai-edge-quantizer with the controller's"), {}  # fmt: skip
         store = self._lab_store(payload, device)
         inherited = self._inherit(store, device.name, model_key, lost_reason)
         worker = DeviceWorker(one_model, options, self.results_dir, store, device, [work], [model_key],
