@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
 from edgebench.errors import EdgebenchError
 from edgebench.results import ResultsError, latency, load_run
 
@@ -92,25 +94,18 @@ def connect(path: Path) -> Iterator[sqlite3.Connection]:
         raise HistoryError(f"cannot open the history index {path}: {error}") from None
     try:
         connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if tables and "meta" not in tables:
+        # Why a file lock: switching a new index to WAL needs an exclusive lock, and SQLite can answer
+        # "database is locked" to that switch at once instead of waiting out the busy timeout, so two
+        # runs finishing together on a fresh index failed (seen on a loaded CI machine). Setting up
+        # one connection at a time makes that race impossible; transactions after it queue on the
+        # busy timeout as before.
+        try:
+            with FileLock(_setup_lock_path(path), timeout=BUSY_TIMEOUT_MS / 1000):
+                _set_up(connection, path)
+        except Timeout:
             raise HistoryError(
-                f"{path} is not an edgebench history index (it has tables {', '.join(sorted(tables))}): "
-                "run 'edgebench history rebuild' to move it aside and re-create the index"
-            )
-        connection.execute("PRAGMA journal_mode = WAL")
-        connection.execute("PRAGMA foreign_keys = ON")
-        with _transaction(connection):
-            for statement in filter(str.strip, _SCHEMA.split(";")):
-                connection.execute(statement)
-            row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is None:
-                connection.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(INDEX_SCHEMA_VERSION),))
-            elif row[0] != str(INDEX_SCHEMA_VERSION):
-                raise HistoryError(
-                    f"{path} is history index version {row[0]}, this edgebench reads {INDEX_SCHEMA_VERSION}: "
-                    "run 'edgebench history rebuild' to re-create it from the run folders"
-                )
+                f"the history index {path} stayed locked by another edgebench for {BUSY_TIMEOUT_MS // 1000} s"
+            ) from None
         yield connection
     except sqlite3.DatabaseError as error:
         raise HistoryError(
@@ -118,6 +113,33 @@ def connect(path: Path) -> Iterator[sqlite3.Connection]:
         ) from None
     finally:
         connection.close()
+
+
+def _setup_lock_path(path: Path) -> Path:
+    return path.with_name(path.name + ".lock")
+
+
+def _set_up(connection: sqlite3.Connection, path: Path) -> None:
+    tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if tables and "meta" not in tables:
+        raise HistoryError(
+            f"{path} is not an edgebench history index (it has tables {', '.join(sorted(tables))}): "
+            "run 'edgebench history rebuild' to move it aside and re-create the index"
+        )
+    if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        connection.execute("PRAGMA journal_mode = WAL").fetchone()
+    connection.execute("PRAGMA foreign_keys = ON")
+    with _transaction(connection):
+        for statement in filter(str.strip, _SCHEMA.split(";")):
+            connection.execute(statement)
+        row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None:
+            connection.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(INDEX_SCHEMA_VERSION),))
+        elif row[0] != str(INDEX_SCHEMA_VERSION):
+            raise HistoryError(
+                f"{path} is history index version {row[0]}, this edgebench reads {INDEX_SCHEMA_VERSION}: "
+                "run 'edgebench history rebuild' to re-create it from the run folders"
+            )
 
 
 @contextlib.contextmanager
