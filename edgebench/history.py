@@ -100,7 +100,7 @@ def connect(path: Path) -> Iterator[sqlite3.Connection]:
         # one connection at a time makes that race impossible; transactions after it queue on the
         # busy timeout as before.
         try:
-            with FileLock(_setup_lock_path(path), timeout=BUSY_TIMEOUT_MS / 1000):
+            with FileLock(f"{path}.lock", timeout=BUSY_TIMEOUT_MS / 1000):
                 _set_up(connection, path)
         except Timeout:
             raise HistoryError(
@@ -115,10 +115,6 @@ def connect(path: Path) -> Iterator[sqlite3.Connection]:
         connection.close()
 
 
-def _setup_lock_path(path: Path) -> Path:
-    return path.with_name(path.name + ".lock")
-
-
 def _set_up(connection: sqlite3.Connection, path: Path) -> None:
     tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if tables and "meta" not in tables:
@@ -126,8 +122,7 @@ def _set_up(connection: sqlite3.Connection, path: Path) -> None:
             f"{path} is not an edgebench history index (it has tables {', '.join(sorted(tables))}): "
             "run 'edgebench history rebuild' to move it aside and re-create the index"
         )
-    if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-        connection.execute("PRAGMA journal_mode = WAL").fetchone()
+    connection.execute("PRAGMA journal_mode = WAL")  # a no-op, without a lock, on an index already in WAL
     connection.execute("PRAGMA foreign_keys = ON")
     with _transaction(connection):
         for statement in filter(str.strip, _SCHEMA.split(";")):

@@ -8,6 +8,7 @@ import sqlite3
 
 import numpy as np
 import pytest
+from filelock import FileLock
 
 from edgebench import history
 from edgebench.agent.agent import summarize, wilson_interval
@@ -388,6 +389,15 @@ class TestHistory:
         assert len(moved) == 1  # its WAL and shared-memory files went with it
         listing = run_edgebench("history", "--results-dir", str(results), "--format", "json")
         assert [r["run_id"] for r in json.loads(listing.stdout)["runs"]] == ["20260101T000000Z-mnist-0001"]
+
+    def test_an_index_whose_setup_stays_locked_says_so_in_one_line(self, tmp_path, monkeypatch):
+        path = tmp_path / "history.sqlite"
+        monkeypatch.setattr(history, "BUSY_TIMEOUT_MS", 300)
+        held_by_another = FileLock(f"{path}.lock")
+        with held_by_another, pytest.raises(history.HistoryError, match="stayed locked by another edgebench"):
+            history.query(path)
+        with history.connect(path) as connection:  # usable once the other edgebench lets go
+            assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
     def test_concurrent_writers_do_not_corrupt_it(self, tmp_path):
         results = tmp_path / "results"
