@@ -72,8 +72,10 @@ def night(tmp_path_factory, pi4, variant_cache, mnist_variants):
         started = time.monotonic()
         process = start_farm(command, env)
         try:
-            wait_for(lambda: list(results.glob("frozen/*/float32.json")), 300, "float32 on the frozen board")
-            time.sleep(0.5)  # int8 is being measured there now
+            # Freeze the board while its int8 agent is measuring: seen as a process, not guessed from a delay
+            # after float32's file (on a slow machine int8 can be over within that delay).
+            frozen = tmp_path / "boards" / "frozen"
+            wait_for(lambda: _measuring(frozen, "int8"), 600, "int8 measuring on the frozen board")
             for pid in sshd_processes(boards["frozen"].process.pid, with_listener=True):
                 os.kill(pid, signal.SIGSTOP)
                 stopped.append(pid)
@@ -103,6 +105,11 @@ def _dataset():
     from edgebench.zoo import load_zoo_model
 
     return load_zoo_model("mnist").dataset_path
+
+
+def _measuring(board, variant: str) -> list[str]:
+    """The agent processes measuring `variant` on `board` (the variant's file name is in the agent's argv)."""
+    return [cmdline for _, cmdline in agent_processes(board) if f"/{variant}-" in cmdline and "--lease" not in cmdline]
 
 
 def _agents_left(root, exclude: str) -> list[str]:
