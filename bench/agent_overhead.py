@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from edgebench.agent import agent
-from edgebench.variants import build_variants, parse_variant_names
+from edgebench.quantize.variants import build_variants, parse_variant_names
 from edgebench.zoo import load_zoo_model
 
 BARE_LOOP = r"""

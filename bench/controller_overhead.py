@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from edgebench.emulated.sshd import make_host, sshd_unavailable_reason
-from edgebench.results import load_run
+from edgebench.results.store import load_run
 
 ARGS = ["--model", "mnist", "--variants", "float32,int8", "--samples", "1000", "--min-runs", "50"]
 

@@ -31,9 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from edgebench.agent import agent  # noqa: E402
-from edgebench.compare import compare_runs, parse_threshold  # noqa: E402
-from edgebench.results import Measurement, RunData  # noqa: E402
-from edgebench.variants import build_variants  # noqa: E402
+from edgebench.compare.verdicts import compare_runs, parse_threshold  # noqa: E402
+from edgebench.quantize.variants import build_variants  # noqa: E402
+from edgebench.results.store import Measurement, RunData  # noqa: E402
 from edgebench.zoo import load_zoo_model  # noqa: E402
 from tests.third_party_models import GraphBuilder  # noqa: E402
 

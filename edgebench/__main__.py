@@ -2,6 +2,6 @@
 
 import sys
 
-from edgebench.cli import main
+from edgebench.cli.main import main
 
 sys.exit(main())

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from edgebench.dataset import load_dataset
-from edgebench.variants import VARIANT_NAMES, Variant, build_variants
+from edgebench.accuracy.dataset import load_dataset
+from edgebench.quantize.variants import VARIANT_NAMES, Variant, build_variants
 from edgebench.zoo import load_zoo_model
 
 

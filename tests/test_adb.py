@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from edgebench.errors import Cancelled
-from edgebench.inventory import load_device_file
-from edgebench.results import load_run
+from edgebench.core.errors import Cancelled
+from edgebench.devices.inventory import load_device_file
+from edgebench.results.store import load_run
 from edgebench.transport.adb import AdbTransport
 from edgebench.transport.base import ConnectionLost, DeviceError, Unreachable
 from tests.adb_helpers import binary_wrapper, phone_file, start_phone, wait_until
@@ -140,7 +140,7 @@ def test_the_phone_works_in_a_farm_next_to_an_ssh_board(phone, ssh_host, tmp_pat
 
 def test_a_phone_leased_by_another_run_is_busy(phone, tmp_path):
     from edgebench.backends.benchmark_model import BenchmarkModelBackend
-    from edgebench.lease import Owner
+    from edgebench.run.lease import Owner
 
     _, device = phone
     other = Owner("another-run", "controller-b", 4242, "edgebench run")

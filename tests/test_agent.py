@@ -13,7 +13,7 @@ import pytest
 from scipy.stats import binomtest
 
 from edgebench.agent import agent
-from edgebench.variants import VARIANT_NAMES
+from edgebench.quantize.variants import VARIANT_NAMES
 
 AGENT = agent.__file__
 QUICK = ["--min-runs", "5", "--min-seconds", "0.05", "--warmup-min-seconds", "0"]
@@ -70,7 +70,7 @@ def test_memory_fields_are_present_and_plausible(documents):
 
 
 def test_predictions_agree_with_host_evaluation(documents, mnist_variants, mnist_test_set):
-    from edgebench.evaluate import evaluate_file
+    from edgebench.accuracy.evaluate import evaluate_file
 
     host = evaluate_file(mnist_variants["int8"].path, mnist_test_set, 300)
     assert documents["int8"]["accuracy"]["predictions"] == host.predictions.tolist()

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from filelock import FileLock
 
-from edgebench import history
 from edgebench.agent.agent import summarize, wilson_interval
-from edgebench.compare import compare_runs, parse_threshold
-from edgebench.results import Measurement, RunStore
-from edgebench.run_lookup import load, resolve_baseline
+from edgebench.compare.verdicts import compare_runs, parse_threshold
+from edgebench.history import index as history
+from edgebench.history.lookup import load, resolve_baseline
+from edgebench.results.store import Measurement, RunStore
 from tests.test_quantize_command import run_edgebench
 
 BASE_US = 480.0
@@ -421,8 +421,8 @@ def test_one_latency_figure_in_the_table_the_index_and_compare(tmp_path):
     """Three rounds whose medians differ (480, 624, 504 µs): the table, the history index, the baseline choice
     and compare all read results.latency (median over rounds, 504), where they once took the median, the
     minimum, round 1 and the pooled samples."""
-    from edgebench.results import latency
-    from edgebench.summary import summarize
+    from edgebench.compare.run_summary import summarize
+    from edgebench.results.store import latency
 
     results = tmp_path / "results"
     summary = {

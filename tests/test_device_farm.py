@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from edgebench.results import load_run
+from edgebench.results.store import load_run
 from tests.test_quantize_command import assert_one_line_error
 
 

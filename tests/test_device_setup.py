@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from edgebench.device_setup import pip_platforms, runtime_packages
-from edgebench.errors import EdgebenchError
+from edgebench.core.errors import EdgebenchError
+from edgebench.devices.setup import pip_platforms, runtime_packages
 from tests.test_quantize_command import assert_one_line_error, run_edgebench
 
 DEBIAN_PYTHON = "/usr/bin/python3"

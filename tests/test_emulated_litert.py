@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from edgebench.accuracy.evaluate import evaluate_file
 from edgebench.emulated import launcher, rootfs
-from edgebench.evaluate import evaluate_file
-from edgebench.results import load_run
+from edgebench.results.store import load_run
 from tests.test_quantize_command import run_edgebench
 
 # Fewer samples than the README's 500, and the Pi 4 profile only on three variants: float kernels are slow

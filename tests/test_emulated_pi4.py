@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from edgebench.accuracy.evaluate import evaluate_file
 from edgebench.emulated import rootfs
-from edgebench.evaluate import evaluate_file
-from edgebench.results import load_run
+from edgebench.results.store import load_run
 from tests.test_quantize_command import run_edgebench
 
 SAMPLES = 500

@@ -17,8 +17,8 @@ import time
 
 import pytest
 
-from edgebench.evaluate import evaluate_file
-from edgebench.fileio import sha256_file
+from edgebench.accuracy.evaluate import evaluate_file
+from edgebench.core.fileio import sha256_file
 from tests.farm_helpers import (
     BARE_PYTHON,
     agent_processes,
@@ -74,8 +74,9 @@ def night(tmp_path_factory, pi4, variant_cache, mnist_variants):
         try:
             # Freeze the board while its int8 agent is measuring: seen as a process, not guessed from a delay
             # after float32's file (on a slow machine int8 can be over within that delay).
-            frozen = tmp_path / "boards" / "frozen"
-            wait_for(lambda: _measuring(frozen, "int8"), 600, "int8 measuring on the frozen board")
+            wait_for(
+                lambda: _measuring(tmp_path / "boards" / "frozen", "int8"), 600, "int8 measuring on the frozen board"
+            )
             for pid in sshd_processes(boards["frozen"].process.pid, with_listener=True):
                 os.kill(pid, signal.SIGSTOP)
                 stopped.append(pid)

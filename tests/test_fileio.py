@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from edgebench import fileio
+from edgebench.core import fileio
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temp(tmp_path, monkeypatch):

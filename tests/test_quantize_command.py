@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from edgebench.cli import main
+from edgebench.cli.main import main
 
 
 def run_edgebench(*args, cwd=None, env=None):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 
-from edgebench.quiet import native_stderr_silenced, real_stderr
+from edgebench.core.quiet import native_stderr_silenced, real_stderr
 
 
 def _identity(fd: int) -> tuple[int, int]:

@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from edgebench.compare import compare_runs
-from edgebench.run_lookup import load
+from edgebench.compare.verdicts import compare_runs
+from edgebench.history.lookup import load
 from tests.test_quantize_command import run_edgebench
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity")

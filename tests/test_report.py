@@ -12,7 +12,7 @@ import pytest
 
 from edgebench.farm.summary import Cell
 from edgebench.report import plot_data
-from edgebench.results import Measurement, RunData
+from edgebench.results.store import Measurement, RunData
 from tests.browser import chromium_unavailable_reason, visit
 from tests.test_quantize_command import assert_one_line_error, run_edgebench
 
@@ -121,7 +121,7 @@ def local_history(tmp_path_factory, variant_cache):
 
 def thermal_plots(folders) -> int:
     """A temperature plot per run that recorded any temperature or frequency (this VM may record none)."""
-    from edgebench.results import load
+    from edgebench.results.store import load
 
     return sum(plot_data.has_readings(plot_data.thermal_series(load(folder))) for folder in folders)
 

@@ -13,11 +13,11 @@ import time
 import numpy as np
 import pytest
 
-from edgebench.inventory import Device
-from edgebench.results import RunStore, load_run
-from edgebench.runner import AgentSettings, RunPlan, execute
+from edgebench.devices.inventory import Device
+from edgebench.quantize.variants import Variant
+from edgebench.results.store import RunStore, load_run
+from edgebench.run.runner import AgentSettings, RunPlan, execute
 from edgebench.transport.local import LocalTransport
-from edgebench.variants import Variant
 from tests.test_quantize_command import assert_one_line_error, run_edgebench
 
 QUICK = ["--min-runs", "10", "--min-seconds", "0.1", "--warmup-seconds", "0"]
@@ -331,8 +331,8 @@ def test_a_user_model_without_a_dataset_is_timed_without_accuracy(tmp_path, mnis
 
 def test_a_variant_that_disagrees_with_float32_is_flagged():
     """What tflite-runtime 2.14 did to per-channel hybrid models: it ran them and returned wrong classes."""
-    from edgebench.results import Measurement
-    from edgebench.summary import summarize
+    from edgebench.compare.run_summary import summarize
+    from edgebench.results.store import Measurement
     from tests.test_compare import agent_document, latency_samples
 
     def document(predictions):

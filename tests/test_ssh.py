@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from edgebench.emulated.sshd import keygen, make_host
-from edgebench.results import load_run
+from edgebench.results.store import load_run
 from tests.test_quantize_command import assert_one_line_error, run_edgebench
 
 QUICK = ["--min-runs", "10", "--min-seconds", "0.1", "--warmup-seconds", "0"]
@@ -183,7 +183,7 @@ def test_a_host_that_accepts_and_never_answers_times_out(ssh_host, tmp_path, var
 
 def test_an_unresolvable_host_name(ssh_host, tmp_path, monkeypatch):
     """A fake resolver stands in for DNS: these hosts may send no traffic beyond loopback."""
-    from edgebench.inventory import load_device_file
+    from edgebench.devices.inventory import load_device_file
     from edgebench.transport.base import DeviceError
     from edgebench.transport.ssh import SshTransport
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from edgebench.results import load_run
+from edgebench.results.store import load_run
 
 STALL = 8  # seconds of silence that make a stall (the agent beats every 5 s)
 

@@ -10,10 +10,10 @@ import pytest
 from ai_edge_litert.interpreter import Interpreter
 
 from edgebench.agent import agent
-from edgebench.errors import QuantizationError
-from edgebench.normalize import normalize_model
-from edgebench.tflite_model import inspect_model
-from edgebench.variants import VARIANT_SPECS, Variant, VariantSkipped, build_variants, verify_variant
+from edgebench.core.errors import QuantizationError
+from edgebench.quantize.normalize import normalize_model
+from edgebench.quantize.tflite_model import inspect_model
+from edgebench.quantize.variants import VARIANT_SPECS, Variant, VariantSkipped, build_variants, verify_variant
 from edgebench.zoo import ModelSource
 from tests.test_quantize_command import assert_one_line_error, run_edgebench
 from tests.third_party_models import write_model
@@ -75,7 +75,7 @@ def test_the_quantizer_alone_leaves_legacy_opcode_models_unchanged(models, tmp_p
     """The cause, kept as a test: ai-edge-quantizer reads builtin_code, which pre-2.3 models leave 0 (ADD)."""
     from ai_edge_quantizer import quantizer
 
-    from edgebench.variants import _recipe
+    from edgebench.quantize.variants import _recipe
 
     path = models[("landmark", ("legacy_opcodes",))]
     assert inspect_model(path).legacy_opcodes > 0

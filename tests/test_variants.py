@@ -7,9 +7,9 @@ import shutil
 import numpy as np
 import pytest
 
-from edgebench.errors import QuantizationError
-from edgebench.evaluate import evaluate_file
-from edgebench.variants import Variant, VariantSkipped, build_variants, parse_variant_names
+from edgebench.accuracy.evaluate import evaluate_file
+from edgebench.core.errors import QuantizationError
+from edgebench.quantize.variants import Variant, VariantSkipped, build_variants, parse_variant_names
 from edgebench.zoo import ModelSource
 
 ACCURACY_SAMPLES = 2_000
@@ -68,7 +68,7 @@ def test_variant_accuracy_stays_near_float32(mnist_variants, mnist_test_set, flo
 
 
 def test_integer_variants_really_have_integer_io(mnist_variants):
-    from edgebench.tflite_model import inspect_model
+    from edgebench.quantize.tflite_model import inspect_model
 
     assert inspect_model(mnist_variants["int8"].path).input_dtypes == ("int8",)
     assert inspect_model(mnist_variants["qat-int8"].path).input_dtypes == ("int8",)
@@ -115,7 +115,7 @@ def test_an_explicit_request_that_cannot_be_made_is_bad_input(mnist, tmp_path):
 
 
 def test_variant_names_are_validated():
-    from edgebench.errors import EdgebenchError
+    from edgebench.core.errors import EdgebenchError
 
     assert parse_variant_names("int8, float32,int8") == ["int8", "float32"]
     assert parse_variant_names(None) is None  # the default set, decided per model

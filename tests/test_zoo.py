@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import edgebench.zoo as zoo
-from edgebench.errors import UnknownModelError, ZooIntegrityError
-from edgebench.tflite_model import inspect_model
+from edgebench.core.errors import UnknownModelError, ZooIntegrityError
+from edgebench.quantize.tflite_model import inspect_model
 
 OFFICIAL_MNIST_PARAMETERS = 3_274_634
 

@@ -26,10 +26,10 @@ from edgebench.backends.android_facts import describe, facts_script, parse_facts
 from edgebench.backends.benchmark_output import Figures, figures_from_proto, parse_output
 from edgebench.backends.benchmark_proto import parse_result
 from edgebench.backends.python_agent import AgentSettings, HostFiles, Progress
-from edgebench.fileio import sha256_file
-from edgebench.health import HealthCheckFailed
-from edgebench.inventory import Device
-from edgebench.results import Measurement
+from edgebench.core.fileio import sha256_file
+from edgebench.devices.health import HealthCheckFailed
+from edgebench.devices.inventory import Device
+from edgebench.results.store import Measurement
 from edgebench.transport.base import DeviceError, Transport
 
 SCHEMA_VERSION = 3  # an agent-result document without per-sample latencies (see results.AGENT_SCHEMA_VERSIONS)
@@ -296,7 +296,7 @@ def _failure(exit_code: int | None, figures: Figures, output: str) -> str:
 
 def host_accuracy(host: HostFiles, samples: int | None) -> dict:
     """Top-1 and fidelity of the variant file on THIS host's runtime: the phone's binary feeds random inputs."""
-    from edgebench.evaluate import host_runner  # the host's LiteRT, loaded only when a phone needs it
+    from edgebench.accuracy.evaluate import host_runner  # the host's LiteRT, loaded only when a phone needs it
 
     runner = host_runner(host.model)
     _, name, version = agent.load_runtime("ai_edge_litert")

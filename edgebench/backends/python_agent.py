@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edgebench.agent import agent
-from edgebench.fileio import sha256_file
-from edgebench.health import HealthCheckFailed
-from edgebench.results import AGENT_SCHEMA_VERSIONS, Measurement
+from edgebench.core.fileio import sha256_file
+from edgebench.devices.health import HealthCheckFailed
+from edgebench.results.store import AGENT_SCHEMA_VERSIONS, Measurement
 from edgebench.transport.base import CommandResult, DeviceError, Stalled, Transport
 
 AGENT_FILE = Path(agent.__file__)

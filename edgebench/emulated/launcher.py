@@ -19,8 +19,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgebench.core.fileio import atomic_write_bytes
 from edgebench.emulated.rootfs import DEFAULT_CACHE, PYTHON, QEMU, STACKS
-from edgebench.fileio import atomic_write_bytes
 
 EXIT_NO_NAMESPACE = 126  # as a shell reports "cannot execute"
 NO_NAMESPACE = ("the emulated {profile} needs a private mount namespace for its /proc/cpuinfo "

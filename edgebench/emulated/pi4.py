@@ -20,10 +20,10 @@ import sys
 import time
 from pathlib import Path
 
+from edgebench.core.errors import EdgebenchError
 from edgebench.emulated.launcher import write_launcher
 from edgebench.emulated.rootfs import DEFAULT_CACHE, STACKS, build
 from edgebench.emulated.sshd import SshHost, make_host, sshd_unavailable_reason
-from edgebench.errors import EdgebenchError
 
 DEFAULT_PORT = 2222
 

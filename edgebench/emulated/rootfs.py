@@ -29,8 +29,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgebench.device_setup import pip_platforms
-from edgebench.errors import EdgebenchError
+from edgebench.core.errors import EdgebenchError
+from edgebench.devices.setup import pip_platforms
 
 DEFAULT_CACHE = Path("~/.cache/edgebench/pi4-emulated").expanduser()
 

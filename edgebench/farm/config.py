@@ -27,13 +27,13 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgebench.errors import EdgebenchError
-from edgebench.fileio import read_toml, sha256_file
-from edgebench.inventory import DEVICE_NAME, Device, InventoryError, list_devices, resolve_device
-from edgebench.runner import DEFAULT_TIMEOUT_S
+from edgebench.core.errors import EdgebenchError
+from edgebench.core.fileio import read_toml, sha256_file
+from edgebench.devices.inventory import DEVICE_NAME, Device, InventoryError, list_devices, resolve_device
+from edgebench.quantize.variants import parse_variant_names
+from edgebench.run.runner import DEFAULT_TIMEOUT_S
 from edgebench.transport.base import DEFAULT_STALL_SECONDS
 from edgebench.transport.options import OptionsError, check_types
-from edgebench.variants import parse_variant_names
 
 
 class FarmFileError(EdgebenchError):
@@ -172,7 +172,7 @@ def _validate(data: dict, path: Path) -> FarmFile:
     baseline = data.get("baseline", {})
     check_types("baseline.", baseline, _BASELINE)
     threshold = baseline.get("threshold", "5%")
-    from edgebench.compare import parse_threshold
+    from edgebench.compare.verdicts import parse_threshold
 
     try:
         parse_threshold(threshold)

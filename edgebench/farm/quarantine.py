@@ -19,8 +19,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from edgebench.errors import EdgebenchError
-from edgebench.fileio import atomic_write_json
+from edgebench.core.errors import EdgebenchError
+from edgebench.core.fileio import atomic_write_json
 
 STATE_SCHEMA_VERSION = 1
 STATE_KIND = "edgebench.device-states"

@@ -16,17 +16,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgebench.errors import Cancelled, EdgebenchError
+from edgebench.core.errors import Cancelled, EdgebenchError
+from edgebench.core.retry import RetryPolicy
+from edgebench.devices.health import HealthCheckFailed
+from edgebench.devices.inventory import Device
 from edgebench.farm import quarantine
 from edgebench.farm.config import FarmFile, select_devices
 from edgebench.farm.store import FarmRunStore, new_farm_run_id
 from edgebench.farm.summary import NOT_MEASURED, FarmSummary, merged_run, summarize_farm
-from edgebench.health import HealthCheckFailed
-from edgebench.inventory import Device
-from edgebench.lease import DeviceBusy
-from edgebench.pipeline import PreparedWork, RunRequest, default_results_dir, prepare_work, run_on_device, start_run
-from edgebench.retry import RetryPolicy
-from edgebench.runner import RunEvent
+from edgebench.run.lease import DeviceBusy
+from edgebench.run.pipeline import PreparedWork, RunRequest, default_results_dir, prepare_work, run_on_device, start_run
+from edgebench.run.runner import RunEvent
 
 UNSUPPORTED = "unsupported on this device"  # a property of the device's runtime: another attempt changes nothing
 STALLED = "stalled: "  # the runner's prefix for a measurement whose agent went silent

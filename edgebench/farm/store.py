@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgebench import __version__
-from edgebench.errors import EdgebenchError
+from edgebench.core.errors import EdgebenchError
+from edgebench.core.fileio import atomic_write_json
 from edgebench.farm.quarantine import farms_dir
-from edgebench.fileio import atomic_write_json
 
 FARM_SCHEMA_VERSION = 1
 FARM_KIND = "edgebench.farm-run"

@@ -16,11 +16,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from edgebench.compare import compare_runs, parse_threshold
-from edgebench.errors import EdgebenchError
-from edgebench.results import Measurement, ResultsError, RunData, load
-from edgebench.run_lookup import baseline_data
-from edgebench.summary import summarize
+from edgebench.compare.run_summary import summarize
+from edgebench.compare.verdicts import compare_runs, parse_threshold
+from edgebench.core.errors import EdgebenchError
+from edgebench.history.lookup import baseline_data
+from edgebench.results.store import Measurement, ResultsError, RunData, load
 
 EXIT_FINE, EXIT_REGRESSION, EXIT_CANNOT_TELL = 0, 1, 2
 NOT_MEASURED = "not measured: "  # the runner's prefix for measurements a lost device never started

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
-from edgebench.errors import EdgebenchError
+from edgebench.core.errors import EdgebenchError
 
 T = TypeVar("T")
 

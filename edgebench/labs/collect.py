@@ -22,12 +22,12 @@ from pathlib import Path
 import redis
 
 from edgebench import __version__
-from edgebench.errors import EdgebenchError
+from edgebench.core.errors import EdgebenchError
+from edgebench.core.fileio import atomic_write_bytes, atomic_write_json
 from edgebench.farm.quarantine import farms_dir
 from edgebench.farm.store import FARM_KIND, FARM_SCHEMA_VERSION
 from edgebench.farm.summary import FarmSummary, summarize_farm
-from edgebench.fileio import atomic_write_bytes, atomic_write_json
-from edgebench.history import default_history_path, index_run
+from edgebench.history.index import default_history_path, index_run
 from edgebench.labs.broker import iso, key, now
 from edgebench.labs.jobs import JobRecords
 from edgebench.labs.registry import announced_devices

@@ -13,7 +13,7 @@ import json
 
 import redis
 
-from edgebench.inventory import Device
+from edgebench.devices.inventory import Device
 from edgebench.labs.broker import key, now
 
 

@@ -16,14 +16,14 @@ from pathlib import Path
 import redis
 
 from edgebench import __version__
+from edgebench.core.fileio import sha256_file
 from edgebench.farm.config import FarmFile, FarmFileError
 from edgebench.farm.scheduler import FarmOptions, model_keys, run_request
 from edgebench.farm.store import new_farm_run_id
-from edgebench.fileio import sha256_file
 from edgebench.labs.broker import Patience, dramatiq_broker, enqueue, key, now, redacted
 from edgebench.labs.jobs import JOB_KIND, JOB_SCHEMA_VERSION, JobRecords, farm_settings, validate_job
 from edgebench.labs.registry import announced_devices
-from edgebench.pipeline import prepare_work
+from edgebench.run.pipeline import prepare_work
 from edgebench.zoo import zoo_names
 
 BLOB_LIFETIME_S = 14 * 86400  # model files stay on the broker two weeks past their farm run's deadline

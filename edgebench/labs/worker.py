@@ -33,16 +33,16 @@ from pathlib import Path
 
 import redis
 
-from edgebench.errors import EdgebenchError
+from edgebench.core.errors import EdgebenchError
+from edgebench.core.fileio import atomic_write_json
+from edgebench.devices.inventory import Device
 from edgebench.farm.scheduler import DeviceWorker, FarmEvent, FarmOptions, Inherited, run_request
 from edgebench.farm.store import FarmRunStore, load_farm_document
-from edgebench.fileio import atomic_write_json
-from edgebench.inventory import Device
 from edgebench.labs.broker import ACTOR, BrokerError, Patience, dramatiq_broker, enqueue, key, now, queue_name
 from edgebench.labs.jobs import BadJob, Claim, JobRecords, farm_of, validate_job
 from edgebench.labs.registry import announce, withdraw
-from edgebench.pipeline import default_results_dir, prepare_work
-from edgebench.variants import default_cache_dir
+from edgebench.quantize.variants import default_cache_dir
+from edgebench.run.pipeline import default_results_dir, prepare_work
 
 DEFAULT_LEASE_TTL_S = 30.0
 CLAIM_POLL_S = 2.0

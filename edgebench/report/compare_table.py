@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from edgebench.compare import RunComparison
-from edgebench.history import HistoryRow
+from edgebench.compare.verdicts import RunComparison
+from edgebench.history.index import HistoryRow
 from edgebench.report.table import Column, DataTable
 
 VERDICT_MARK = {"slower": "SLOWER", "faster": "faster", "same": "same", "not comparable": "not comparable"}

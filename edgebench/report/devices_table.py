@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from edgebench.inventory import Device
+from edgebench.devices.inventory import Device
 from edgebench.report.table import Column, DataTable
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from edgebench import __version__
 from edgebench.report import plot_data, plots
 from edgebench.report.table import DataTable
-from edgebench.results import RunData, load
+from edgebench.results.store import RunData, load
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1100px;padding:12px;
@@ -105,7 +105,7 @@ def _facts(items: Sequence[tuple[str, str]]) -> str:
 
 def runs_report(folders: Sequence[Path], out: Path, comparison=None) -> Report:
     """One or more runs (several devices, or one device several times): tables, distributions, trade-off."""
-    from edgebench.pipeline import outcome_of
+    from edgebench.run.pipeline import outcome_of
 
     runs = [load(folder) for folder in folders]  # read and validated once; the tables are built from these
     outcomes = [
@@ -299,7 +299,7 @@ def history_report(items: Sequence[tuple[Path, RunData]], threshold: float, out:
 
 
 def write(report: Report, out: Path) -> Path:
-    from edgebench.fileio import atomic_write_bytes
+    from edgebench.core.fileio import atomic_write_bytes
 
     out = Path(out)
     atomic_write_bytes(out, report.render().encode())

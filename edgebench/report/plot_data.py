@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgebench.results import RunData
-from edgebench.summary import RunSummaryView
+from edgebench.compare.run_summary import RunSummaryView
+from edgebench.results.store import RunData
 
 
 @dataclass(frozen=True)

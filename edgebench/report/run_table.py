@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from edgebench.compare.run_summary import RunSummaryView, VariantSummary
 from edgebench.report.table import Column, DataTable
-from edgebench.summary import RunSummaryView, VariantSummary
 
 BASE_COLUMNS = (
     Column("variant", "left"),

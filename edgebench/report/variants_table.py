@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from edgebench.evaluate import Accuracy
+from edgebench.accuracy.evaluate import Accuracy
+from edgebench.quantize.variants import VARIANT_SPECS, Variant, VariantSkipped
 from edgebench.report.table import Column, DataTable
-from edgebench.variants import VARIANT_SPECS, Variant, VariantSkipped
 
 
 def variants_table(

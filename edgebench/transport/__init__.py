@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from edgebench.errors import EdgebenchError
+from edgebench.core.errors import EdgebenchError
 from edgebench.transport.base import CommandResult, ConnectionLost, DeviceError, Transport
 
 if TYPE_CHECKING:  # the inventory reads transport options from this package: no import back at run time
-    from edgebench.inventory import Device
+    from edgebench.devices.inventory import Device
 
 
 def open_transport(device: Device, *, trust_new_host: bool = False) -> Transport:

@@ -24,7 +24,7 @@ import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from edgebench.inventory import Device
+from edgebench.devices.inventory import Device
 from edgebench.transport.base import CommandResult, ConnectionLost, DeviceError, Stalled, Transport, Unreachable
 from edgebench.transport.options import AdbOptions
 from edgebench.transport.process import run_process

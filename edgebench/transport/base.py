@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgebench.errors import Cancelled, EdgebenchError
+from edgebench.core.errors import Cancelled, EdgebenchError
 
 STDERR_TAIL_LINES = 20
 

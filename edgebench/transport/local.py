@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from edgebench.inventory import Device
+from edgebench.devices.inventory import Device
 from edgebench.transport.base import CommandResult, Stalled, Transport
 from edgebench.transport.process import run_process
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from edgebench.errors import EdgebenchError
+from edgebench.core.errors import EdgebenchError
 
 
 class OptionsError(EdgebenchError):

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import paramiko
 
-from edgebench.inventory import Device
+from edgebench.devices.inventory import Device
 from edgebench.transport.base import (
     CommandResult,
     ConnectionLost,

@@ -11,8 +11,8 @@ import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from edgebench.errors import UnknownModelError, ZooIntegrityError
-from edgebench.fileio import sha256_file
+from edgebench.core.errors import UnknownModelError, ZooIntegrityError
+from edgebench.core.fileio import sha256_file
 
 ZOO_ROOT = Path(__file__).resolve().parent
 PROVENANCE_SCHEMA_VERSION = 1

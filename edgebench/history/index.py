@@ -18,8 +18,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from edgebench.errors import EdgebenchError
-from edgebench.results import ResultsError, latency, load_run
+from edgebench.core.errors import EdgebenchError
+from edgebench.results.store import ResultsError, latency, load_run
 
 INDEX_SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 30_000
@@ -213,7 +213,7 @@ def rebuild(path: Path, results_dir: Path) -> tuple[int, list[str], str | None]:
 
 
 def _insert(connection: sqlite3.Connection, folder: Path, loaded: tuple[dict, list] | None = None) -> None:
-    from edgebench.summary import summarize
+    from edgebench.compare.run_summary import summarize
 
     summary, measurements = loaded or load_run(folder)
     view = summarize(summary, measurements)

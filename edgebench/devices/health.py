@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from edgebench.errors import Cancelled
+from edgebench.core.errors import Cancelled
 from edgebench.transport.base import DeviceError
 
 # Room beyond the largest variant and the data files: the agent and the runtime's scratch files.

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import binomtest, mannwhitneyu, ttest_ind_from_stats
 
-from edgebench.results import RunData, latency
+from edgebench.results.store import RunData, latency
 
 DEFAULT_THRESHOLD = 0.05
 SIGNIFICANCE = 0.01

@@ -24,8 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebench.fileio import atomic_write_bytes, sha256_file
-from edgebench.tflite_model import DEQUANTIZE, builtin_code, constant_data, read_model_object, tensor_type_names
+from edgebench.core.fileio import atomic_write_bytes, sha256_file
+from edgebench.quantize.tflite_model import (
+    DEQUANTIZE,
+    builtin_code,
+    constant_data,
+    read_model_object,
+    tensor_type_names,
+)
 
 # Bump when normalization changes, so cached references are rebuilt.
 NORMALIZE_VERSION = 2

@@ -21,9 +21,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgebench import __version__, schemas
-from edgebench.errors import EdgebenchError
-from edgebench.fileio import atomic_write_json
+from edgebench import __version__
+from edgebench.core.errors import EdgebenchError
+from edgebench.core.fileio import atomic_write_json
+from edgebench.results import schemas
 
 RUN_SCHEMA_VERSION = 1
 RUN_KIND = "edgebench.run"

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgebench.backends import make_backend
-from edgebench.errors import EdgebenchError
-from edgebench.inventory import Device, resolve_device
+from edgebench.core.errors import EdgebenchError
+from edgebench.devices.inventory import Device, resolve_device
 from edgebench.transport import DeviceError, open_transport
 
 

@@ -11,7 +11,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from edgebench.results import Measurement, latency
+from edgebench.results.store import Measurement, latency
 
 REFERENCE = "float32"
 # Quantization moves a handful of borderline predictions; a variant that agrees

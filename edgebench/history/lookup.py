@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgebench.compare import comparability
-from edgebench.errors import EdgebenchError
-from edgebench.results import Measurement, ResultsError, RunData, load
+from edgebench.compare.verdicts import comparability
+from edgebench.core.errors import EdgebenchError
+from edgebench.results.store import Measurement, ResultsError, RunData, load
 
 
 def resolve_run(spec: str, results_dir: Path) -> Path:

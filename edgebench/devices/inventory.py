@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgebench.errors import EdgebenchError
-from edgebench.fileio import read_toml
+from edgebench.core.errors import EdgebenchError
+from edgebench.core.fileio import read_toml
 from edgebench.transport.options import (
     LEGACY_FLAT_KEYS,
     TRANSPORT_OPTIONS,

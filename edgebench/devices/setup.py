@@ -18,9 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edgebench.backends.python_agent import PythonAgent, require_runnable
-from edgebench.errors import EdgebenchError
-from edgebench.fileio import sha256_file
-from edgebench.inventory import resolve_device
+from edgebench.core.errors import EdgebenchError
+from edgebench.core.fileio import sha256_file
+from edgebench.devices.inventory import resolve_device
 from edgebench.transport import DeviceError
 
 _DESCRIBE = (

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgebench.errors import ModelError
+from edgebench.core.errors import ModelError
 
 # A TFLite flatbuffer carries the file identifier "TFL3" at bytes 4..8.
 TFLITE_IDENTIFIER = b"TFL3"

@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgebench.backends.python_agent import AgentSettings, HostFiles, Progress, PythonAgent, check_cpus
-from edgebench.errors import Cancelled
-from edgebench.fileio import sha256_file
-from edgebench.health import Cooldown, HealthLimits, check_health, cool_down
-from edgebench.lease import LEASE_MARGIN_S, DeviceLease, Owner
-from edgebench.results import Measurement, RunStore
-from edgebench.retry import RetryPolicy, retrying
+from edgebench.core.errors import Cancelled
+from edgebench.core.fileio import sha256_file
+from edgebench.core.retry import RetryPolicy, retrying
+from edgebench.devices.health import Cooldown, HealthLimits, check_health, cool_down
+from edgebench.quantize.variants import Variant
+from edgebench.results.store import Measurement, RunStore
+from edgebench.run.lease import LEASE_MARGIN_S, DeviceLease, Owner
 from edgebench.transport.base import (
     DEFAULT_STALL_SECONDS,
     ConnectionLost,
@@ -29,7 +30,6 @@ from edgebench.transport.base import (
     Transport,
     Unreachable,
 )
-from edgebench.variants import Variant
 
 DEFAULT_TIMEOUT_S = 1800.0
 

@@ -28,9 +28,9 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from edgebench.errors import Cancelled, EdgebenchError
-from edgebench.fileio import atomic_write_json
-from edgebench.inventory import Device
+from edgebench.core.errors import Cancelled, EdgebenchError
+from edgebench.core.fileio import atomic_write_json
+from edgebench.devices.inventory import Device
 
 LEASE_MARGIN_S = 120.0
 POLL_S = 2.0

@@ -13,27 +13,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgebench import history
+from edgebench.accuracy.dataset import Dataset, check_fits, load_dataset
+from edgebench.accuracy.evaluate import host_runner
+from edgebench.accuracy.fidelity import DEFAULT_SAMPLES as DEFAULT_FIDELITY_SAMPLES
+from edgebench.accuracy.fidelity import ReferenceSet, build_reference
 from edgebench.backends import make_backend
 from edgebench.backends.python_agent import AgentSettings, check_cpus
-from edgebench.dataset import Dataset, check_fits, load_dataset
-from edgebench.errors import Cancelled, EdgebenchError
-from edgebench.evaluate import host_runner
-from edgebench.fidelity import DEFAULT_SAMPLES as DEFAULT_FIDELITY_SAMPLES
-from edgebench.fidelity import ReferenceSet, build_reference
-from edgebench.fileio import sha256_file
-from edgebench.health import Cooldown, HealthLimits
-from edgebench.inventory import Device, resolve_device
-from edgebench.lease import DeviceBusy, Owner, host_lock
-from edgebench.report.run_table import run_table
-from edgebench.report.table import DataTable
-from edgebench.results import ResultsWriteError, RunStore, load_run, new_run_id
-from edgebench.retry import RetryPolicy
-from edgebench.runner import DEFAULT_TIMEOUT_S, RunEvent, RunPlan, execute
-from edgebench.summary import RunSummaryView, summarize
-from edgebench.transport import open_transport
-from edgebench.transport.base import DEFAULT_STALL_SECONDS
-from edgebench.variants import (
+from edgebench.compare.run_summary import RunSummaryView, summarize
+from edgebench.core.errors import Cancelled, EdgebenchError
+from edgebench.core.fileio import sha256_file
+from edgebench.core.retry import RetryPolicy
+from edgebench.devices.health import Cooldown, HealthLimits
+from edgebench.devices.inventory import Device, resolve_device
+from edgebench.history import index as history
+from edgebench.quantize.variants import (
     Variant,
     VariantSkipped,
     build_variants,
@@ -41,6 +34,13 @@ from edgebench.variants import (
     float32_reference,
     parse_variant_names,
 )
+from edgebench.report.run_table import run_table
+from edgebench.report.table import DataTable
+from edgebench.results.store import ResultsWriteError, RunStore, load_run, new_run_id
+from edgebench.run.lease import DeviceBusy, Owner, host_lock
+from edgebench.run.runner import DEFAULT_TIMEOUT_S, RunEvent, RunPlan, execute
+from edgebench.transport import open_transport
+from edgebench.transport.base import DEFAULT_STALL_SECONDS
 from edgebench.zoo import ModelSource, resolve_model
 
 

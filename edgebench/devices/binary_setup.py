@@ -13,9 +13,9 @@ import dataclasses
 import shlex
 from pathlib import Path
 
-from edgebench.errors import EdgebenchError
-from edgebench.fileio import sha256_file
-from edgebench.inventory import Device
+from edgebench.core.errors import EdgebenchError
+from edgebench.core.fileio import sha256_file
+from edgebench.devices.inventory import Device
 
 # ELF e_machine values (the ELF spec) -> Android ABIs that run them.
 ELF_MACHINES = {183: "arm64-v8a", 40: "armeabi-v7a", 62: "x86_64", 3: "x86"}

@@ -16,8 +16,8 @@ from pathlib import Path
 from rich.console import Console
 
 from edgebench import __version__
-from edgebench.errors import EdgebenchError
-from edgebench.quiet import real_stderr
+from edgebench.core.errors import EdgebenchError
+from edgebench.core.quiet import real_stderr
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1  # the command ran, but some variant failed
@@ -178,7 +178,7 @@ def _parser() -> argparse.ArgumentParser:
     farm_check.add_argument("--results-dir", type=Path, default=None)
     farm_check.add_argument("--format", choices=("table", "markdown", "json"), default="table")
     farm_check.set_defaults(handler=cmd_farm_check)
-    from edgebench.cli_labs import add_lab_commands
+    from edgebench.cli.labs import add_lab_commands
 
     add_lab_commands(commands, farm_commands)
 
@@ -217,10 +217,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
-    from edgebench.dataset import load_dataset
-    from edgebench.evaluate import evaluate_file
+    from edgebench.accuracy.dataset import load_dataset
+    from edgebench.accuracy.evaluate import evaluate_file
+    from edgebench.quantize.variants import Variant, build_variants, export_variants, parse_variant_names
     from edgebench.report.variants_table import variants_table
-    from edgebench.variants import Variant, build_variants, export_variants, parse_variant_names
     from edgebench.zoo import resolve_model
 
     names = parse_variant_names(args.variants)
@@ -254,7 +254,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from edgebench.pipeline import RunRequest, prepare_run, run_on_device
+    from edgebench.run.pipeline import RunRequest, prepare_run, run_on_device
 
     if args.rounds < 1:
         raise EdgebenchError("--rounds must be at least 1")
@@ -345,13 +345,13 @@ def _comparison_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _results_dir(args) -> Path:
-    from edgebench.pipeline import default_results_dir
+    from edgebench.run.pipeline import default_results_dir
 
     return args.results_dir or default_results_dir()
 
 
 def _threshold(text: str) -> float:
-    from edgebench.compare import parse_threshold
+    from edgebench.compare.verdicts import parse_threshold
 
     try:
         return parse_threshold(text)
@@ -360,8 +360,8 @@ def _threshold(text: str) -> float:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from edgebench.history.lookup import latest_run, resolve_run
     from edgebench.report.html_report import farm_report, runs_report, write
-    from edgebench.run_lookup import latest_run, resolve_run
 
     results_dir = _results_dir(args)
     threshold = _threshold(args.threshold)
@@ -375,9 +375,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         folders = [resolve_run(spec, results_dir) for spec in args.runs] or [latest_run(results_dir)]
         comparison = None
         if args.baseline:
-            from edgebench.compare import compare_runs
-            from edgebench.results import load
-            from edgebench.run_lookup import baseline_data
+            from edgebench.compare.verdicts import compare_runs
+            from edgebench.history.lookup import baseline_data
+            from edgebench.results.store import load
 
             candidate = load(folders[-1])
             comparison = compare_runs(baseline_data(args.baseline, candidate, results_dir), candidate, threshold)
@@ -389,9 +389,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _history_report(args, results_dir: Path, threshold: float):
-    from edgebench import history
+    from edgebench.history import index as history
     from edgebench.report.html_report import history_report
-    from edgebench.results import load
+    from edgebench.results.store import load
 
     path = args.history_db or history.default_history_path(results_dir)
     rows = history.query(path, device=args.device, model=args.model, last=args.last)
@@ -407,7 +407,7 @@ def _history_report(args, results_dir: Path, threshold: float):
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from edgebench import history
+    from edgebench.history import index as history
     from edgebench.report.compare_table import history_table
 
     results_dir = _results_dir(args)
@@ -431,8 +431,8 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def _comparison(args, run_specs: list[str]):
-    from edgebench.compare import compare_runs
-    from edgebench.run_lookup import baseline_data, latest_run, load, resolve_run
+    from edgebench.compare.verdicts import compare_runs
+    from edgebench.history.lookup import baseline_data, latest_run, load, resolve_run
 
     results_dir = _results_dir(args)
     threshold = _threshold(args.threshold)
@@ -529,8 +529,8 @@ class _RunProgress:
 
 
 def cmd_devices_list(args: argparse.Namespace) -> int:
+    from edgebench.devices.inventory import default_devices_dir, list_devices
     from edgebench.farm.quarantine import load_states
-    from edgebench.inventory import default_devices_dir, list_devices
     from edgebench.report.devices_table import devices_table
 
     folder = args.devices_dir or default_devices_dir()
@@ -652,7 +652,7 @@ class _FarmProgress:
 
 
 def cmd_devices_check(args: argparse.Namespace) -> int:
-    from edgebench.devices import check_device
+    from edgebench.devices.check import check_device
     from edgebench.report.devices_table import check_table
 
     report = check_device(args.name, args.devices_dir, trust_new_host=args.trust_new_host)
@@ -661,7 +661,7 @@ def cmd_devices_check(args: argparse.Namespace) -> int:
 
 
 def cmd_devices_trust(args: argparse.Namespace) -> int:
-    from edgebench.devices import trust_device
+    from edgebench.devices.check import trust_device
 
     message = trust_device(args.name, args.devices_dir)
     Console(file=real_stderr()).print(message, markup=False, highlight=False, soft_wrap=True)
@@ -669,13 +669,13 @@ def cmd_devices_trust(args: argparse.Namespace) -> int:
 
 
 def cmd_devices_setup(args: argparse.Namespace) -> int:
-    from edgebench.device_setup import setup_device
-    from edgebench.inventory import resolve_device
+    from edgebench.devices.inventory import resolve_device
+    from edgebench.devices.setup import setup_device
 
     stderr = Console(file=real_stderr())
     device = resolve_device(args.name, args.devices_dir)
     if args.benchmark_binary or device.backend == "benchmark_model":
-        from edgebench.binary_setup import setup_binary
+        from edgebench.devices.binary_setup import setup_binary
 
         if not args.benchmark_binary:
             raise EdgebenchError(
@@ -696,7 +696,7 @@ def cmd_devices_setup(args: argparse.Namespace) -> int:
 
 
 def _quantize_document(source, results, accuracies) -> dict:
-    from edgebench.variants import Variant
+    from edgebench.quantize.variants import Variant
 
     variants = []
     for result in results:

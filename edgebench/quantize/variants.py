@@ -19,12 +19,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgebench.dataset import Dataset, load_dataset
-from edgebench.errors import EdgebenchError, QuantizationError
-from edgebench.fileio import atomic_copy, atomic_write_bytes, sha256_file
-from edgebench.normalize import NormalizedModel, normalize_model
-from edgebench.quiet import library_output_silenced
-from edgebench.tflite_model import ModelInfo, inspect_model, require_float_weights
+from edgebench.accuracy.dataset import Dataset, load_dataset
+from edgebench.core.errors import EdgebenchError, QuantizationError
+from edgebench.core.fileio import atomic_copy, atomic_write_bytes, sha256_file
+from edgebench.core.quiet import library_output_silenced
+from edgebench.quantize.normalize import NormalizedModel, normalize_model
+from edgebench.quantize.tflite_model import ModelInfo, inspect_model, require_float_weights
 from edgebench.zoo import ModelSource
 
 # Bump when the way a variant is built changes, so stale cache entries are not reused.

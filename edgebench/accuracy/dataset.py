@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from edgebench.agent import agent
-from edgebench.errors import DatasetError
-from edgebench.fileio import sha256_file
+from edgebench.core.errors import DatasetError
+from edgebench.core.fileio import sha256_file
 
 
 @dataclass(frozen=True)

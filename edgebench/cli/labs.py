@@ -14,8 +14,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from edgebench.errors import EdgebenchError
-from edgebench.quiet import real_stderr
+from edgebench.core.errors import EdgebenchError
+from edgebench.core.quiet import real_stderr
 
 COLLECT_POLL_S = 0.5
 
@@ -72,8 +72,8 @@ def parse_duration(text: str) -> float:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from edgebench.cli import interrupted_exit_code
-    from edgebench.inventory import list_devices
+    from edgebench.cli.main import interrupted_exit_code
+    from edgebench.devices.inventory import list_devices
     from edgebench.labs.broker import broker_url, connect, redacted
     from edgebench.labs.worker import LabWorker, WorkerOptions
 
@@ -129,7 +129,7 @@ def cmd_farm_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_farm_status(args: argparse.Namespace) -> int:
-    from edgebench.cli import _emit
+    from edgebench.cli.main import _emit
     from edgebench.labs.broker import connect, iso
     from edgebench.labs.collect import farm_view, newest_farm_run, status_rows
     from edgebench.labs.registry import live_workers
@@ -157,7 +157,7 @@ def cmd_farm_status(args: argparse.Namespace) -> int:
 
 
 def cmd_farm_collect(args: argparse.Namespace) -> int:
-    from edgebench.cli import _emit_farm, _results_dir
+    from edgebench.cli.main import _emit_farm, _results_dir
     from edgebench.labs.broker import Patience, connect
     from edgebench.labs.collect import collect, newest_farm_run
 

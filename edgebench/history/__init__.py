@@ -1,0 +1,1 @@
+"""Runs over time: the SQLite index over run folders, and finding runs and baselines in it."""

@@ -1,0 +1,1 @@
+"""Farms across labs: a Redis queue, one worker per lab host, submit, status and collect."""

@@ -1,0 +1,1 @@
+"""Where measurements live: the run record, its folder layout on disk, and the schemas it is checked against."""
