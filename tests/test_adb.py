@@ -314,7 +314,7 @@ def test_a_benchmark_model_device_needs_a_binary(tmp_path):
 
 def test_the_shipped_pixel7_file_is_valid():
     device = load_device_file(Path(__file__).resolve().parent.parent / "devices" / "pixel7.toml")
-    assert device.transport == "adb" and device.backend == "benchmark_model" and device.cpus
+    assert device.transport == "adb" and device.backend == "benchmark_model" and device.settings["cpus"]
 
 
 def test_benchmark_model_runs_over_ssh_too(ssh_host, tmp_path, variant_cache):

@@ -16,7 +16,7 @@ import pytest
 from edgebench.devices.inventory import Device
 from edgebench.quantize.variants import Variant
 from edgebench.results.store import RunStore, load_run
-from edgebench.run.runner import AgentSettings, RunPlan, execute
+from edgebench.run.runner import RunPlan, Settings, execute
 from edgebench.transport.local import LocalTransport
 from tests.test_quantize_command import assert_one_line_error, run_edgebench
 
@@ -113,7 +113,7 @@ def test_a_corrupt_variant_fails_alone(tmp_path, mnist_variants):
     corrupt = Variant("int8", corrupt_path, 100_000, "truncated on purpose", "0" * 64, False)
     variants = [mnist_variants["float32"], corrupt, mnist_variants["dynamic-int8"]]
     store = RunStore.create(tmp_path / "results", "local", "corrupt-test", {"rounds": 1, "variants": []})
-    plan = RunPlan(variants, None, AgentSettings(min_runs=5, min_seconds=0.05, warmup_min_seconds=0))
+    plan = RunPlan(variants, None, Settings(min_runs=5, min_seconds=0.05, warmup_min_seconds=0))
     with LocalTransport(Device("local", "local", None)) as transport:
         status = execute(plan, transport, store, lambda event: None)
     assert status == "partial"

@@ -29,7 +29,6 @@ from edgebench.agent import agent
 from edgebench.core.errors import DatasetError, ModelError
 from edgebench.core.fileio import atomic_write_bytes, sha256_file
 
-DEFAULT_SAMPLES = 100
 # Inputs and outputs of a large model (a segmentation map per sample) must still fit on a board.
 BYTES_BUDGET = 64 << 20
 REFERENCE_VERSION = 1

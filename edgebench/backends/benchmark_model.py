@@ -23,10 +23,11 @@ from collections.abc import Callable
 
 from edgebench.agent import agent
 from edgebench.backends.android_facts import describe, facts_script, parse_facts, temperature_script
+from edgebench.backends.base import Backend, HostFiles, Progress
 from edgebench.backends.benchmark_output import Figures, figures_from_proto, parse_output
 from edgebench.backends.benchmark_proto import parse_result
-from edgebench.backends.python_agent import AgentSettings, HostFiles, Progress
 from edgebench.core.fileio import sha256_file
+from edgebench.core.settings import Settings
 from edgebench.devices.health import HealthCheckFailed
 from edgebench.devices.inventory import Device
 from edgebench.results.store import Measurement
@@ -36,7 +37,7 @@ SCHEMA_VERSION = 3  # an agent-result document without per-sample latencies (see
 NAME = "benchmark_model"
 
 
-class BenchmarkModelBackend:
+class BenchmarkModelBackend(Backend):
     name = NAME
 
     def __init__(self, transport: Transport, device: Device):
@@ -97,12 +98,10 @@ class BenchmarkModelBackend:
         round_number: int,
         model_path: str,
         sha256: str,
-        settings: AgentSettings,
+        settings: Settings,
         *,
         dataset_path: str | None,
         reference_path: str | None,
-        timeout: float | None,
-        stall_timeout: float | None,
         on_progress: Callable[[Progress], None],
         host: HostFiles | None = None,
     ) -> Measurement:
@@ -112,6 +111,7 @@ class BenchmarkModelBackend:
         before = self.facts.get("temperature_c")
         started = time.time()
         # benchmark_model logs to stderr; both streams are read whole, in order.
+        timeout = settings.timeout
         result = self.transport.run(["sh", "-c", shlex.join(argv) + " 2>&1"], timeout=timeout, stall_timeout=None)
         if result.timed_out:
             return Measurement(variant, round_number, "failed", None, f"benchmark_model timed out after {timeout:g}s")
@@ -132,7 +132,7 @@ class BenchmarkModelBackend:
             document.update(host_accuracy(host, settings.samples))
         return Measurement(variant, round_number, "ok", document)
 
-    def command(self, model_path: str, settings: AgentSettings, proto_path: str | None) -> list[str]:
+    def command(self, model_path: str, settings: Settings, proto_path: str | None) -> list[str]:
         """The binary's argv from the run's settings; `taskset` pins it when CPUs are given."""
         runs = max(settings.min_runs, 1)
         argv = [
@@ -149,7 +149,7 @@ class BenchmarkModelBackend:
             argv = ["taskset", format(sum(1 << cpu for cpu in settings.cpus), "x"), *argv]
         return argv
 
-    def document(self, model_path: str, sha256: str, settings: AgentSettings, figures: Figures, started: float,
+    def document(self, model_path: str, sha256: str, settings: Settings, figures: Figures, started: float,
                  temperatures: tuple) -> dict:  # fmt: skip
         inference = figures.inference
         median = inference.median

@@ -9,12 +9,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import signal
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 from edgebench.agent import agent
+from edgebench.backends.base import Backend, HostFiles, Progress
 from edgebench.core.fileio import sha256_file
+from edgebench.core.settings import Settings
 from edgebench.devices.health import HealthCheckFailed
 from edgebench.results.store import AGENT_SCHEMA_VERSIONS, Measurement
 from edgebench.transport.base import CommandResult, DeviceError, Stalled, Transport
@@ -23,59 +24,7 @@ AGENT_FILE = Path(agent.__file__)
 PROBE_TIMEOUT_S = 120.0
 
 
-@dataclass(frozen=True)
-class AgentSettings:
-    """What the agent is told; defaults follow TFLite's benchmark_model."""
-
-    threads: int = 1
-    delegate: str = "xnnpack"
-    cpus: tuple[int, ...] = ()
-    samples: int | None = None  # None: the whole evaluation set
-    warmup_min_runs: int = 1
-    warmup_min_seconds: float = 0.5
-    min_runs: int = 50
-    min_seconds: float = 1.0
-    max_seconds: float = 150.0
-    runtime: str | None = None  # None: the first importable one
-
-    def argv(self, *, with_accuracy: bool) -> list[str]:
-        args = ["--threads", str(self.threads), "--delegate", self.delegate]
-        args += ["--warmup-min-runs", str(self.warmup_min_runs), "--warmup-min-seconds", str(self.warmup_min_seconds)]
-        args += ["--min-runs", str(self.min_runs), "--min-seconds", str(self.min_seconds)]
-        args += ["--max-seconds", str(self.max_seconds)]
-        if self.cpus:
-            args += ["--cpus", ",".join(str(c) for c in self.cpus)]
-        if self.runtime:
-            args += ["--runtime", self.runtime]
-        samples = self.samples if with_accuracy else 0
-        if samples is not None:
-            args += ["--samples", str(samples)]
-        return args
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class HostFiles:
-    """The host's copies of what a measurement pushes: a backend that cannot measure accuracy on the
-    device (benchmark_model) computes it from these, on the host, and says so."""
-
-    model: Path
-    dataset: Path | None
-    reference: Path | None
-
-
-@dataclass(frozen=True)
-class Progress:
-    """One progress line of the agent: which phase, how far."""
-
-    phase: str | None
-    done: int | None
-    total: int | None
-
-
-class PythonAgent:
+class PythonAgent(Backend):
     """The agent on one device, reached through one open transport."""
 
     name = "python-agent"
@@ -114,12 +63,10 @@ class PythonAgent:
         round_number: int,
         model_path: str,
         sha256: str,
-        settings: AgentSettings,
+        settings: Settings,
         *,
         dataset_path: str | None,
         reference_path: str | None,
-        timeout: float | None,
-        stall_timeout: float | None,
         on_progress: Callable[[Progress], None],
         host: HostFiles | None = None,  # unused: the agent measures accuracy on the device itself
     ) -> Measurement:
@@ -129,11 +76,12 @@ class PythonAgent:
             argv += ["--dataset", dataset_path]
         if reference_path and round_number == 1:
             argv += ["--reference", reference_path]
-        argv += settings.argv(with_accuracy=round_number == 1)
+        argv += settings.agent_argv(with_accuracy=round_number == 1)
         result = self.transport.run(
-            argv, timeout=timeout, on_stderr_line=_progress_relay(on_progress), stall_timeout=stall_timeout
-        )
-        return interpret(variant, round_number, result, timeout)
+            argv, timeout=settings.timeout, on_stderr_line=_progress_relay(on_progress),
+            stall_timeout=settings.stall_timeout,
+        )  # fmt: skip
+        return interpret(variant, round_number, result, settings.timeout)
 
     def require_runnable(self, probe: dict, device_name: str) -> dict:
         return require_runnable(probe, device_name)
@@ -178,16 +126,6 @@ def require_runnable(probe: dict, device_name: str) -> dict:
             "ai-edge-litert, or tflite-runtime with numpy<2 where only that fits)"
         )
     return probe
-
-
-def check_cpus(cpus: Sequence[int], available: Sequence[int], device_name: str) -> None:
-    """--cpus must name CPUs the device has (and may use), said before anything runs, not as 'Errno 22'."""
-    missing = sorted(set(cpus) - set(available))
-    if missing:
-        raise DeviceError(
-            f"--cpus {','.join(map(str, cpus))}: device {device_name!r} has no CPU {','.join(map(str, missing))} "
-            f"(it has {','.join(map(str, available))})"
-        )
 
 
 def interpret(variant: str, round_number: int, result: CommandResult, timeout: float | None) -> Measurement:

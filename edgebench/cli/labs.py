@@ -14,6 +14,9 @@ from pathlib import Path
 
 from rich.console import Console
 
+from edgebench.cli.interrupt import interrupted_exit_code
+from edgebench.cli.options import broker_option, cache_dir_option, results_dir_option, results_folder, trust_option
+from edgebench.cli.render import emit, emit_farm
 from edgebench.core.errors import EdgebenchError
 from edgebench.core.quiet import real_stderr
 
@@ -21,34 +24,31 @@ COLLECT_POLL_S = 0.5
 
 
 def add_lab_commands(commands, farm_commands) -> None:
-    broker_help = (
-        "redis://[:PASSWORD@]HOST:PORT/DB or rediss:// (default: $EDGEBENCH_BROKER or redis://127.0.0.1:6379/0)"
-    )
     worker = commands.add_parser("worker", help="a lab host's worker: measure the farm jobs of the devices it owns")
     worker.add_argument("--lab", required=True, help="this lab's name (shown in farm status)")
     worker.add_argument("--devices", type=Path, required=True, help="the folder of this lab's device files")
-    worker.add_argument("--broker", help=broker_help)
-    worker.add_argument("--results-dir", type=Path, default=None, help="this host's copy of the runs (./results)")
-    worker.add_argument("--cache-dir", type=Path, help="variant cache (default: ~/.cache/edgebench/variants)")
+    broker_option(worker)
+    results_dir_option(worker, help="this host's copy of the runs (./results)")
+    cache_dir_option(worker)
     worker.add_argument(
         "--lease-ttl",
         type=float,
         default=30.0,
         help="seconds after which a silent worker's device lease expires and its job is retried (30)",
     )
-    worker.add_argument("--trust-new-host", action="store_true", help="accept and record unknown SSH host keys")
+    trust_option(worker)
     worker.set_defaults(handler=cmd_worker)
 
     submit = farm_commands.add_parser("submit", help="queue a farm file's jobs for the lab workers; prints the id")
     submit.add_argument("farm", type=Path, help="a farm file; devices by name or tag:TAG (their files stay in labs)")
-    submit.add_argument("--broker", help=broker_help)
+    broker_option(submit)
     submit.add_argument("--deadline", default="12h", help="jobs not started by then expire (12h; 90m, 3600s)")
-    submit.add_argument("--cache-dir", type=Path, help="variant cache (default: ~/.cache/edgebench/variants)")
+    cache_dir_option(submit)
     submit.set_defaults(handler=cmd_farm_submit)
 
     status = farm_commands.add_parser("status", help="a submitted farm run's progress per lab and device")
     status.add_argument("farm_run", nargs="?", help="the id farm submit printed (default: the newest)")
-    status.add_argument("--broker", help=broker_help)
+    broker_option(status)
     status.add_argument("--format", choices=("table", "markdown", "json"), default="table")
     status.set_defaults(handler=cmd_farm_status)
 
@@ -56,8 +56,8 @@ def add_lab_commands(commands, farm_commands) -> None:
         "collect", help="write a submitted farm run's results folder; exit code as farm check (2 while running)"
     )
     collect.add_argument("farm_run", nargs="?", help="the id farm submit printed (default: the newest)")
-    collect.add_argument("--broker", help=broker_help)
-    collect.add_argument("--results-dir", type=Path, default=None, help="default: ./results or $EDGEBENCH_RESULTS")
+    broker_option(collect)
+    results_dir_option(collect)
     collect.add_argument("--wait", action="store_true", help="keep collecting until every job ended or the deadline")
     collect.add_argument("--report", type=Path, metavar="HTML", help="also write the HTML report of the farm run")
     collect.add_argument("--format", choices=("table", "markdown", "json"), default="table")
@@ -72,7 +72,6 @@ def parse_duration(text: str) -> float:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from edgebench.cli.main import interrupted_exit_code
     from edgebench.devices.inventory import list_devices
     from edgebench.labs.broker import broker_url, connect, redacted
     from edgebench.labs.worker import LabWorker, WorkerOptions
@@ -129,7 +128,6 @@ def cmd_farm_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_farm_status(args: argparse.Namespace) -> int:
-    from edgebench.cli.main import _emit
     from edgebench.labs.broker import connect, iso
     from edgebench.labs.collect import farm_view, newest_farm_run, status_rows
     from edgebench.labs.registry import live_workers
@@ -152,17 +150,16 @@ def cmd_farm_status(args: argparse.Namespace) -> int:
     }
     title = (f"farm run {view.farm_run}: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
              + f"; deadline {iso(view.deadline)}")  # fmt: skip
-    _emit(args.format, lab_status(title, rows), document)
+    emit(args.format, lab_status(title, rows), document)
     return 0
 
 
 def cmd_farm_collect(args: argparse.Namespace) -> int:
-    from edgebench.cli.main import _emit_farm, _results_dir
     from edgebench.labs.broker import Patience, connect
     from edgebench.labs.collect import collect, newest_farm_run
 
     client = connect(args.broker)
-    results_dir = _results_dir(args)
+    results_dir = results_folder(args)
     farm_run = args.farm_run or newest_farm_run(client)
     stderr = Console(file=real_stderr())
     while True:
@@ -172,7 +169,7 @@ def cmd_farm_collect(args: argparse.Namespace) -> int:
         if collected.final or not args.wait:
             break
         time.sleep(COLLECT_POLL_S)
-    _emit_farm(args.format, collected.summary)
+    emit_farm(args.format, collected.summary)
     state = "final" if collected.final else "still running: collect again (or --wait) for the rest"
     stderr.print(f"farm run: {collected.folder} ({state})", markup=False, highlight=False, soft_wrap=True)
     if args.report:

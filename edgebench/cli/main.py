@@ -16,29 +16,23 @@ from pathlib import Path
 from rich.console import Console
 
 from edgebench import __version__
+from edgebench.cli.interrupt import Terminated, interrupted_exit_code, terminate
+from edgebench.cli.labs import add_lab_commands
+from edgebench.cli.options import (
+    cache_dir_option,
+    devices_dir_option,
+    given_settings,
+    results_dir_option,
+    results_folder,
+    setting_flags,
+    trust_option,
+)
+from edgebench.cli.render import emit, emit_farm
 from edgebench.core.errors import EdgebenchError
 from edgebench.core.quiet import real_stderr
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1  # the command ran, but some variant failed
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM or SIGHUP (a CI job cancelled, a terminal closed): ended like Ctrl-C, so every
-    measurement taken is kept and the run is marked interrupted, never left "running"."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-def _terminate(signum, _frame):
-    raise Terminated(signum)
-
-
-def interrupted_exit_code(interruption: KeyboardInterrupt) -> int:
-    """128 + the signal's number, as a shell reports it: 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP."""
-    return 128 + getattr(interruption, "signum", signal.SIGINT)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     stderr = Console(file=real_stderr())
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, _terminate)
+            signal.signal(signum, terminate)
     try:
         return args.handler(args)
     except EdgebenchError as error:
@@ -76,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     quantize.add_argument("--evaluate", action="store_true", help="add top-1 on the evaluation set (on this host)")
     quantize.add_argument("--dataset", type=Path, help=".npz with 'x' and 'y' for --evaluate (zoo models ship one)")
     quantize.add_argument("--samples", type=int, help="evaluate on the first N samples only")
-    quantize.add_argument("--cache-dir", type=Path, help="variant cache (default: ~/.cache/edgebench/variants)")
+    cache_dir_option(quantize)
     quantize.add_argument("--format", choices=("table", "markdown", "json"), default="table")
     quantize.set_defaults(handler=cmd_quantize)
 
@@ -86,31 +80,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--dataset", type=Path, help=".npz with 'x' and 'y' for accuracy (zoo models ship one)")
     run.add_argument("--calibration", type=Path, help=".npz for the static int8/int16x8 recipes")
     run.add_argument("--variants", help="comma-separated subset (default: every variant this model allows)")
-    run.add_argument("--samples", type=int, help="accuracy on the first N samples (default: all; 0: none)")
-    run.add_argument(
-        "--fidelity-samples", type=int, default=100,
-        help="inputs on which outputs are compared with float32 (100; 0: none)",
-    )  # fmt: skip
-    run.add_argument("--rounds", type=int, default=1, help="interleave the variants N times (A B C A B C ...)")
-    run.add_argument("--threads", type=int, help="interpreter threads (default: the device file's)")
-    run.add_argument("--delegate", choices=("xnnpack", "none"), help="default: the device file's")
-    run.add_argument("--cpus", help="pin the agent to these CPUs, e.g. 2,3 (big cores)")
-    run.add_argument("--runtime", choices=("ai_edge_litert", "tflite_runtime", "tensorflow"))
-    run.add_argument("--warmup-runs", type=int, default=1, help="minimum warm-up runs (1)")
-    run.add_argument("--warmup-seconds", type=float, default=0.5, help="minimum warm-up time (0.5)")
-    run.add_argument("--min-runs", type=int, default=50, help="minimum measured runs (50)")
-    run.add_argument("--min-seconds", type=float, default=1.0, help="minimum measuring time (1)")
-    run.add_argument("--max-seconds", type=float, default=150.0, help="maximum measuring time (150)")
-    run.add_argument("--timeout", type=float, default=1800.0, help="kill an agent that takes longer (1800 s)")
-    run.add_argument("--wait", type=float, default=0.0, help="wait this long for a device another run holds (0)")
-    run.add_argument(
-        "--stall-timeout", type=float, default=45.0,
-        help="an agent that sends nothing this long (it beats every 5 s) is stalled: that variant fails (45 s)",
-    )  # fmt: skip
-    run.add_argument("--results-dir", type=Path, default=None, help="default: ./results or $EDGEBENCH_RESULTS")
-    run.add_argument("--devices-dir", type=Path, help="where device files live (default: ./devices)")
-    run.add_argument("--cache-dir", type=Path, help="variant cache (default: ~/.cache/edgebench/variants)")
-    run.add_argument("--trust-new-host", action="store_true", help="accept and record an unknown SSH host key")
+    setting_flags(run)  # --samples, --rounds, --threads, ... from the settings table
+    results_dir_option(run)
+    devices_dir_option(run)
+    cache_dir_option(run)
+    trust_option(run)
     output = run.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print the run as JSON instead of a table")
     run.add_argument("--report", type=Path, metavar="HTML", help="also write the HTML report of this run")
@@ -160,10 +134,10 @@ def _parser() -> argparse.ArgumentParser:
     farm_run = farm_commands.add_parser("run", help="measure every device of a farm file in parallel")
     farm_run.add_argument("farm", type=Path, help="a farm file (farms/nightly.toml)")
     farm_run.add_argument("--resume", metavar="FARM_RUN", help="measure only what this interrupted farm run is missing")
-    farm_run.add_argument("--results-dir", type=Path, default=None, help="default: ./results or $EDGEBENCH_RESULTS")
-    farm_run.add_argument("--devices-dir", type=Path, help="where device files live (default: ./devices)")
-    farm_run.add_argument("--cache-dir", type=Path, help="variant cache (default: ~/.cache/edgebench/variants)")
-    farm_run.add_argument("--trust-new-host", action="store_true", help="accept and record unknown SSH host keys")
+    results_dir_option(farm_run)
+    devices_dir_option(farm_run)
+    cache_dir_option(farm_run)
+    trust_option(farm_run)
     farm_run.add_argument("--report", type=Path, metavar="HTML", help="also write the HTML report of this farm run")
     farm_output = farm_run.add_mutually_exclusive_group()
     farm_output.add_argument("--json", action="store_true", help="print the farm summary as JSON")
@@ -175,38 +149,36 @@ def _parser() -> argparse.ArgumentParser:
     farm_check.add_argument("farm_run", nargs="?", help="a farm run id or folder (default: the newest)")
     farm_check.add_argument("--baseline", help="override the farm file's policy: last, last:N, best or a run id")
     farm_check.add_argument("--threshold", help="override the farm file's threshold")
-    farm_check.add_argument("--results-dir", type=Path, default=None)
+    results_dir_option(farm_check)
     farm_check.add_argument("--format", choices=("table", "markdown", "json"), default="table")
     farm_check.set_defaults(handler=cmd_farm_check)
-    from edgebench.cli.labs import add_lab_commands
-
     add_lab_commands(commands, farm_commands)
 
     devices = commands.add_parser("devices", help="the device inventory")
     devices_commands = devices.add_subparsers(dest="devices_command", required=True, metavar="SUBCOMMAND")
     listing = devices_commands.add_parser("list", help="every device file, and which are quarantined")
-    listing.add_argument("--devices-dir", type=Path)
-    listing.add_argument("--results-dir", type=Path, default=None, help="where quarantines are recorded")
+    devices_dir_option(listing)
+    results_dir_option(listing, help="where quarantines are recorded")
     listing.set_defaults(handler=cmd_devices_list)
     release = devices_commands.add_parser("release", help="take a device out of quarantine")
     release.add_argument("name", help="device name")
-    release.add_argument("--results-dir", type=Path, default=None)
+    results_dir_option(release)
     release.set_defaults(handler=cmd_devices_release)
     check = devices_commands.add_parser("check", help="can this device run the agent? (table; exit 1 if not)")
     check.add_argument("name", help="device name or .toml path")
-    check.add_argument("--devices-dir", type=Path)
-    check.add_argument("--trust-new-host", action="store_true")
+    devices_dir_option(check)
+    trust_option(check)
     check.set_defaults(handler=cmd_devices_check)
     trust = devices_commands.add_parser("trust", help="record an SSH device's host key (trust on first use)")
     trust.add_argument("name", help="device name or .toml path")
-    trust.add_argument("--devices-dir", type=Path)
+    devices_dir_option(trust)
     trust.set_defaults(handler=cmd_devices_trust)
     setup = devices_commands.add_parser("setup", help="make a virtual environment with numpy and a TFLite runtime")
     setup.add_argument("name", help="device name or .toml path")
     setup.add_argument("--offline", action="store_true", help="download wheels on this host and push them")
     setup.add_argument("--base-python", default="python3", help="the device's Python to build the venv from")
-    setup.add_argument("--devices-dir", type=Path)
-    setup.add_argument("--trust-new-host", action="store_true")
+    devices_dir_option(setup)
+    trust_option(setup)
     setup.add_argument(
         "--benchmark-binary",
         type=Path,
@@ -249,48 +221,20 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         export_variants(built, args.output, source.name)
 
     table = variants_table(source.name, results, accuracies)
-    _emit(args.format, table, _quantize_document(source, results, accuracies))
+    emit(args.format, table, _quantize_document(source, results, accuracies))
     return EXIT_OK  # a variant this model does not allow is skipped, not failed
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from edgebench.run.pipeline import RunRequest, prepare_run, run_on_device
 
-    if args.rounds < 1:
-        raise EdgebenchError("--rounds must be at least 1")
-    if args.samples is not None and args.samples < 0:
-        raise EdgebenchError("--samples must be 0 or more")
-    if args.fidelity_samples < 0:
-        raise EdgebenchError("--fidelity-samples must be 0 or more")
-    if not args.stall_timeout > 0:
-        raise EdgebenchError(f"--stall-timeout must be more than 0 seconds, got {args.stall_timeout:g}")
-    if not args.wait >= 0:
-        raise EdgebenchError(f"--wait must be 0 or more seconds, got {args.wait:g}")
-    if not args.timeout > 0:  # also NaN; 0 would kill every agent at once
-        raise EdgebenchError(f"--timeout must be more than 0 seconds, got {args.timeout:g}")
     request = RunRequest(
         device=args.device,
         model=args.model,
         dataset=args.dataset,
         calibration=args.calibration,
         variants=args.variants,
-        overrides={
-            "threads": args.threads,
-            "delegate": args.delegate,
-            "cpus": _parse_cpus(args.cpus),
-            "runtime": args.runtime,
-            "samples": args.samples,
-            "warmup_min_runs": args.warmup_runs,
-            "warmup_min_seconds": args.warmup_seconds,
-            "min_runs": args.min_runs,
-            "min_seconds": args.min_seconds,
-            "max_seconds": args.max_seconds,
-        },
-        rounds=args.rounds,
-        timeout=args.timeout,
-        fidelity_samples=args.fidelity_samples,
-        wait=args.wait,
-        stall_timeout=args.stall_timeout,
+        settings=given_settings(args),
         results_dir=args.results_dir,
         devices_dir=args.devices_dir,
         cache_dir=args.cache_dir,
@@ -317,7 +261,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(outcome.document(), indent=2))
     else:
-        _emit(args.format, outcome.table, {})
+        emit(args.format, outcome.table, {})
         if not outcome.write_error:
             pushed = outcome.summary.get("pushed_bytes", 0)
             stderr.print(
@@ -334,7 +278,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _results_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--results-dir", type=Path, default=None, help="default: ./results or $EDGEBENCH_RESULTS")
+    results_dir_option(parser)
     parser.add_argument("--history-db", type=Path, help="default: <results>/history.sqlite or $EDGEBENCH_HISTORY")
 
 
@@ -342,12 +286,6 @@ def _comparison_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", default="5%", help="minimum effect for slower/faster and memory (5%%)")
     _results_options(parser)
     parser.add_argument("--format", choices=("table", "markdown", "json"), default="table")
-
-
-def _results_dir(args) -> Path:
-    from edgebench.run.pipeline import default_results_dir
-
-    return args.results_dir or default_results_dir()
 
 
 def _threshold(text: str) -> float:
@@ -363,7 +301,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from edgebench.history.lookup import latest_run, resolve_run
     from edgebench.report.html_report import farm_report, runs_report, write
 
-    results_dir = _results_dir(args)
+    results_dir = results_folder(args)
     threshold = _threshold(args.threshold)
     if args.output.suffix.lower() not in (".html", ".htm"):
         raise EdgebenchError(f"-o {args.output}: the report is an .html file")
@@ -410,7 +348,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     from edgebench.history import index as history
     from edgebench.report.compare_table import history_table
 
-    results_dir = _results_dir(args)
+    results_dir = results_folder(args)
     path = args.history_db or history.default_history_path(results_dir)
     if args.action == "rebuild":
         count, skipped, moved = history.rebuild(path, results_dir)
@@ -426,7 +364,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     if args.last is not None and args.last < 1:
         raise EdgebenchError("--last must be at least 1")
     rows = history.query(path, device=args.device, model=args.model, variant=args.variant, last=args.last)
-    _emit(args.format, history_table(rows, _threshold(args.threshold)), {"runs": [r.__dict__ for r in rows]})
+    emit(args.format, history_table(rows, _threshold(args.threshold)), {"runs": [r.__dict__ for r in rows]})
     return EXIT_OK
 
 
@@ -434,7 +372,7 @@ def _comparison(args, run_specs: list[str]):
     from edgebench.compare.verdicts import compare_runs
     from edgebench.history.lookup import baseline_data, latest_run, load, resolve_run
 
-    results_dir = _results_dir(args)
+    results_dir = results_folder(args)
     threshold = _threshold(args.threshold)
     if args.baseline:
         if len(run_specs) > 1:
@@ -461,7 +399,7 @@ def _emit_comparison(args, comparison) -> None:
         "regression": bool(comparison.regressions),
         "variants": [dataclasses.asdict(v) for v in comparison.variants],
     }
-    _emit(args.format, compare_table(comparison), document)
+    emit(args.format, compare_table(comparison), document)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -479,20 +417,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     if not comparison.comparable or any(v.verdict == "not comparable" for v in comparison.variants):
         return EXIT_NOT_COMPARABLE
     return EXIT_REGRESSION if comparison.regressions else EXIT_OK
-
-
-def _parse_cpus(text: str | None) -> tuple[int, ...] | None:
-    if text is None:
-        return None
-    # Only the form is checked here: which CPUs exist is the device's business,
-    # and the agent reports a CPU it cannot pin to.
-    try:
-        cpus = tuple(int(c) for c in text.split(",") if c.strip())
-    except ValueError:
-        cpus = ()
-    if not cpus or any(c < 0 for c in cpus):
-        raise EdgebenchError(f"--cpus takes CPU numbers like 2,3, got {text!r}")
-    return cpus
 
 
 class _RunProgress:
@@ -534,14 +458,14 @@ def cmd_devices_list(args: argparse.Namespace) -> int:
     from edgebench.report.devices_table import devices_table
 
     folder = args.devices_dir or default_devices_dir()
-    _emit("table", devices_table(list_devices(folder), folder, load_states(_results_dir(args))), {})
+    emit("table", devices_table(list_devices(folder), folder, load_states(results_folder(args))), {})
     return EXIT_OK
 
 
 def cmd_devices_release(args: argparse.Namespace) -> int:
     from edgebench.farm.quarantine import release
 
-    lifted = release(_results_dir(args), args.name)
+    lifted = release(results_folder(args), args.name)
     message = (
         f"released {args.name} (was quarantined since {lifted['since']}: {lifted['reason']})"
         if lifted
@@ -573,12 +497,12 @@ def cmd_farm_run(args: argparse.Namespace) -> int:
                      "'edgebench farm run FARM --resume FARM_RUN' (see results/_farms)", markup=False,
                      highlight=False, soft_wrap=True)  # fmt: skip
         return interrupted_exit_code(interruption)
-    _emit_farm(args.format if not args.json else "json", outcome.summary)
+    emit_farm(args.format if not args.json else "json", outcome.summary)
     stderr.print(f"farm run: {outcome.folder}", markup=False, highlight=False, soft_wrap=True)
     if args.report:
         from edgebench.report.html_report import farm_report, write
 
-        results_dir = args.results_dir or _results_dir(args)
+        results_dir = args.results_dir or results_folder(args)
         write(farm_report(outcome.folder.name, results_dir, args.report), args.report)
         stderr.print(f"report: {args.report}", markup=False, highlight=False, soft_wrap=True)
     return outcome.summary.exit_code
@@ -588,25 +512,13 @@ def cmd_farm_check(args: argparse.Namespace) -> int:
     from edgebench.farm.store import load_farm_document, resolve_farm_run
     from edgebench.farm.summary import summarize_farm
 
-    results_dir = _results_dir(args)
+    results_dir = results_folder(args)
     if args.threshold:
         _threshold(args.threshold)
     folder = resolve_farm_run(args.farm_run, results_dir)
     summary = summarize_farm(load_farm_document(folder), results_dir, args.baseline, args.threshold)
-    _emit_farm(args.format, summary)
+    emit_farm(args.format, summary)
     return summary.exit_code
-
-
-def _emit_farm(output_format: str, summary) -> None:
-    from edgebench.report.farm_table import device_states, farm_matrix
-
-    if output_format == "json":
-        print(json.dumps(summary.document(), indent=2, default=str))
-        return
-    _emit(output_format, farm_matrix(summary), {})
-    if output_format == "markdown":
-        print()
-    _emit(output_format, device_states(summary), {})
 
 
 class _FarmProgress:
@@ -656,7 +568,7 @@ def cmd_devices_check(args: argparse.Namespace) -> int:
     from edgebench.report.devices_table import check_table
 
     report = check_device(args.name, args.devices_dir, trust_new_host=args.trust_new_host)
-    _emit("table", check_table(report), {})
+    emit("table", check_table(report), {})
     return EXIT_OK if report.runnable else EXIT_PARTIAL
 
 
@@ -712,20 +624,6 @@ def _quantize_document(source, results, accuracies) -> dict:
             entry["skipped"] = result.reason
         variants.append(entry)
     return {"model": source.name, "model_path": str(source.model_path), "variants": variants}
-
-
-def _emit(output_format: str, table, document: dict) -> None:
-    if output_format == "json":
-        print(json.dumps(document, indent=2, default=str))
-    elif output_format == "markdown":
-        from edgebench.report.markdown import markdown_lines
-
-        print("\n".join(markdown_lines(table)))
-    else:
-        from edgebench.report.terminal import rich_table
-
-        # Piped into a file or a CI log, rich would squeeze the table to 80 columns.
-        Console(width=None if sys.stdout.isatty() else 200).print(rich_table(table))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import binomtest, mannwhitneyu, ttest_ind_from_stats
 
+from edgebench.core.settings import comparability_settings
 from edgebench.results.store import RunData, latency
 
 DEFAULT_THRESHOLD = 0.05
@@ -90,7 +91,8 @@ def comparability(a: RunData, b: RunData) -> tuple[str, ...]:
     if model_a and model_b and model_a != model_b:
         reasons.append(f"different model files: {a.summary['model']['name']} sha256 {model_a[:12]} vs {model_b[:12]}")
     settings_a, settings_b = a.summary.get("settings", {}), b.summary.get("settings", {})
-    for key, label in (("threads", "threads"), ("delegate", "delegate"), ("cpus", "CPU pinning")):
+    for setting in comparability_settings():
+        key, label = setting.name, setting.spec.comparable
         if settings_a.get(key) != settings_b.get(key):
             reasons.append(f"different {label}: {settings_a.get(key)} vs {settings_b.get(key)}")
     return tuple(reasons)

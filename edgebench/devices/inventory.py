@@ -13,6 +13,7 @@ from pathlib import Path
 
 from edgebench.core.errors import EdgebenchError
 from edgebench.core.fileio import read_toml
+from edgebench.core.settings import SettingError, device_settings, read_table
 from edgebench.transport.options import (
     LEGACY_FLAT_KEYS,
     TRANSPORT_OPTIONS,
@@ -64,9 +65,7 @@ class Device:
     description: str = ""
     python: str = "python3"
     workdir: str = "~/.cache/edgebench"
-    threads: int = 1
-    cpus: tuple[int, ...] = ()
-    delegate: str = "xnnpack"
+    settings: dict = field(default_factory=dict)  # the file's measurement defaults by name (core/settings.py)
     emulated: bool = False
     tags: tuple[str, ...] = field(default=())
     options: LocalOptions | SshOptions | AdbOptions = field(default_factory=LocalOptions)  # the transport's section
@@ -87,9 +86,6 @@ _FIELDS = {
     "description": str,
     "python": str,
     "workdir": str,
-    "threads": int,
-    "cpus": list,
-    "delegate": str,
     "emulated": bool,
     "tags": list,
     "thermal": dict,
@@ -147,6 +143,11 @@ def _validate(data: dict, path: Path, name: str) -> Device:
     others = sorted(set(data) & (set(TRANSPORT_OPTIONS) - {transport}))
     if others:
         raise InventoryError(f"{path}: section [{others[0]}] does not apply to transport {transport!r}")
+    defaults = {s.key: data.pop(s.key) for s in device_settings() if s.key in data}
+    try:
+        settings = read_table(defaults, "", device_settings())
+    except SettingError as error:
+        raise InventoryError(f"{path}: {error}") from None
     try:
         check_types("", data, _FIELDS)
         check_types("thermal.", data.get("thermal", {}), _THERMAL_FIELDS)
@@ -154,13 +155,6 @@ def _validate(data: dict, path: Path, name: str) -> Device:
         options = TRANSPORT_OPTIONS[transport].from_table(section)
     except OptionsError as error:
         raise InventoryError(f"{path}: {error}") from None
-    if data.get("threads", 1) < 1:
-        raise InventoryError(f"{path}: key 'threads' must be at least 1, got {data['threads']}")
-    if data.get("delegate", "xnnpack") not in ("xnnpack", "none"):
-        raise InventoryError(f"{path}: key 'delegate' must be 'xnnpack' or 'none', got {data['delegate']!r}")
-    cpus = data.get("cpus", [])
-    if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in cpus):
-        raise InventoryError(f"{path}: key 'cpus' must be a list of CPU numbers, got {cpus!r}")
     if not all(isinstance(t, str) for t in data.get("tags", [])):
         raise InventoryError(f"{path}: key 'tags' must be a list of strings")
     # A stock phone over ADB has no Python: its default is the native binary.
@@ -184,9 +178,7 @@ def _validate(data: dict, path: Path, name: str) -> Device:
         description=data.get("description", ""),
         python=data.get("python", "python3"),
         workdir=data.get("workdir", "/data/local/tmp/edgebench" if transport == "adb" else "~/.cache/edgebench"),
-        threads=data.get("threads", 1),
-        cpus=tuple(cpus),
-        delegate=data.get("delegate", "xnnpack"),
+        settings=settings,
         emulated=data.get("emulated", False),
         tags=tuple(data.get("tags", [])),
         options=options,

@@ -23,16 +23,14 @@ Paths are relative to the farm file. Every error names the file and the key, lik
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgebench.core.errors import EdgebenchError
 from edgebench.core.fileio import read_toml, sha256_file
+from edgebench.core.settings import SettingError, read_table, resolve
 from edgebench.devices.inventory import DEVICE_NAME, Device, InventoryError, list_devices, resolve_device
 from edgebench.quantize.variants import parse_variant_names
-from edgebench.run.runner import DEFAULT_TIMEOUT_S
-from edgebench.transport.base import DEFAULT_STALL_SECONDS
 from edgebench.transport.options import OptionsError, check_types
 
 
@@ -56,18 +54,16 @@ class FarmFile:
     devices: tuple[str, ...]
     exclude: tuple[str, ...]
     models: tuple[ModelJob, ...]
-    run: dict  # RunRequest overrides (AgentSettings fields) and run options, validated
+    settings: dict  # the [run] section by setting name (core/settings.py), checked; FARM_DEFAULTS under it
     baseline: str = "last"
     threshold: str = "5%"
     quarantine_after: int = 3
     connect_attempts: int = 3
     rerun_failed: int = 0
-    timeout: float = DEFAULT_TIMEOUT_S
-    stall_timeout: float = DEFAULT_STALL_SECONDS
-    wait: float = 3600.0  # a device another run holds is waited for this long
-    rounds: int = 1
-    fidelity_samples: int = 100
-    extra: dict = field(default_factory=dict)
+
+    @property
+    def rounds(self) -> int:
+        return resolve(self.settings).rounds
 
 
 _TOP = {
@@ -81,24 +77,8 @@ _TOP = {
     "retry": dict,
 }
 _MODEL = {"model": str, "variants": list, "dataset": str, "calibration": str}
-# [run]: the keys of `edgebench run`, with its defaults
-_RUN = {
-    "samples": int,
-    "fidelity_samples": int,
-    "rounds": int,
-    "threads": int,
-    "delegate": str,
-    "runtime": str,
-    "cpus": list,
-    "warmup_runs": int,
-    "warmup_seconds": (int, float),
-    "min_runs": int,
-    "min_seconds": (int, float),
-    "max_seconds": (int, float),
-    "timeout": (int, float),
-    "stall_timeout": (int, float),
-    "wait": (int, float),
-}
+# Where a night differs from `edgebench run`: a device another run holds is waited for an hour, not refused.
+FARM_DEFAULTS = {"wait": 3600.0}
 _BASELINE = {"policy": str, "threshold": str}
 _HEALTH = {"quarantine_after": int}
 _RETRY = {"connect_attempts": int, "rerun_failed": int}
@@ -152,23 +132,10 @@ def _validate(data: dict, path: Path) -> FarmFile:
                 calibration=_relative(entry.get("calibration"), path.parent),
             )
         )
-    run = data.get("run", {})
-    check_types("run.", run, _RUN)
-    for key in ("timeout", "stall_timeout", "min_seconds", "max_seconds"):
-        if key in run and not (math.isfinite(run[key]) and run[key] > 0):
-            raise FarmFileError(f"{path}: key 'run.{key}' must be more than 0, got {run[key]}")
-    for key in ("rounds", "min_runs", "threads"):
-        if key in run and run[key] < 1:
-            raise FarmFileError(f"{path}: key 'run.{key}' must be at least 1, got {run[key]}")
-    for key in ("samples", "fidelity_samples", "warmup_runs", "warmup_seconds", "wait"):
-        if key in run and not run[key] >= 0:
-            raise FarmFileError(f"{path}: key 'run.{key}' must be 0 or more, got {run[key]}")
-    if run.get("delegate", "xnnpack") not in ("xnnpack", "none"):
-        raise FarmFileError(f"{path}: key 'run.delegate' must be 'xnnpack' or 'none', got {run['delegate']!r}")
-    if run.get("runtime", "ai_edge_litert") not in ("ai_edge_litert", "tflite_runtime", "tensorflow"):
-        raise FarmFileError(f"{path}: key 'run.runtime' must be ai_edge_litert, tflite_runtime or tensorflow")
-    if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in run.get("cpus", [])):
-        raise FarmFileError(f"{path}: key 'run.cpus' must be a list of CPU numbers")
+    try:
+        settings = FARM_DEFAULTS | read_table(data.get("run", {}), "run.")
+    except SettingError as error:
+        raise FarmFileError(f"{path}: {error}") from None
     baseline = data.get("baseline", {})
     check_types("baseline.", baseline, _BASELINE)
     threshold = baseline.get("threshold", "5%")
@@ -185,20 +152,6 @@ def _validate(data: dict, path: Path) -> FarmFile:
         raise FarmFileError(f"{path}: key 'health.quarantine_after' must be at least 1")
     if retry.get("connect_attempts", 3) < 1 or retry.get("rerun_failed", 0) < 0:
         raise FarmFileError(f"{path}: key 'retry.connect_attempts' must be at least 1, 'retry.rerun_failed' 0 or more")
-    # None is "not given": AgentSettings and the device file keep their defaults (one place for them).
-    seconds = {key: float(run[key]) if key in run else None for key in ("warmup_seconds", "min_seconds", "max_seconds")}
-    overrides = {
-        "threads": run.get("threads"),
-        "delegate": run.get("delegate"),
-        "cpus": tuple(run["cpus"]) if run.get("cpus") else None,
-        "runtime": run.get("runtime"),
-        "samples": run.get("samples"),
-        "warmup_min_runs": run.get("warmup_runs"),
-        "warmup_min_seconds": seconds["warmup_seconds"],
-        "min_runs": run.get("min_runs"),
-        "min_seconds": seconds["min_seconds"],
-        "max_seconds": seconds["max_seconds"],
-    }
     return FarmFile(
         name=name,
         path=path,
@@ -206,17 +159,12 @@ def _validate(data: dict, path: Path) -> FarmFile:
         devices=tuple(devices),
         exclude=tuple(data.get("exclude", [])),
         models=tuple(jobs),
-        run=overrides,
+        settings=settings,
         baseline=baseline.get("policy", "last"),
         threshold=threshold,
         quarantine_after=health.get("quarantine_after", 3),
         connect_attempts=retry.get("connect_attempts", 3),
         rerun_failed=retry.get("rerun_failed", 0),
-        timeout=float(run.get("timeout", DEFAULT_TIMEOUT_S)),
-        stall_timeout=float(run.get("stall_timeout", DEFAULT_STALL_SECONDS)),
-        wait=float(run.get("wait", 3600.0)),
-        rounds=run.get("rounds", 1),
-        fidelity_samples=run.get("fidelity_samples", 100),
     )
 
 

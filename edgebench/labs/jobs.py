@@ -16,6 +16,7 @@ A running job whose device lease expired lost its worker: the next delivery inhe
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +25,13 @@ import redis
 from jsonschema import Draft202012Validator
 
 from edgebench import __version__
+from edgebench.core.settings import from_plain, plain_settings
+from edgebench.core.settings import json_schema as settings_schema
 from edgebench.farm.config import FarmFile, ModelJob
 from edgebench.labs.broker import BrokerError, key
 
 JOB_KIND = "edgebench.lab-job"
-JOB_SCHEMA_VERSION = 1
+JOB_SCHEMA_VERSION = 2  # 2: the farm's settings by name, from the settings table
 MAX_LOST = 1  # a job whose worker died is retried once; a second loss fails it
 
 _STRING = {"type": "string"}
@@ -59,42 +62,24 @@ _MODEL = {
     },
     "additionalProperties": False,
 }
+# The farm file's fields but its devices and models (the job's own), as farm_settings() writes them.
 _FARM = {
     "type": "object",
-    "required": [
-        "name",
-        "path",
-        "sha256",
-        "run",
-        "baseline",
-        "threshold",
-        "quarantine_after",
-        "connect_attempts",
-        "rerun_failed",
-        "timeout",
-        "stall_timeout",
-        "wait",
-        "rounds",
-        "fidelity_samples",
-    ],
+    "required": ["name", "path", "sha256", "settings", "baseline", "threshold", "quarantine_after",
+                 "connect_attempts", "rerun_failed"],
     "properties": {
         "name": {"type": "string", "pattern": r"^[A-Za-z0-9._-]+$"},
         "path": _STRING,
         "sha256": _STRING,
-        "run": {"type": "object"},
+        "settings": settings_schema(),  # generated from the settings table
         "baseline": _STRING,
         "threshold": _STRING,
         "quarantine_after": {"type": "integer", "minimum": 1},
         "connect_attempts": {"type": "integer", "minimum": 1},
         "rerun_failed": {"type": "integer", "minimum": 0},
-        "timeout": _NUMBER,
-        "stall_timeout": _NUMBER,
-        "wait": _NUMBER,
-        "rounds": {"type": "integer", "minimum": 1},
-        "fidelity_samples": {"type": "integer", "minimum": 0},
     },
     "additionalProperties": False,
-}
+}  # fmt: skip
 JOB_SCHEMA = {
     "type": "object",
     "required": [
@@ -143,22 +128,17 @@ def validate_job(payload) -> dict:
     return payload
 
 
+_NOT_SENT = ("devices", "exclude", "models")  # a job carries its own device and the farm's models apart
+
+
 def farm_settings(farm: FarmFile) -> dict:
-    return {
-        "name": farm.name, "path": str(farm.path), "sha256": farm.sha256, "run": farm.run,
-        "baseline": farm.baseline, "threshold": farm.threshold, "quarantine_after": farm.quarantine_after,
-        "connect_attempts": farm.connect_attempts, "rerun_failed": farm.rerun_failed, "timeout": farm.timeout,
-        "stall_timeout": farm.stall_timeout, "wait": farm.wait, "rounds": farm.rounds,
-        "fidelity_samples": farm.fidelity_samples,
-    }  # fmt: skip
+    fields = {f.name: getattr(farm, f.name) for f in dataclasses.fields(farm) if f.name not in _NOT_SENT}
+    return {**fields, "path": str(farm.path), "settings": plain_settings(farm.settings)}
 
 
 def farm_of(payload: dict, local_files: dict[str, Path]) -> FarmFile:
     """The farm file a job came from, rebuilt on the lab host; `local_files` maps a sha256 to its local copy."""
-    settings = payload["farm"]
-    run = dict(settings["run"])
-    if run.get("cpus"):
-        run["cpus"] = tuple(run["cpus"])  # JSON made the tuple a list; AgentSettings keeps tuples
+    fields = dict(payload["farm"])
 
     def local(entry: dict | None) -> Path | None:
         return local_files[entry["sha256"]] if entry else None
@@ -172,13 +152,8 @@ def farm_of(payload: dict, local_files: dict[str, Path]) -> FarmFile:
         )
         for m in payload["models"]
     )
-    return FarmFile(
-        name=settings["name"], path=Path(settings["path"]), sha256=settings["sha256"], devices=(), exclude=(),
-        models=models, run=run, baseline=settings["baseline"], threshold=settings["threshold"],
-        quarantine_after=settings["quarantine_after"], connect_attempts=settings["connect_attempts"],
-        rerun_failed=settings["rerun_failed"], timeout=settings["timeout"], stall_timeout=settings["stall_timeout"],
-        wait=settings["wait"], rounds=settings["rounds"], fidelity_samples=settings["fidelity_samples"],
-    )  # fmt: skip
+    fields |= {"path": Path(fields["path"]), "settings": from_plain(fields["settings"])}
+    return FarmFile(devices=(), exclude=(), models=models, **fields)
 
 
 def job_key(farm_run: str, device: str, model: str) -> str:

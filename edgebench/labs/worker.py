@@ -35,6 +35,7 @@ import redis
 
 from edgebench.core.errors import EdgebenchError
 from edgebench.core.fileio import atomic_write_json
+from edgebench.core.settings import from_plain, resolve
 from edgebench.devices.inventory import Device
 from edgebench.farm.scheduler import DeviceWorker, FarmEvent, FarmOptions, Inherited, run_request
 from edgebench.farm.store import FarmRunStore, load_farm_document
@@ -283,7 +284,8 @@ class LabWorker:
                         "baseline": {"policy": settings["baseline"], "threshold": settings["threshold"]},
                         "models": [{"key": m["key"], "model": m["model"].get("zoo") or m["model"]["file"]["name"],
                                     "variants": m["planned"]} for m in payload["models"]],
-                        "planned_devices": [], "rounds": settings["rounds"], "labs": {"lab": self.lab},
+                        "planned_devices": [], "rounds": resolve(from_plain(settings["settings"])).rounds,
+                        "labs": {"lab": self.lab},
                     })  # fmt: skip
                 self.stores[farm_run] = store
             if device.name not in store.document["planned_devices"]:

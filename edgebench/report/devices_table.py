@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from edgebench.core.settings import resolve
 from edgebench.devices.inventory import Device
 from edgebench.report.table import Column, DataTable
 
@@ -27,7 +28,8 @@ def devices_table(devices: Sequence[Device], folder: Path, states: dict | None =
         tags = ", ".join(device.tags) + (" (emulated)" if device.emulated else "")
         held = (states.get(device.name) or {}).get("quarantine")
         service = f"QUARANTINED since {held['since']}" if held else "ok"
-        rows.append((device.name, device.transport, address, str(device.threads), tags, device.description, service))
+        threads = str(resolve(device.settings).threads)
+        rows.append((device.name, device.transport, address, threads, tags, device.description, service))
     notes = [] if devices else [f"no device files in {folder}"]
     for device in devices:
         held = (states.get(device.name) or {}).get("quarantine")

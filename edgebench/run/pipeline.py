@@ -15,14 +15,14 @@ from pathlib import Path
 
 from edgebench.accuracy.dataset import Dataset, check_fits, load_dataset
 from edgebench.accuracy.evaluate import host_runner
-from edgebench.accuracy.fidelity import DEFAULT_SAMPLES as DEFAULT_FIDELITY_SAMPLES
 from edgebench.accuracy.fidelity import ReferenceSet, build_reference
 from edgebench.backends import make_backend
-from edgebench.backends.python_agent import AgentSettings, check_cpus
+from edgebench.backends.base import check_cpus
 from edgebench.compare.run_summary import RunSummaryView, summarize
 from edgebench.core.errors import Cancelled, EdgebenchError
 from edgebench.core.fileio import sha256_file
 from edgebench.core.retry import RetryPolicy
+from edgebench.core.settings import SettingError, Settings, resolve
 from edgebench.devices.health import Cooldown, HealthLimits
 from edgebench.devices.inventory import Device, resolve_device
 from edgebench.history import index as history
@@ -38,9 +38,8 @@ from edgebench.report.run_table import run_table
 from edgebench.report.table import DataTable
 from edgebench.results.store import ResultsWriteError, RunStore, load_run, new_run_id
 from edgebench.run.lease import DeviceBusy, Owner, host_lock
-from edgebench.run.runner import DEFAULT_TIMEOUT_S, RunEvent, RunPlan, execute
+from edgebench.run.runner import RunEvent, RunPlan, execute
 from edgebench.transport import open_transport
-from edgebench.transport.base import DEFAULT_STALL_SECONDS
 from edgebench.zoo import ModelSource, resolve_model
 
 
@@ -51,12 +50,9 @@ class RunRequest:
     dataset: Path | None = None
     calibration: Path | None = None
     variants: str | None = None
-    overrides: dict = field(default_factory=dict)  # AgentSettings fields; None means "the device's"
-    rounds: int = 1
-    timeout: float | None = DEFAULT_TIMEOUT_S
-    fidelity_samples: int = DEFAULT_FIDELITY_SAMPLES
-    wait: float = 0.0  # seconds to wait for a device another run holds
-    stall_timeout: float = DEFAULT_STALL_SECONDS  # an agent that sends nothing this long is stalled
+    # The settings given on the command line or in a farm file, by name (core/settings.py), each checked
+    # already; what is not given (or None) comes from the device file, then from the table's defaults.
+    settings: dict = field(default_factory=dict)
     retry: RetryPolicy = field(default_factory=RetryPolicy)  # connecting and pushing only
     require_free_disk: bool = False  # a farm refuses a device without room for its largest variant
     cancel: threading.Event = field(default_factory=threading.Event)  # set: stop at the next safe point
@@ -78,7 +74,7 @@ class PreparedRun:
 
     @property
     def total_measurements(self) -> int:
-        return len(self.plan.variants) * self.plan.rounds
+        return len(self.plan.variants) * self.plan.settings.rounds
 
 
 @dataclass(frozen=True)
@@ -104,19 +100,15 @@ def default_results_dir() -> Path:
     return Path(os.environ.get("EDGEBENCH_RESULTS", "results"))
 
 
-def agent_settings(device: Device, overrides: dict) -> AgentSettings:
-    settings = AgentSettings(threads=device.threads, delegate=device.delegate, cpus=device.cpus)
-    given = {key: value for key, value in overrides.items() if value is not None}
-    settings = dataclasses.replace(settings, **given)
+def resolve_settings(device: Device, given: dict) -> Settings:
+    """The table's defaults, then the device file's, then what the command line or farm file gave."""
+    try:
+        settings = resolve(device.settings, given)
+    except SettingError as error:
+        raise EdgebenchError(str(error)) from None
     if settings.cpus and device.transport == "local" and hasattr(os, "sched_getaffinity"):
         # A remote device's CPUs are checked against its probe, before anything is measured there.
         check_cpus(settings.cpus, sorted(os.sched_getaffinity(0)), device.name)
-    if settings.threads < 1:
-        raise EdgebenchError("--threads must be at least 1")
-    if settings.min_runs < 1 or settings.warmup_min_runs < 0:
-        raise EdgebenchError("--min-runs must be at least 1 and --warmup-runs at least 0")
-    if not 0 < settings.min_seconds <= settings.max_seconds:
-        raise EdgebenchError("need 0 < --min-seconds <= --max-seconds")
     return settings
 
 
@@ -145,7 +137,7 @@ class PreparedWork:
 def prepare_run(request: RunRequest) -> PreparedRun:
     """Everything that can fail on the user's input fails here, before a device is touched."""
     device = resolve_device(request.device, request.devices_dir)
-    agent_settings(device, request.overrides)  # a bad setting fails before quantizing
+    resolve_settings(device, request.settings)  # a bad setting fails before quantizing
     return start_run(prepare_work(request), device, request)
 
 
@@ -171,9 +163,10 @@ def prepare_work(request: RunRequest) -> PreparedWork:
     if dataset is not None:
         check_fits(dataset, runner.inputs, runner.outputs, source.name)
     reference = None
-    if request.overrides.get("samples") != 0 and request.fidelity_samples > 0:
+    fidelity_samples = resolve(request.settings).fidelity_samples
+    if request.settings.get("samples") != 0 and fidelity_samples > 0:
         reference = build_reference(
-            reference_model, dataset, request.fidelity_samples, cache_dir, limit=evaluated, runner=runner
+            reference_model, dataset, fidelity_samples, cache_dir, limit=evaluated, runner=runner
         )
     return PreparedWork(source, variants, skipped, dataset, holdout, reference)
 
@@ -183,7 +176,7 @@ def start_run(work: PreparedWork, device: Device, request: RunRequest) -> Prepar
     source, variants, skipped, dataset, holdout, reference = (
         work.source, work.variants, work.skipped, work.dataset, work.holdout, work.reference,
     )  # fmt: skip
-    settings = agent_settings(device, request.overrides)
+    settings = resolve_settings(device, request.settings)
     evaluated = work.evaluated
     if evaluated is not None and holdout:
         settings = dataclasses.replace(settings, samples=min(settings.samples or evaluated, evaluated))
@@ -209,8 +202,8 @@ def start_run(work: PreparedWork, device: Device, request: RunRequest) -> Prepar
         if dataset
         else None,
         "fidelity": reference.as_dict() if reference else None,
-        "settings": settings.as_dict(),
-        "rounds": request.rounds,
+        "settings": settings.agent_dict(),
+        "rounds": settings.rounds,
         "variants": [
             {
                 "name": v.name,
@@ -229,10 +222,9 @@ def start_run(work: PreparedWork, device: Device, request: RunRequest) -> Prepar
     run_id = new_run_id(source.name)
     store = RunStore.create(results_dir, device.name, run_id, summary)
     plan = RunPlan(
-        list(variants), dataset.path if dataset else None, settings, rounds=request.rounds, timeout=request.timeout,
+        list(variants), dataset.path if dataset else None, settings,
         reference_path=reference.path if reference else None,
-        owner=Owner.of_run(run_id, request.command, request.replaces_lease),
-        wait=request.wait, stall_timeout=request.stall_timeout, retry=request.retry,
+        owner=Owner.of_run(run_id, request.command, request.replaces_lease), retry=request.retry,
         health=HealthLimits(device.thermal.max_temperature_c, require_free_disk=request.require_free_disk),
         cancel=request.cancel,
         cooldown=Cooldown(device.thermal.cooldown_seconds, device.thermal.cooldown_below_c,
@@ -246,7 +238,7 @@ def run_on_device(
 ) -> RunOutcome:
     try:
         with (
-            host_lock(prepared.device, prepared.plan.owner, prepared.plan.wait, cancel=prepared.plan.cancel),
+            host_lock(prepared.device, prepared.plan.owner, prepared.plan.settings.wait, cancel=prepared.plan.cancel),
             open_transport(prepared.device, trust_new_host=trust_new_host) as transport,
         ):
             status = execute(

@@ -14,16 +14,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgebench.backends.python_agent import AgentSettings, HostFiles, Progress, PythonAgent, check_cpus
+from edgebench.backends.base import Backend, HostFiles, Progress, check_cpus
+from edgebench.backends.python_agent import PythonAgent
 from edgebench.core.errors import Cancelled
 from edgebench.core.fileio import sha256_file
 from edgebench.core.retry import RetryPolicy, retrying
+from edgebench.core.settings import Settings
 from edgebench.devices.health import Cooldown, HealthLimits, check_health, cool_down
 from edgebench.quantize.variants import Variant
 from edgebench.results.store import Measurement, RunStore
 from edgebench.run.lease import LEASE_MARGIN_S, DeviceLease, Owner
 from edgebench.transport.base import (
-    DEFAULT_STALL_SECONDS,
     ConnectionLost,
     DeviceError,
     Stalled,
@@ -31,9 +32,7 @@ from edgebench.transport.base import (
     Unreachable,
 )
 
-DEFAULT_TIMEOUT_S = 1800.0
-
-__all__ = ["AgentSettings", "RunEvent", "RunPlan", "execute", "run_status"]
+__all__ = ["RunEvent", "RunPlan", "Settings", "execute", "run_status"]
 
 
 @dataclass(frozen=True)
@@ -53,13 +52,9 @@ class RunEvent:
 class RunPlan:
     variants: Sequence[Variant]
     dataset_path: Path | None
-    settings: AgentSettings
-    rounds: int = 1
-    timeout: float | None = DEFAULT_TIMEOUT_S
+    settings: Settings  # rounds, timeouts and the wait for a busy device among them
     reference_path: Path | None = None  # float32 reference inputs and outputs, for fidelity
     owner: Owner | None = None  # who takes the device lease; None: no lease (tests driving execute directly)
-    stall_timeout: float | None = DEFAULT_STALL_SECONDS  # an agent silent this long is stalled
-    wait: float = 0.0  # how long to wait for a busy device
     health: HealthLimits = field(default_factory=HealthLimits)
     cooldown: Cooldown = field(default_factory=Cooldown)
     retry: RetryPolicy = field(default_factory=RetryPolicy)  # for connecting and pushing, never for measuring
@@ -67,7 +62,7 @@ class RunPlan:
 
 
 def execute(plan: RunPlan, transport: Transport, store: RunStore, on_event: Callable[[RunEvent], None],
-            backend=None) -> str:  # fmt: skip
+            backend: Backend | None = None) -> str:  # fmt: skip
     """Measure every variant `plan.rounds` times, interleaved (A B C, A B C, ...).
 
     Interleaving spreads slow drift of the machine (heat, background load)
@@ -91,11 +86,11 @@ def execute(plan: RunPlan, transport: Transport, store: RunStore, on_event: Call
         lease = None
         lease_dir = transport.lease_dir()
         if plan.owner and lease_dir:
-            ttl = (plan.timeout or DEFAULT_TIMEOUT_S) + LEASE_MARGIN_S
-            call = backend.lease_call(lease_dir, plan.owner, ttl, plan.stall_timeout)
+            ttl = plan.settings.timeout + LEASE_MARGIN_S
+            call = backend.lease_call(lease_dir, plan.owner, ttl, plan.settings.stall_timeout)
             lease = DeviceLease(call, device_name, plan.cancel)
             emit("lease", message="waiting for the device lease")
-            lease.acquire(plan.wait)
+            lease.acquire(plan.settings.wait)
         try:
             return _measure_all(plan, transport, backend, store, emit, lease)
         finally:
@@ -109,7 +104,7 @@ def execute(plan: RunPlan, transport: Transport, store: RunStore, on_event: Call
         transport.cancel = None
 
 
-def _measure_all(plan: RunPlan, transport: Transport, backend, store: RunStore, emit,
+def _measure_all(plan: RunPlan, transport: Transport, backend: Backend, store: RunStore, emit,
                  lease: DeviceLease | None) -> str:  # fmt: skip
     """Every variant, every round, in order; each measurement stored as it arrives."""
 
@@ -122,7 +117,8 @@ def _measure_all(plan: RunPlan, transport: Transport, backend, store: RunStore, 
     failed: set[str] = set()  # a model that failed once is not retried in later rounds
     measured = 0
 
-    for round_number in range(1, plan.rounds + 1):
+    rounds = plan.settings.rounds
+    for round_number in range(1, rounds + 1):
         for variant in plan.variants:
             if variant.name in failed:
                 continue
@@ -144,8 +140,8 @@ def _measure_all(plan: RunPlan, transport: Transport, backend, store: RunStore, 
                 measured += 1
                 measurement = backend.measure(
                     variant.name, round_number, model_paths[variant.name], variant.sha256, plan.settings,
-                    dataset_path=dataset_path, reference_path=reference_path, timeout=plan.timeout,
-                    stall_timeout=plan.stall_timeout, on_progress=_progress_relay(emit, variant.name, round_number),
+                    dataset_path=dataset_path, reference_path=reference_path,
+                    on_progress=_progress_relay(emit, variant.name, round_number),
                     host=HostFiles(variant.path, plan.dataset_path, plan.reference_path),
                 )  # fmt: skip
             except Stalled as error:
@@ -188,7 +184,7 @@ def _device_lost(plan: RunPlan, failed: set[str], store: RunStore, variant: str,
     emit("done", variant, round_number, status="failed", message=error)
     names = [v.name for v in plan.variants if v.name not in failed]
     later = [(n, round_number) for n in names[names.index(variant) + 1 :]]
-    later += [(n, r) for r in range(round_number + 1, plan.rounds + 1) for n in names]
+    later += [(n, r) for r in range(round_number + 1, plan.settings.rounds + 1) for n in names]
     for name, number in later:
         store.add(Measurement(name, number, "failed", error=f"not measured: {error}"))
         emit("done", name, number, status="failed", message=error)

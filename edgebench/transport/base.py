@@ -36,8 +36,6 @@ class Stalled(DeviceError):
 
 
 SHORT_COMMAND_S = 60.0  # a short shell command (facts, checks, a lease) that takes longer: the device is not answering
-# A measuring agent writes a line at least every 5 s (agent.HEARTBEAT_SECONDS); this much silence is a stall.
-DEFAULT_STALL_SECONDS = 45.0
 
 
 @dataclass(frozen=True)

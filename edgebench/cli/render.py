@@ -1,0 +1,34 @@
+"""What the CLI prints on stdout: a table as rich, markdown or JSON; a farm summary as its two tables."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from rich.console import Console
+
+
+def emit(output_format: str, table, document: dict) -> None:
+    if output_format == "json":
+        print(json.dumps(document, indent=2, default=str))
+    elif output_format == "markdown":
+        from edgebench.report.markdown import markdown_lines
+
+        print("\n".join(markdown_lines(table)))
+    else:
+        from edgebench.report.terminal import rich_table
+
+        # Piped into a file or a CI log, rich would squeeze the table to 80 columns.
+        Console(width=None if sys.stdout.isatty() else 200).print(rich_table(table))
+
+
+def emit_farm(output_format: str, summary) -> None:
+    from edgebench.report.farm_table import device_states, farm_matrix
+
+    if output_format == "json":
+        print(json.dumps(summary.document(), indent=2, default=str))
+        return
+    emit(output_format, farm_matrix(summary), {})
+    if output_format == "markdown":
+        print()
+    emit(output_format, device_states(summary), {})

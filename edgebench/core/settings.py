@@ -1,0 +1,289 @@
+"""The measurement settings: one typed definition of each, from which everything else is made.
+
+`Settings` below is the table. Each field says its type, default, unit, limits, help text, and
+where else it appears: the CLI flags of `edgebench run`, the farm file's [run] keys, a device
+file's defaults, the on-device agent's argv, the labs' job JSON and run.json's "settings" are all
+generated from it or checked against it, and compare reads from it which settings make two runs
+incomparable. Adding a setting is one field here plus the agent's own parser (the agent imports
+nothing of edgebench; tests/test_settings.py proves that the two agree on every setting).
+
+Every value has one name everywhere: the field's. Two settings keep an older spelling for the CLI
+flag and the farm key (`--warmup-runs` / `warmup_runs` for `warmup_min_runs`), so existing
+command lines and farm files keep working.
+"""
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+
+RUNTIMES = ("ai_edge_litert", "tflite_runtime", "tensorflow")
+DELEGATES = ("xnnpack", "none")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What the table says of one setting, beside its name, type and default."""
+
+    help: str
+    unit: str = ""
+    minimum: float | None = None  # the value must be at least this
+    above: float | None = None  # the value must be more than this
+    choices: tuple[str, ...] = ()
+    agent: bool = False  # passed to the on-device agent as --<name-with-dashes>
+    device: bool = False  # a device file may set its default
+    comparable: str | None = None  # two runs that differ in it are not compared; the label says in what
+    flag: str | None = None  # the CLI flag, where it is not --<name-with-dashes>
+    key: str | None = None  # the farm file's [run] key, where it is not the name
+
+
+def setting(default, help: str, **spec) -> typing.Any:
+    return field(default=default, metadata={"spec": Spec(help, **spec)})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How one run measures. Defaults follow TFLite's benchmark_model; None means "decided later"."""
+
+    # On the device: passed to the agent (and to benchmark_model where it has the same knob).
+    threads: int = setting(1, "interpreter threads", minimum=1, agent=True, device=True, comparable="threads")
+    delegate: str = setting("xnnpack", "the CPU delegate", choices=DELEGATES, agent=True, device=True,
+                            comparable="delegate")  # fmt: skip
+    cpus: tuple[int, ...] = setting((), "pin the agent to these CPUs, e.g. 2,3 (big cores)", agent=True,
+                                    device=True, comparable="CPU pinning")  # fmt: skip
+    runtime: str | None = setting(None, "the TFLite runtime (default: the first the device can import)",
+                                  choices=RUNTIMES, agent=True, device=True)  # fmt: skip
+    samples: int | None = setting(None, "accuracy on the first N samples (default: all; 0: none)", minimum=0,
+                                  agent=True)  # fmt: skip
+    warmup_min_runs: int = setting(1, "minimum warm-up runs", minimum=0, agent=True, flag="--warmup-runs",
+                                   key="warmup_runs")  # fmt: skip
+    warmup_min_seconds: float = setting(0.5, "minimum warm-up time", unit="s", minimum=0, agent=True,
+                                        flag="--warmup-seconds", key="warmup_seconds")  # fmt: skip
+    min_runs: int = setting(50, "minimum measured runs", minimum=1, agent=True)
+    min_seconds: float = setting(1.0, "minimum measuring time", unit="s", above=0, agent=True)
+    max_seconds: float = setting(150.0, "maximum measuring time", unit="s", above=0, agent=True)
+    # On the controller: how the run is driven.
+    fidelity_samples: int = setting(100, "inputs on which outputs are compared with float32 (0: none)", minimum=0)
+    rounds: int = setting(1, "interleave the variants N times (A B C A B C ...)", minimum=1)
+    timeout: float = setting(1800.0, "kill an agent that takes longer", unit="s", above=0)
+    # The agent writes a line at least every 5 s (agent.HEARTBEAT_SECONDS): this much silence is a stall.
+    stall_timeout: float = setting(45.0, "an agent that sends nothing this long (it beats every 5 s) is stalled: "
+                                   "that variant fails", unit="s", above=0)  # fmt: skip
+    wait: float = setting(0.0, "wait this long for a device another run holds", unit="s", minimum=0)
+
+    def agent_argv(self, *, with_accuracy: bool) -> list[str]:
+        """The agent's flags for these settings; accuracy (samples) only in the round that measures it."""
+        argv = []
+        for spec in agent_settings():
+            value = getattr(self, spec.name)
+            if spec.name == "samples" and not with_accuracy:
+                value = 0
+            if value is None or value == ():
+                continue
+            argv += [spec.agent_flag, ",".join(map(str, value)) if isinstance(value, tuple) else str(value)]
+        return argv
+
+    def agent_dict(self) -> dict:
+        """The settings the device sees, by name: run.json's "settings"."""
+        return {spec.name: _plain(getattr(self, spec.name)) for spec in agent_settings()}
+
+    def given(self) -> dict:
+        """Every setting that differs from the table's default (for a job payload, a log line)."""
+        return {s.name: _plain(getattr(self, s.name)) for s in SETTINGS if getattr(self, s.name) != s.default}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One row of the table, for the code that generates flags, keys, argv and schemas from it."""
+
+    name: str
+    type: type  # int, float, str or tuple (of CPU numbers)
+    default: typing.Any
+    spec: Spec
+
+    @property
+    def flag(self) -> str:
+        return self.spec.flag or "--" + self.name.replace("_", "-")
+
+    @property
+    def key(self) -> str:
+        return self.spec.key or self.name
+
+    @property
+    def agent_flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def optional(self) -> bool:
+        return self.default is None
+
+    def describe(self) -> str:
+        """The help text with its default, as --help shows it."""
+        if self.default is None or self.default == ():
+            return self.spec.help
+        unit = f" {self.spec.unit}" if self.spec.unit else ""
+        return f"{self.spec.help} ({format_value(self.default)}{unit})"
+
+    def problem(self, value) -> str | None:
+        """What is wrong with a value of the right type, in words that follow its name; None if it is fine."""
+        spec = self.spec
+        if value is None:
+            return None if self.optional else "must be given"
+        if self.type is tuple:
+            if not value or any(c < 0 for c in value):
+                return f"takes CPU numbers like 2,3, got {format_value(value) or 'nothing'}"
+            return None
+        if spec.choices and value not in spec.choices:
+            return f"must be one of {', '.join(spec.choices)}, got {value!r}"
+        if self.type in (int, float):
+            # Written so that NaN fails every comparison.
+            if spec.minimum is not None and not value >= spec.minimum:
+                least = "at least 1" if spec.minimum == 1 else f"0 or more{_unit_word(spec)}"
+                return f"must be {least}, got {format_value(value)}"
+            if spec.above is not None and not value > spec.above:
+                return f"must be more than {format_value(spec.above)}{_unit_word(spec)}, got {format_value(value)}"
+            if not math.isfinite(value):
+                return f"must be a finite number, got {value}"
+        return None
+
+    def coerce(self, value):
+        """A value read from TOML or JSON -> this setting's Python type; TypeError names what was expected."""
+        if value is None:
+            if self.optional:
+                return None
+            raise TypeError("a value")
+        if self.type is tuple:
+            if not isinstance(value, (list, tuple)) or not all(_is_int(c) for c in value):
+                raise TypeError("a list of CPU numbers")
+            return tuple(value)
+        if self.type is int:
+            if not _is_int(value):
+                raise TypeError("int")
+            return value
+        if self.type is float:
+            if not (_is_int(value) or isinstance(value, float)):
+                raise TypeError("int or float")
+            return float(value)
+        if not isinstance(value, str):
+            raise TypeError("str")
+        return value
+
+    def parse_text(self, text: str):
+        """A command-line value -> this setting's Python type; ValueError on a malformed one."""
+        if self.type is tuple:
+            try:
+                return tuple(int(c) for c in text.split(",") if c.strip())
+            except ValueError:
+                return ()  # problem() says what is wrong with it
+        return self.type(text)
+
+
+class SettingError(ValueError):
+    """A setting's value is wrong; the message starts with where it came from (a flag or a key)."""
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _unit_word(spec: Spec) -> str:
+    return " seconds" if spec.unit == "s" else ""
+
+
+def format_value(value) -> str:
+    if isinstance(value, tuple | list):
+        return ",".join(str(c) for c in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _base_type(annotation) -> type:
+    if isinstance(annotation, types.UnionType):
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    return typing.get_origin(annotation) or annotation
+
+
+SETTINGS: tuple[Setting, ...] = tuple(
+    Setting(f.name, _base_type(f.type), f.default, f.metadata["spec"]) for f in dataclasses.fields(Settings)
+)
+BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def agent_settings() -> tuple[Setting, ...]:
+    return tuple(s for s in SETTINGS if s.spec.agent)
+
+
+def device_settings() -> tuple[Setting, ...]:
+    return tuple(s for s in SETTINGS if s.spec.device)
+
+
+def comparability_settings() -> tuple[Setting, ...]:
+    return tuple(s for s in SETTINGS if s.spec.comparable)
+
+
+def read_table(table: dict, where: str, only: tuple[Setting, ...] = SETTINGS) -> dict:
+    """A TOML or JSON table of settings (by key) -> {name: value}, each checked; SettingError names the key.
+
+    `where` prefixes key names in messages ("run." for a farm file's [run], "" for a device file)."""
+    known = {s.key: s for s in only}
+    values = {}
+    for key, raw in table.items():
+        spec = known.get(key)
+        if spec is None:
+            raise SettingError(f"unknown key '{where}{key}' (known: {', '.join(sorted(known))})")
+        try:
+            value = spec.coerce(raw)
+        except TypeError as expected:
+            raise SettingError(f"key '{where}{key}' must be {expected}, got {raw!r}") from None
+        problem = spec.problem(value)
+        if problem:
+            raise SettingError(f"key '{where}{key}' {problem}")
+        values[spec.name] = value
+    return values
+
+
+def resolve(*layers: dict, name_of=lambda s: s.flag) -> Settings:
+    """Defaults, then each layer in turn (a device file's, then the farm's or the command line's); a None
+    value in a layer means "not given". Checks what only the whole can say (min <= max seconds)."""
+    merged = {}
+    for layer in layers:
+        merged.update({key: value for key, value in layer.items() if value is not None})
+    settings = Settings(**merged)
+    if settings.min_seconds > settings.max_seconds:
+        names = (name_of(BY_NAME["min_seconds"]), name_of(BY_NAME["max_seconds"]))
+        raise SettingError(f"need {names[0]} <= {names[1]}, got {settings.min_seconds:g} > {settings.max_seconds:g}")
+    return settings
+
+
+def json_schema(only: tuple[Setting, ...] = SETTINGS) -> dict:
+    """A JSON Schema of a settings dict by name, as job payloads carry them."""
+    properties = {}
+    for s in only:
+        if s.type is tuple:
+            schema = {"type": "array", "items": {"type": "integer", "minimum": 0}}
+        else:
+            schema = {"type": {int: "integer", float: "number", str: "string"}[s.type]}
+            if s.spec.choices:
+                schema["enum"] = list(s.spec.choices)
+            if s.spec.minimum is not None:
+                schema["minimum"] = s.spec.minimum
+            if s.spec.above is not None:
+                schema["exclusiveMinimum"] = s.spec.above
+        properties[s.name] = {"anyOf": [schema, {"type": "null"}]} if s.optional else schema
+    return {"type": "object", "properties": properties, "additionalProperties": False}
+
+
+def plain_settings(values: dict) -> dict:
+    """A settings dict by name -> JSON's types (lists for tuples)."""
+    return {name: _plain(value) for name, value in values.items()}
+
+
+def from_plain(values: dict) -> dict:
+    """A settings dict read back from JSON (lists for tuples) -> Python values, by name."""
+    return {name: BY_NAME[name].coerce(value) for name, value in values.items()}

@@ -1,0 +1,135 @@
+"""The settings table is the one definition: the agent's own parser, the CLI, farm files, device files and the
+labs' job schema all agree with it, setting by setting."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from edgebench.agent import agent
+from edgebench.cli.options import given_settings, setting_flags
+from edgebench.core.errors import EdgebenchError
+from edgebench.core.settings import (
+    SETTINGS,
+    SettingError,
+    Settings,
+    agent_settings,
+    comparability_settings,
+    from_plain,
+    json_schema,
+    plain_settings,
+    read_table,
+    resolve,
+)
+
+# A value other than the default for every setting, of the setting's type.
+UNUSUAL = {
+    "threads": 3, "delegate": "none", "cpus": (0, 1), "runtime": "tflite_runtime", "samples": 7,
+    "warmup_min_runs": 4, "warmup_min_seconds": 0.25, "min_runs": 9, "min_seconds": 0.75, "max_seconds": 12.5,
+    "fidelity_samples": 11, "rounds": 2, "timeout": 99.0, "stall_timeout": 13.0, "wait": 5.0,
+}  # fmt: skip
+
+
+def test_every_setting_has_an_unusual_value_here():
+    assert set(UNUSUAL) == {s.name for s in SETTINGS}
+    assert all(UNUSUAL[s.name] != s.default for s in SETTINGS)
+
+
+def test_the_agent_parses_every_agent_setting_back_to_the_same_value():
+    settings = Settings(**UNUSUAL)
+    parsed, _ = agent.parse_settings(["model.tflite", *settings.agent_argv(with_accuracy=True)])
+    for setting in agent_settings():
+        assert setting.name in agent.DEFAULTS, f"the agent does not know {setting.name}"
+        value = parsed[setting.name]
+        expected = getattr(settings, setting.name)
+        assert (tuple(value) if setting.type is tuple else value) == expected, setting.name
+
+
+def test_the_agent_defaults_are_the_tables():
+    parsed, _ = agent.parse_settings(["model.tflite", *Settings().agent_argv(with_accuracy=True)])
+    bare, _ = agent.parse_settings(["model.tflite"])
+    for setting in agent_settings():
+        table = setting.default if setting.default != () else None  # the agent says None for "no pinning"
+        assert agent.DEFAULTS[setting.name] == table, setting.name
+        assert parsed[setting.name] == bare[setting.name], setting.name
+
+
+def test_rounds_after_the_first_measure_no_accuracy():
+    argv = Settings(samples=50).agent_argv(with_accuracy=False)
+    assert argv[argv.index("--samples") + 1] == "0"
+
+
+def _cli(argv: list[str]) -> dict:
+    parser = argparse.ArgumentParser()
+    setting_flags(parser)
+    return given_settings(parser.parse_args(argv))
+
+
+def test_the_cli_has_one_flag_per_setting_and_reads_it_by_name():
+    argv = []
+    for setting in SETTINGS:
+        value = UNUSUAL[setting.name]
+        argv += [setting.flag, ",".join(map(str, value)) if isinstance(value, tuple) else str(value)]
+    assert _cli(argv) == UNUSUAL
+    assert _cli([]) == {}  # nothing given: the device file's and the table's defaults apply later
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--rounds", "0"], "--rounds must be at least 1, got 0"),
+        (["--samples", "-1"], "--samples must be 0 or more, got -1"),
+        (["--timeout", "nan"], "--timeout must be more than 0 seconds, got nan"),
+        (["--wait", "-1"], "--wait must be 0 or more seconds, got -1"),
+        (["--cpus", "a,b"], "--cpus takes CPU numbers like 2,3, got 'a,b'"),
+        (["--min-seconds", "5", "--max-seconds", "2"], "need --min-seconds <= --max-seconds, got 5 > 2"),
+        (["--max-seconds", "inf"], "--max-seconds must be a finite number"),
+    ],
+)
+def test_the_cli_names_the_flag_of_a_bad_value(argv, message):
+    with pytest.raises(EdgebenchError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
+        _cli(argv)
+
+
+def test_a_farm_file_section_takes_the_same_settings_under_their_keys():
+    table = {s.key: list(UNUSUAL[s.name]) if s.type is tuple else UNUSUAL[s.name] for s in SETTINGS}
+    assert read_table(table, "run.") == UNUSUAL
+    assert read_table({"warmup_runs": 2}, "run.") == {"warmup_min_runs": 2}  # the key users have been writing
+    with pytest.raises(SettingError, match=r"key 'run.rounds' must be at least 1, got 0"):
+        read_table({"rounds": 0}, "run.")
+    with pytest.raises(SettingError, match=r"key 'run.timeout' must be int or float, got '1h'"):
+        read_table({"timeout": "1h"}, "run.")
+    with pytest.raises(SettingError, match=r"unknown key 'run.thread'"):
+        read_table({"thread": 2}, "run.")
+    with pytest.raises(SettingError, match=r"key 'run.threads' must be int, got True"):
+        read_table({"threads": True}, "run.")
+
+
+def test_layers_resolve_in_order_and_none_is_not_given():
+    device = {"threads": 4, "cpus": (2, 3)}
+    settings = resolve(device, {"threads": 2, "cpus": None})
+    assert settings.threads == 2 and settings.cpus == (2, 3) and settings.min_runs == 50
+    with pytest.raises(SettingError, match="need --min-seconds <= --max-seconds"):
+        resolve({"min_seconds": 3.0}, {"max_seconds": 2.0})
+
+
+def test_the_job_schema_is_the_tables_and_round_trips():
+    validator = Draft202012Validator(json_schema())
+    plain = plain_settings(UNUSUAL)
+    assert list(validator.iter_errors(plain)) == []
+    assert from_plain(plain) == UNUSUAL
+    assert list(validator.iter_errors({"rounds": 0})) and list(validator.iter_errors({"nope": 1}))
+    assert list(validator.iter_errors({"timeout": 0})) and not list(validator.iter_errors({"samples": None}))
+
+
+def test_run_json_keeps_the_agent_settings_by_name():
+    document = Settings(**UNUSUAL).agent_dict()
+    assert set(document) == {s.name for s in agent_settings()}
+    assert document["cpus"] == [0, 1] and not any(isinstance(v, float) and math.isnan(v) for v in document.values())
+
+
+def test_compare_reads_from_the_table_which_settings_make_runs_incomparable():
+    assert {s.name for s in comparability_settings()} == {"threads", "delegate", "cpus"}
