@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgebench.accuracy.dataset import load_dataset
+from edgebench.model.dataset import load_dataset
 from edgebench.quantize.variants import VARIANT_NAMES, Variant, build_variants
 from edgebench.zoo import load_zoo_model
 

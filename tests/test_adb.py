@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from edgebench.core.errors import Cancelled
+from edgebench.devices.connect import open_transport
 from edgebench.devices.inventory import load_device_file
 from edgebench.results.store import load_run
-from edgebench.transport.adb import AdbTransport
 from edgebench.transport.base import ConnectionLost, DeviceError, Unreachable
 from tests.adb_helpers import binary_wrapper, phone_file, start_phone, wait_until
 from tests.test_quantize_command import assert_one_line_error, run_edgebench
@@ -94,7 +94,7 @@ def test_devices_check_shows_the_phone_facts(phone):
 
 def test_exit_codes_streams_and_quoting_through_adb_shell(phone):
     _fake, device = phone
-    with AdbTransport(load_device_file(device)) as transport:
+    with open_transport(load_device_file(device)) as transport:
         result = transport.run(["sh", "-c", "echo out; echo err >&2; exit 7"], timeout=30)
         assert (result.exit_code, result.stdout, result.stderr_tail) == (7, "out\n", ("err",))
         tricky = ["it's", "a $HOME", "`date`", '"quoted"', "semi;colon", "new\nline"]
@@ -105,7 +105,7 @@ def test_exit_codes_streams_and_quoting_through_adb_shell(phone):
 def test_a_command_past_its_deadline_is_killed_on_the_phone(phone):
     _, device = phone
     marker = f"sleep 3{os.getpid() % 1000:03d}"
-    with AdbTransport(load_device_file(device)) as transport:
+    with open_transport(load_device_file(device)) as transport:
         result = transport.run(["sh", "-c", marker], timeout=2)
         assert result.timed_out and result.exit_code is None
     assert wait_until(lambda: not process_running(marker), 10), "the timed-out command is still running on the phone"
@@ -114,7 +114,7 @@ def test_a_command_past_its_deadline_is_killed_on_the_phone(phone):
 def test_a_cancelled_command_leaves_nothing_running_on_the_phone(phone):
     _, device = phone
     marker = f"sleep 4{os.getpid() % 1000:03d}"
-    with AdbTransport(load_device_file(device)) as transport:
+    with open_transport(load_device_file(device)) as transport:
         transport.cancel = threading.Event()
         threading.Timer(2.0, transport.cancel.set).start()
         with pytest.raises(Cancelled):
@@ -144,8 +144,9 @@ def test_a_phone_leased_by_another_run_is_busy(phone, tmp_path):
 
     _, device = phone
     other = Owner("another-run", "controller-b", 4242, "edgebench run")
-    with AdbTransport(load_device_file(device)) as transport:
-        call = BenchmarkModelBackend(transport, load_device_file(device)).lease_call(transport.workdir(), other, 600)
+    with open_transport(load_device_file(device)) as transport:
+        backend = BenchmarkModelBackend(transport, "pixel7", load_device_file(device).benchmark_model)
+        call = backend.lease_call(transport.workdir(), other, 600)
         assert call("acquire")["acquired"]
         try:
             done = run_edgebench("run", "--device", str(device), *QUICK, "--variants", "float32",
@@ -287,7 +288,7 @@ def test_short_commands_on_a_frozen_phone_raise_instead_of_hanging(adb_server, t
     fake = start_phone(tmp_path / "root")
     device = load_device_file(phone_file(tmp_path, fake))
     try:
-        with AdbTransport(device) as transport:
+        with open_transport(device) as transport:
             transport.shell("true")
             fake.freeze()
             started = time.monotonic()

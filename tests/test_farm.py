@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from edgebench.devices.health import Cooldown, HealthCheckFailed, HealthLimits, check_health, cool_down
 from edgebench.farm.config import FarmFileError, load_farm_file, select_devices
+from edgebench.run.health import Cooldown, HealthCheckFailed, HealthLimits, check_health, cool_down
 from tests.farm_helpers import (
     BARE_PYTHON,
     agent_processes,

@@ -13,10 +13,10 @@ import time
 import numpy as np
 import pytest
 
-from edgebench.devices.inventory import Device
 from edgebench.quantize.variants import Variant
 from edgebench.results.store import RunStore, load_run
 from edgebench.run.runner import RunPlan, Settings, execute
+from edgebench.transport.base import Endpoint
 from edgebench.transport.local import LocalTransport
 from tests.test_quantize_command import assert_one_line_error, run_edgebench
 
@@ -114,7 +114,7 @@ def test_a_corrupt_variant_fails_alone(tmp_path, mnist_variants):
     variants = [mnist_variants["float32"], corrupt, mnist_variants["dynamic-int8"]]
     store = RunStore.create(tmp_path / "results", "local", "corrupt-test", {"rounds": 1, "variants": []})
     plan = RunPlan(variants, None, Settings(min_runs=5, min_seconds=0.05, warmup_min_seconds=0))
-    with LocalTransport(Device("local", "local", None)) as transport:
+    with LocalTransport(Endpoint("local")) as transport:
         status = execute(plan, transport, store, lambda event: None)
     assert status == "partial"
     assert [m.status for m in store.measurements] == ["ok", "failed", "ok"]

@@ -183,9 +183,9 @@ def test_a_host_that_accepts_and_never_answers_times_out(ssh_host, tmp_path, var
 
 def test_an_unresolvable_host_name(ssh_host, tmp_path, monkeypatch):
     """A fake resolver stands in for DNS: these hosts may send no traffic beyond loopback."""
+    from edgebench.devices.connect import open_transport
     from edgebench.devices.inventory import load_device_file
     from edgebench.transport.base import DeviceError
-    from edgebench.transport.ssh import SshTransport
 
     def no_such_name(*args, **kwargs):
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
@@ -193,7 +193,7 @@ def test_an_unresolvable_host_name(ssh_host, tmp_path, monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", no_such_name)
     device = load_device_file(ssh_host.device_file(tmp_path / "pi4.toml", host="pi4.farm.example"))
     with pytest.raises(DeviceError, match=r"cannot resolve host name 'pi4\.farm\.example' of device 'pi4'"):
-        SshTransport(device).connect()
+        open_transport(device).connect()
 
 
 def test_remote_arguments_cannot_run_anything(ssh_host, tmp_path, mnist, variant_cache, home):

@@ -11,10 +11,10 @@ from ai_edge_litert.interpreter import Interpreter
 
 from edgebench.agent import agent
 from edgebench.core.errors import QuantizationError
+from edgebench.model.source import ModelSource
+from edgebench.model.tflite_model import inspect_model
 from edgebench.quantize.normalize import normalize_model
-from edgebench.quantize.tflite_model import inspect_model
 from edgebench.quantize.variants import VARIANT_SPECS, Variant, VariantSkipped, build_variants, verify_variant
-from edgebench.zoo import ModelSource
 from tests.test_quantize_command import assert_one_line_error, run_edgebench
 from tests.third_party_models import write_model
 

@@ -9,8 +9,8 @@ import pytest
 
 from edgebench.accuracy.evaluate import evaluate_file
 from edgebench.core.errors import QuantizationError
+from edgebench.model.source import ModelSource
 from edgebench.quantize.variants import Variant, VariantSkipped, build_variants, parse_variant_names
-from edgebench.zoo import ModelSource
 
 ACCURACY_SAMPLES = 2_000
 QUANTIZER_VARIANTS = ("float16", "dynamic-int8", "int8", "int16x8", "int4-weights")
@@ -68,7 +68,7 @@ def test_variant_accuracy_stays_near_float32(mnist_variants, mnist_test_set, flo
 
 
 def test_integer_variants_really_have_integer_io(mnist_variants):
-    from edgebench.quantize.tflite_model import inspect_model
+    from edgebench.model.tflite_model import inspect_model
 
     assert inspect_model(mnist_variants["int8"].path).input_dtypes == ("int8",)
     assert inspect_model(mnist_variants["qat-int8"].path).input_dtypes == ("int8",)

@@ -9,7 +9,7 @@ import pytest
 
 import edgebench.zoo as zoo
 from edgebench.core.errors import UnknownModelError, ZooIntegrityError
-from edgebench.quantize.tflite_model import inspect_model
+from edgebench.model.tflite_model import inspect_model
 
 OFFICIAL_MNIST_PARAMETERS = 3_274_634
 

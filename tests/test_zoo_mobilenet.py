@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from edgebench.accuracy.dataset import load_dataset
 from edgebench.accuracy.evaluate import evaluate_file
-from edgebench.quantize.tflite_model import inspect_model
+from edgebench.model.dataset import load_dataset
+from edgebench.model.tflite_model import inspect_model
 from edgebench.zoo import load_zoo_model, zoo_names
 from tests.test_quantize_command import run_edgebench
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebench.accuracy.dataset import Dataset
 from edgebench.agent import agent
 from edgebench.core.errors import ModelError
 from edgebench.core.quiet import native_stderr_silenced
-from edgebench.quantize.tflite_model import inspect_model
+from edgebench.model.dataset import Dataset
+from edgebench.model.tflite_model import inspect_model
 
 EVALUATION_BATCH = 100
 

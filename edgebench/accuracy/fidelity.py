@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebench.accuracy.dataset import Dataset
 from edgebench.accuracy.evaluate import host_runner
 from edgebench.agent import agent
 from edgebench.core.errors import DatasetError, ModelError
 from edgebench.core.fileio import atomic_write_bytes, sha256_file
+from edgebench.model.dataset import Dataset
 
 # Inputs and outputs of a large model (a segmentation map per sample) must still fit on a board.
 BYTES_BUDGET = 64 << 20

@@ -20,6 +20,8 @@ import json
 import shlex
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 from edgebench.agent import agent
 from edgebench.backends.android_facts import describe, facts_script, parse_facts, temperature_script
@@ -28,21 +30,33 @@ from edgebench.backends.benchmark_output import Figures, figures_from_proto, par
 from edgebench.backends.benchmark_proto import parse_result
 from edgebench.core.fileio import sha256_file
 from edgebench.core.settings import Settings
-from edgebench.devices.health import HealthCheckFailed
-from edgebench.devices.inventory import Device
-from edgebench.results.store import Measurement
-from edgebench.transport.base import DeviceError, Transport
+from edgebench.results.store import FailureKind, Measurement
+from edgebench.transport.base import DeviceError, HealthCheckFailed, Transport
 
 SCHEMA_VERSION = 3  # an agent-result document without per-sample latencies (see results.AGENT_SCHEMA_VERSIONS)
 NAME = "benchmark_model"
 
 
+@dataclass(frozen=True)
+class BenchmarkBinary:
+    """The [benchmark_model] section: where the native benchmark binary comes from.
+
+    `path` is a file on this host, pushed (content-addressed) like a model; `device_path` is one
+    already on the device. `edgebench devices setup NAME --benchmark-binary FILE` fills in `path`."""
+
+    path: Path | None = None
+    device_path: str | None = None
+    extra_flags: tuple[str, ...] = ()  # passed as given, after edgebench's own (e.g. "--use_gpu=true")
+    version: str | None = None  # what the table says the runtime is (the binary does not print its version)
+
+
 class BenchmarkModelBackend(Backend):
     name = NAME
 
-    def __init__(self, transport: Transport, device: Device):
+    def __init__(self, transport: Transport, device_name: str, source: BenchmarkBinary):
         self.transport = transport
-        self.device = device
+        self.device_name = device_name
+        self.source = source
         self._binary: str | None = None
         self.facts: dict = {}
 
@@ -52,10 +66,10 @@ class BenchmarkModelBackend(Backend):
     def binary(self) -> str:
         """Its path on the device: pushed once (content-addressed) when the device file names a host file."""
         if self._binary is None:
-            source = self.device.benchmark_model
+            source = self.source
             if source.path is not None:
                 if not source.path.is_file():
-                    raise DeviceError(f"device {self.device.name!r}: [benchmark_model] path {source.path} is missing")
+                    raise DeviceError(f"device {self.device_name!r}: [benchmark_model] path {source.path} is missing")
                 staged = self.transport.stage(source.path, sha256_file(source.path))
                 self.transport.shell(f"chmod 755 {shlex.quote(staged)}")
                 self._binary = staged
@@ -71,7 +85,7 @@ class BenchmarkModelBackend(Backend):
         result = self.transport.shell(facts_script(workdir, self.binary))
         if result.exit_code != 0:
             why = " | ".join(result.stderr_tail[-2:])
-            raise DeviceError(f"device {self.device.name!r}: reading its facts failed: {why}")
+            raise DeviceError(f"device {self.device_name!r}: reading its facts failed: {why}")
         facts = parse_facts(result.stdout)
         self.facts = facts
         return {"kind": agent.PROBE_KIND, "backend": NAME, "description": describe(facts), **facts,
@@ -81,15 +95,15 @@ class BenchmarkModelBackend(Backend):
         state = probe.get("binary")
         if state == "executable":
             return probe
-        where = f"{probe.get('binary_path')} on device {self.device.name!r}"
+        where = f"{probe.get('binary_path')} on device {self.device_name!r}"
         if state == "not-executable":
             raise HealthCheckFailed(
-                f"device {self.device.name!r} failed its health check: benchmark_model at {where} is not executable "
+                f"device {self.device_name!r} failed its health check: benchmark_model at {where} is not executable "
                 "(chmod 755 it; on a stock phone only /data/local/tmp lets adb run binaries)"
             )
         raise HealthCheckFailed(
-            f"device {self.device.name!r} failed its health check: no benchmark_model at {where}: set "
-            f"[benchmark_model] path, or run 'edgebench devices setup {self.device.name} --benchmark-binary FILE'"
+            f"device {self.device_name!r} failed its health check: no benchmark_model at {where}: set "
+            f"[benchmark_model] path, or run 'edgebench devices setup {self.device_name} --benchmark-binary FILE'"
         )
 
     def measure(
@@ -114,7 +128,8 @@ class BenchmarkModelBackend(Backend):
         timeout = settings.timeout
         result = self.transport.run(["sh", "-c", shlex.join(argv) + " 2>&1"], timeout=timeout, stall_timeout=None)
         if result.timed_out:
-            return Measurement(variant, round_number, "failed", None, f"benchmark_model timed out after {timeout:g}s")
+            why = f"benchmark_model timed out after {timeout:g}s"
+            return Measurement.failed(variant, round_number, FailureKind.TIMED_OUT, why)
         figures = parse_output(result.stdout)
         if figures.format != "proto" and self.facts.get("binary_writes_proto"):
             data = self.transport.read_bytes(proto_path)
@@ -123,8 +138,8 @@ class BenchmarkModelBackend(Backend):
                 figures = _merge(figures_from_proto(parsed), figures)
             self.transport.shell(f"rm -f {shlex.quote(proto_path)}")
         if result.exit_code != 0 or not figures.measured:
-            why = _failure(result.exit_code, figures, result.stdout)
-            return Measurement(variant, round_number, "failed", None, why)
+            kind, why = _failure(result.exit_code, figures, result.stdout)
+            return Measurement.failed(variant, round_number, kind, why)
         after = self.temperature()
         document = self.document(model_path, sha256, settings, figures, started, (before, after))
         if round_number == 1 and host is not None:
@@ -144,7 +159,7 @@ class BenchmarkModelBackend(Backend):
         ]  # fmt: skip
         if proto_path:
             argv.append(f"--result_file_path={proto_path}")
-        argv += list(self.device.benchmark_model.extra_flags)
+        argv += list(self.source.extra_flags)
         if settings.cpus:
             argv = ["taskset", format(sum(1 << cpu for cpu in settings.cpus), "x"), *argv]
         return argv
@@ -188,7 +203,7 @@ class BenchmarkModelBackend(Backend):
                 "source": "benchmark_model periodic monitoring (peak) and footprint deltas",
             },
             "environment": {
-                "runtime": {"name": "benchmark_model", "version": self.device.benchmark_model.version or "unknown"},
+                "runtime": {"name": "benchmark_model", "version": self.source.version or "unknown"},
                 "machine": android.get("abi"),
                 "cpu_model": android.get("soc") or android.get("hardware"),
                 "android": android,
@@ -280,18 +295,18 @@ def _merge(proto: Figures, text: Figures) -> Figures:
     return proto
 
 
-def _failure(exit_code: int | None, figures: Figures, output: str) -> str:
+def _failure(exit_code: int | None, figures: Figures, output: str) -> tuple[FailureKind, str]:
     if exit_code == 126:
-        return "benchmark_model is not executable on the device (exit 126)"
+        return FailureKind.DEVICE_ERROR, "benchmark_model is not executable on the device (exit 126)"
     if exit_code == 127:
-        return "benchmark_model was not found on the device (exit 127)"
+        return FailureKind.DEVICE_ERROR, "benchmark_model was not found on the device (exit 127)"
     if figures.errors:
         message = "; ".join(dict.fromkeys(figures.errors))
         if "flatbuffer" in message.lower() or "mmap model" in message.lower() or "load model" in message.lower():
-            return f"unsupported on this device: {message}"
-        return f"benchmark_model failed (exit code {exit_code}): {message}"
+            return FailureKind.UNSUPPORTED, f"unsupported on this device: {message}"
+        return FailureKind.AGENT_ERROR, f"benchmark_model failed (exit code {exit_code}): {message}"
     last = [line for line in output.strip().splitlines() if line.strip()][-1:] or ["no output"]
-    return f"benchmark_model printed no timings (exit code {exit_code}): {last[0][:200]}"
+    return FailureKind.CRASHED, f"benchmark_model printed no timings (exit code {exit_code}): {last[0][:200]}"
 
 
 def host_accuracy(host: HostFiles, samples: int | None) -> dict:

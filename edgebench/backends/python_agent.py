@@ -16,9 +16,8 @@ from edgebench.agent import agent
 from edgebench.backends.base import Backend, HostFiles, Progress
 from edgebench.core.fileio import sha256_file
 from edgebench.core.settings import Settings
-from edgebench.devices.health import HealthCheckFailed
-from edgebench.results.store import AGENT_SCHEMA_VERSIONS, Measurement
-from edgebench.transport.base import CommandResult, DeviceError, Stalled, Transport
+from edgebench.results.store import AGENT_SCHEMA_VERSIONS, FailureKind, Measurement
+from edgebench.transport.base import CommandResult, DeviceError, HealthCheckFailed, Stalled, Transport
 
 AGENT_FILE = Path(agent.__file__)
 PROBE_TIMEOUT_S = 120.0
@@ -132,22 +131,25 @@ def interpret(variant: str, round_number: int, result: CommandResult, timeout: f
     """The agent's exit and output -> a Measurement with a one-line error when it failed."""
     document = parse_document(result.stdout)
     if result.timed_out:
-        return Measurement(variant, round_number, "failed", document, f"agent timed out after {timeout:g}s")
+        return Measurement.failed(variant, round_number, FailureKind.TIMED_OUT, f"agent timed out after {timeout:g}s",
+                                  document)  # fmt: skip
     if document is None:
-        return Measurement(variant, round_number, "failed", None, crash_message(result))
+        return Measurement.failed(variant, round_number, FailureKind.CRASHED, crash_message(result))
     if document.get("schema_version") not in AGENT_SCHEMA_VERSIONS:
         message = f"the agent wrote schema_version {document.get('schema_version')!r}; this edgebench reads " + (
             ", ".join(str(v) for v in AGENT_SCHEMA_VERSIONS)
         )
-        return Measurement(variant, round_number, "failed", None, message)
+        return Measurement.failed(variant, round_number, FailureKind.AGENT_ERROR, message)
     if document.get("status") != "ok":
         error = document.get("error") or {}
         message = f"{error.get('kind', 'error')}: {error.get('message', 'no message')}"
+        kind = FailureKind.AGENT_ERROR
         if error.get("kind") == "model-load-failed":
             # The device's runtime refuses the file (an op or type it does not know): a
             # property of that device, not a crash.
             message = f"unsupported on this device: {error.get('message', '')}"
-        return Measurement(variant, round_number, "failed", document, message)
+            kind = FailureKind.UNSUPPORTED
+        return Measurement.failed(variant, round_number, kind, message, document)
     return Measurement(variant, round_number, "ok", document)
 
 

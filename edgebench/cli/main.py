@@ -189,8 +189,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
-    from edgebench.accuracy.dataset import load_dataset
     from edgebench.accuracy.evaluate import evaluate_file
+    from edgebench.model.dataset import load_dataset
     from edgebench.quantize.variants import Variant, build_variants, export_variants, parse_variant_names
     from edgebench.report.variants_table import variants_table
     from edgebench.zoo import resolve_model
@@ -226,6 +226,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from edgebench.report.run_table import run_table, run_title
     from edgebench.run.pipeline import RunRequest, prepare_run, run_on_device
 
     request = RunRequest(
@@ -261,7 +262,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(outcome.document(), indent=2))
     else:
-        emit(args.format, outcome.table, {})
+        emit(args.format, run_table(outcome.view, run_title(outcome.summary, outcome.view)), {})
         if not outcome.write_error:
             pushed = outcome.summary.get("pushed_bytes", 0)
             stderr.print(
@@ -509,8 +510,8 @@ def cmd_farm_run(args: argparse.Namespace) -> int:
 
 
 def cmd_farm_check(args: argparse.Namespace) -> int:
-    from edgebench.farm.store import load_farm_document, resolve_farm_run
     from edgebench.farm.summary import summarize_farm
+    from edgebench.results.farm_run import load_farm_document, resolve_farm_run
 
     results_dir = results_folder(args)
     if args.threshold:

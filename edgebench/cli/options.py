@@ -12,7 +12,7 @@ from pathlib import Path
 
 from edgebench.core.errors import EdgebenchError
 from edgebench.core.settings import SETTINGS, Setting, SettingError, resolve
-from edgebench.run.pipeline import default_results_dir
+from edgebench.results.layout import default_results_dir
 
 RESULTS_DIR_HELP = "default: ./results or $EDGEBENCH_RESULTS"
 CACHE_DIR_HELP = "variant cache (default: ~/.cache/edgebench/variants)"

@@ -38,7 +38,7 @@ def binary_abi(path: Path) -> str | None:
 def setup_binary(device: Device, binary: Path, say) -> str:
     from edgebench.backends.android_facts import facts_script, parse_facts
     from edgebench.backends.benchmark_model import BenchmarkModelBackend
-    from edgebench.transport import open_transport
+    from edgebench.devices.connect import open_transport
 
     binary = Path(binary).expanduser().resolve()
     if not binary.is_file():
@@ -52,7 +52,7 @@ def setup_binary(device: Device, binary: Path, say) -> str:
         say(f"{device.name}: pushing {binary.name} ({binary.stat().st_size:,} bytes)")
         # Pushed and made executable exactly as a run does it: the backend with this file as its binary.
         source = dataclasses.replace(device.benchmark_model, path=binary, device_path=None)
-        remote = BenchmarkModelBackend(transport, dataclasses.replace(device, benchmark_model=source)).binary
+        remote = BenchmarkModelBackend(transport, device.name, source).binary
         started = transport.shell(f"{shlex.quote(remote)} --help >/dev/null 2>&1; echo exit=$?")
         code = started.stdout.strip().rpartition("exit=")[2]
         if code in ("126", "127"):

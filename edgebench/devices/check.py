@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgebench.backends import make_backend
 from edgebench.core.errors import EdgebenchError
+from edgebench.devices.connect import endpoint, make_backend, open_transport
 from edgebench.devices.inventory import Device, resolve_device
-from edgebench.transport import DeviceError, open_transport
+from edgebench.transport import DeviceError
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def trust_device(spec: str, devices_dir: Path | None = None) -> str:
     device = resolve_device(spec, devices_dir)
     if device.transport != "ssh":
         raise EdgebenchError(f"device {device.name!r} uses transport {device.transport!r}: it has no host key")
-    with SshTransport(device, trust_new_host=True) as transport:
+    with SshTransport(endpoint(device), device.options, trust_new_host=True) as transport:
         transport.connect()
         where, address = transport.known_hosts, f"{transport.target.hostname}:{transport.target.port}"
         if transport.trusted_now:

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgebench.backends.benchmark_model import BenchmarkBinary
 from edgebench.core.errors import EdgebenchError
 from edgebench.core.fileio import read_toml
 from edgebench.core.settings import SettingError, device_settings, read_table
@@ -42,19 +43,6 @@ class Thermal:
 
 
 BACKENDS = ("python-agent", "benchmark_model")
-
-
-@dataclass(frozen=True)
-class BenchmarkBinary:
-    """The [benchmark_model] section: where the native benchmark binary comes from.
-
-    `path` is a file on this host, pushed (content-addressed) like a model; `device_path` is one
-    already on the device. `edgebench devices setup NAME --benchmark-binary FILE` fills in `path`."""
-
-    path: Path | None = None
-    device_path: str | None = None
-    extra_flags: tuple[str, ...] = ()  # passed as given, after edgebench's own (e.g. "--use_gpu=true")
-    version: str | None = None  # what the table says the runtime is (the binary does not print its version)
 
 
 @dataclass(frozen=True)

@@ -69,12 +69,13 @@ def setup_device(
     trust_new_host: bool = False,
     say: Callable[[str], None] = lambda message: None,
 ) -> str:
+    from edgebench.devices.connect import endpoint
     from edgebench.transport.ssh import SshTransport
 
     device = resolve_device(spec, devices_dir)
     if device.transport != "ssh":
         raise EdgebenchError(f"device {device.name!r} is {device.transport}: install edgebench's dependencies with pip")
-    with SshTransport(device, trust_new_host=trust_new_host) as transport:
+    with SshTransport(endpoint(device), device.options, trust_new_host=trust_new_host) as transport:
         python = transport.expand_home(base_python)
         result = transport.run([python, "-c", _DESCRIBE], timeout=60)
         if result.exit_code != 0:

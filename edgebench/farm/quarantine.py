@@ -21,15 +21,11 @@ from filelock import FileLock
 
 from edgebench.core.errors import EdgebenchError
 from edgebench.core.fileio import atomic_write_json
+from edgebench.results.layout import farms_dir
 
 STATE_SCHEMA_VERSION = 1
 STATE_KIND = "edgebench.device-states"
 HEALTH, FAILURES = "health-check", "failed-runs"
-
-
-def farms_dir(results_dir: Path) -> Path:
-    # Device names start with a letter or digit, so no device's results folder can be this one.
-    return Path(results_dir) / "_farms"
 
 
 def state_path(results_dir: Path) -> Path:

@@ -17,19 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgebench.core.errors import Cancelled, EdgebenchError
-from edgebench.core.retry import RetryPolicy
-from edgebench.devices.health import HealthCheckFailed
 from edgebench.devices.inventory import Device
 from edgebench.farm import quarantine
 from edgebench.farm.config import FarmFile, select_devices
-from edgebench.farm.store import FarmRunStore, new_farm_run_id
-from edgebench.farm.summary import NOT_MEASURED, FarmSummary, merged_run, summarize_farm
+from edgebench.farm.summary import FarmSummary, merged_run, summarize_farm
+from edgebench.results.farm_run import FarmRunStore
+from edgebench.results.layout import default_results_dir, new_id
+from edgebench.results.store import FailureKind
 from edgebench.run.lease import DeviceBusy
-from edgebench.run.pipeline import PreparedWork, RunRequest, default_results_dir, prepare_work, run_on_device, start_run
+from edgebench.run.pipeline import PreparedWork, RunRequest, prepare_work, run_on_device, start_run
+from edgebench.run.retry import RetryPolicy
 from edgebench.run.runner import RunEvent
-
-UNSUPPORTED = "unsupported on this device"  # a property of the device's runtime: another attempt changes nothing
-STALLED = "stalled: "  # the runner's prefix for a measurement whose agent went silent
+from edgebench.transport.base import HealthCheckFailed
 
 
 @dataclass(frozen=True)
@@ -152,7 +151,7 @@ def _open_store(farm: FarmFile, options: FarmOptions, results_dir: Path, devices
         "planned_devices": [d.name for d in devices],
         "rounds": farm.rounds,
     }
-    return FarmRunStore.create(results_dir, new_farm_run_id(farm.name), header)
+    return FarmRunStore.create(results_dir, new_id(farm.name), header)
 
 
 @dataclass(frozen=True)
@@ -252,14 +251,16 @@ class DeviceWorker:
                     return outcome.write_error
                 # The device failed (not one variant): it went away, froze (a stall), or measured nothing.
                 lost = [prepared.store.summary["device_lost"]] if prepared.store.summary.get("device_lost") else []
-                lost += [m.error for m in prepared.store.measurements if (m.error or "").startswith(STALLED)]
+                lost += [m.error for m in prepared.store.measurements if m.kind == FailureKind.STALLED]
                 if lost or outcome.status == "failed":
-                    errors = [m.error for m in prepared.store.measurements if m.error]
-                    return (lost or errors or ["every measurement failed"])[0].removeprefix(NOT_MEASURED)
+                    errors = [m.error for m in prepared.store.measurements
+                              if m.error and m.kind != FailureKind.NOT_MEASURED]  # fmt: skip
+                    return (lost or errors or ["every measurement failed"])[0]
                 # A measurement that started and failed stays failed; the farm file may allow a new,
-                # labelled attempt (its run says attempt N and which run it retries).
+                # labelled attempt (its run says attempt N and which run it retries). A model the device's
+                # runtime refuses is refused again: no new attempt.
                 failed = sorted({m.variant for m in prepared.store.measurements
-                                 if m.status != "ok" and UNSUPPORTED not in (m.error or "")})  # fmt: skip
+                                 if m.status != "ok" and m.kind != FailureKind.UNSUPPORTED})  # fmt: skip
                 if not failed or attempt > self.farm.rerun_failed:
                     break
                 missing, attempt, retry_of = failed, attempt + 1, prepared.store.summary["run_id"]
@@ -271,7 +272,7 @@ class DeviceWorker:
         merged, _ = merged_run(runs, self.results_dir)
         if merged is None:
             return [v.name for v in work.variants]
-        measured = {m.variant for m in merged.measurements if not (m.error or "").startswith(NOT_MEASURED)}
+        measured = {m.variant for m in merged.measurements if m.kind != FailureKind.NOT_MEASURED}
         rounds_done = {v: sum(m.variant == v for m in merged.measurements) for v in measured}
         return [v.name for v in work.variants if rounds_done.get(v.name, 0) < self.farm.rounds]
 

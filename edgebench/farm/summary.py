@@ -20,10 +20,9 @@ from edgebench.compare.run_summary import summarize
 from edgebench.compare.verdicts import compare_runs, parse_threshold
 from edgebench.core.errors import EdgebenchError
 from edgebench.history.lookup import baseline_data
-from edgebench.results.store import Measurement, ResultsError, RunData, load
+from edgebench.results.store import FailureKind, Measurement, ResultsError, RunData, load
 
 EXIT_FINE, EXIT_REGRESSION, EXIT_CANNOT_TELL = 0, 1, 2
-NOT_MEASURED = "not measured: "  # the runner's prefix for measurements a lost device never started
 
 
 @dataclass(frozen=True)
@@ -163,7 +162,7 @@ def merged_run(runs: list[dict], results_dir: Path) -> tuple[RunData | None, dic
 
 
 def _never_started(measurement: Measurement) -> bool:
-    return measurement.status != "ok" and (measurement.error or "").startswith(NOT_MEASURED)
+    return measurement.kind == FailureKind.NOT_MEASURED
 
 
 def _model_cells(device: str, model: dict, runs: list[dict], results_dir: Path, policy: str,

@@ -19,6 +19,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from edgebench.core.errors import EdgebenchError
+from edgebench.results.layout import run_folders
 from edgebench.results.store import ResultsError, latency, load_run
 
 INDEX_SCHEMA_VERSION = 1
@@ -203,12 +204,12 @@ def rebuild(path: Path, results_dir: Path) -> tuple[int, list[str], str | None]:
     with connect(path) as connection, _transaction(connection):
         connection.execute("DELETE FROM variants")
         connection.execute("DELETE FROM runs")
-        for run_file in sorted(Path(results_dir).glob("*/*/run.json")):
+        for folder in run_folders(results_dir):
             try:
-                _insert(connection, run_file.parent)
+                _insert(connection, folder)
                 count += 1
             except (ResultsError, KeyError, ValueError, OSError) as error:
-                skipped.append(f"{run_file.parent}: {error}")
+                skipped.append(f"{folder}: {error}")
     return count, skipped, moved
 
 

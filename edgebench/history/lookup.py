@@ -10,26 +10,27 @@ from pathlib import Path
 
 from edgebench.compare.verdicts import comparability
 from edgebench.core.errors import EdgebenchError
+from edgebench.results.layout import is_run_folder, run_folders
 from edgebench.results.store import Measurement, ResultsError, RunData, load
 
 
 def resolve_run(spec: str, results_dir: Path) -> Path:
     path = Path(spec)
-    if (path / "run.json").is_file():
+    if is_run_folder(path):
         return path
-    matches = sorted(Path(results_dir).glob(f"*/{spec}/run.json"))
+    matches = run_folders(results_dir, run_id=spec)
     if len(matches) == 1:
-        return matches[0].parent
+        return matches[0]
     if not matches:
         raise EdgebenchError(f"no run {spec!r}: give a run folder, or a run id under {results_dir}")
     raise EdgebenchError(f"run id {spec!r} is ambiguous under {results_dir}: give its folder")
 
 
 def latest_run(results_dir: Path) -> Path:
-    runs = sorted(Path(results_dir).glob("*/*/run.json"), key=lambda p: p.parent.name)
+    runs = run_folders(results_dir)
     if not runs:
         raise EdgebenchError(f"no runs under {results_dir}")
-    return runs[-1].parent
+    return runs[-1]
 
 
 def baseline_data(spec: str, candidate: RunData, results_dir: Path) -> RunData:
@@ -92,15 +93,15 @@ def _earlier_runs(candidate: RunData, results_dir: Path) -> list[tuple[Path, Run
     """Readable runs of the candidate's device and model that started before it, oldest first."""
     device, model = candidate.summary["device"]["name"], candidate.summary["model"]["name"]
     earlier = []
-    for run_file in sorted(Path(results_dir).glob(f"{device}/*/run.json"), key=lambda p: p.parent.name):
-        if run_file.parent.name >= candidate.run_id:
+    for folder in run_folders(results_dir, device=device):
+        if folder.name >= candidate.run_id:
             continue
         try:
-            data = load(run_file.parent)
+            data = load(folder)
         except ResultsError:
             continue  # a damaged run is skipped, never a crash of every later night
         if data.summary["model"]["name"] == model and data.summary["status"] in ("ok", "partial"):
-            earlier.append((run_file.parent, data))
+            earlier.append((folder, data))
     return earlier
 
 

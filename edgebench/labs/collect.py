@@ -23,14 +23,14 @@ import redis
 
 from edgebench import __version__
 from edgebench.core.errors import EdgebenchError
-from edgebench.core.fileio import atomic_write_bytes, atomic_write_json
-from edgebench.farm.quarantine import farms_dir
-from edgebench.farm.store import FARM_KIND, FARM_SCHEMA_VERSION
+from edgebench.core.fileio import atomic_write_json
 from edgebench.farm.summary import FarmSummary, summarize_farm
 from edgebench.history.index import default_history_path, index_run
 from edgebench.labs.broker import iso, key, now
 from edgebench.labs.jobs import JobRecords
 from edgebench.labs.registry import announced_devices
+from edgebench.results.farm_run import FARM_KIND, FARM_SCHEMA_VERSION
+from edgebench.results.layout import farm_file, farm_folder, write_run_folder
 
 ENDED = ("done", "failed", "expired")
 # A device's state from its jobs' states: the most telling wins (a quarantine says more than a failure).
@@ -149,13 +149,13 @@ def collect(client: redis.Redis, farm_run: str, results_dir: Path) -> Collected:
             except (EdgebenchError, OSError) as error:
                 problems.append(f"history index not updated for {run_id} ({error}); 'edgebench history rebuild'")
     document = _farm_document(view, good_runs, final, client)
-    folder = farms_dir(results_dir) / farm_run
+    folder = farm_folder(results_dir, farm_run)
     folder.mkdir(parents=True, exist_ok=True)
     summary = summarize_farm(document, results_dir)
     if final:
         summary = dataclasses.replace(summary, status="done")
         document["summary"] = summary.document()
-    atomic_write_json(folder / "farm.json", document)
+    atomic_write_json(farm_file(folder), document)
     return Collected(folder, final, summary, written, problems)
 
 
@@ -171,18 +171,10 @@ def _write_run(results_dir: Path, run: dict) -> bool:
             raise EdgebenchError(f"run {run['run_id']} from lab {run.get('lab')} arrived damaged ({name}: sha256 "
                                  "mismatch or bad name); skipped, its lab host still has it")  # fmt: skip
         decoded[name] = data
-    if "run.json" not in decoded:
-        raise EdgebenchError(f"run {run['run_id']} arrived without run.json; skipped")
-    changed = False
-    folder.mkdir(parents=True, exist_ok=True)
-    # run.json last: a reader never sees a run.json naming measurement files not yet written.
-    for name in sorted(decoded, key=lambda n: n == "run.json"):
-        path = folder / name
-        if path.is_file() and path.read_bytes() == decoded[name]:
-            continue
-        atomic_write_bytes(path, decoded[name])
-        changed = True
-    return changed
+    try:
+        return write_run_folder(folder, decoded)
+    except ValueError as error:
+        raise EdgebenchError(f"run {run['run_id']} arrived without its record ({error}); skipped") from None
 
 
 def _farm_document(view: FarmView, runs: dict[str, dict], final: bool, client: redis.Redis) -> dict:

@@ -19,10 +19,10 @@ from edgebench import __version__
 from edgebench.core.fileio import sha256_file
 from edgebench.farm.config import FarmFile, FarmFileError
 from edgebench.farm.scheduler import FarmOptions, model_keys, run_request
-from edgebench.farm.store import new_farm_run_id
 from edgebench.labs.broker import Patience, dramatiq_broker, enqueue, key, now, redacted
 from edgebench.labs.jobs import JOB_KIND, JOB_SCHEMA_VERSION, JobRecords, farm_settings, validate_job
 from edgebench.labs.registry import announced_devices
+from edgebench.results.layout import new_id
 from edgebench.run.pipeline import prepare_work
 from edgebench.zoo import zoo_names
 
@@ -56,7 +56,7 @@ def submit_farm(farm: FarmFile, client: redis.Redis, url: str, deadline_s: float
             "planned": [v.name for v in work.variants],
             "planned_sha256": {v.name: v.sha256 for v in work.variants},
         })  # fmt: skip
-    farm_run = new_farm_run_id(farm.name)
+    farm_run = new_id(farm.name)
     submitted = now()
     deadline = submitted + deadline_s
     header = {

@@ -26,7 +26,6 @@ import os
 import secrets
 import socket
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,16 +33,17 @@ from pathlib import Path
 import redis
 
 from edgebench.core.errors import EdgebenchError
-from edgebench.core.fileio import atomic_write_json
 from edgebench.core.settings import from_plain, resolve
 from edgebench.devices.inventory import Device
 from edgebench.farm.scheduler import DeviceWorker, FarmEvent, FarmOptions, Inherited, run_request
-from edgebench.farm.store import FarmRunStore, load_farm_document
 from edgebench.labs.broker import ACTOR, BrokerError, Patience, dramatiq_broker, enqueue, key, now, queue_name
 from edgebench.labs.jobs import BadJob, Claim, JobRecords, farm_of, validate_job
 from edgebench.labs.registry import announce, withdraw
 from edgebench.quantize.variants import default_cache_dir
-from edgebench.run.pipeline import default_results_dir, prepare_work
+from edgebench.results.farm_run import FarmRunStore, load_farm_document
+from edgebench.results.layout import default_results_dir, farm_file, farm_folder, run_folder_files
+from edgebench.results.store import mark_interrupted
+from edgebench.run.pipeline import prepare_work
 
 DEFAULT_LEASE_TTL_S = 30.0
 CLAIM_POLL_S = 2.0
@@ -261,11 +261,7 @@ class LabWorker:
 
     def _close_lost_run(self, store: FarmRunStore, device: str, run_id: str, reason: str) -> None:
         entry = next(r for r in store.device(device)["runs"] if r["run_id"] == run_id)
-        path = self.results_dir / entry["folder"] / "run.json"
-        with contextlib.suppress(OSError, ValueError):
-            summary = json.loads(path.read_text())
-            summary.update({"status": "interrupted", "error": reason, "finished_at": _iso_now()})
-            atomic_write_json(path, summary)
+        mark_interrupted(self.results_dir / entry["folder"], reason)
         store.update_run(device, run_id, "interrupted")
 
     def _lab_store(self, payload: dict, device: Device) -> FarmRunStore:
@@ -273,8 +269,8 @@ class LabWorker:
         with self.stores_lock:
             store = self.stores.get(farm_run)
             if store is None:
-                folder = self.results_dir / "_farms" / farm_run
-                if (folder / "farm.json").is_file():
+                folder = farm_folder(self.results_dir, farm_run)
+                if farm_file(folder).is_file():
                     store = FarmRunStore(folder, load_farm_document(folder))
                 else:
                     settings = payload["farm"]
@@ -315,11 +311,10 @@ class LabWorker:
         folder = self.results_dir / run["folder"]
         files = {}
         if folder.is_dir():
-            for path in sorted(folder.iterdir()):
-                if path.is_file() and not path.name.endswith(".tmp"):
-                    data = path.read_bytes()
-                    files[path.name] = {"sha256": hashlib.sha256(data).hexdigest(),
-                                        "base64": base64.b64encode(data).decode()}  # fmt: skip
+            for path in run_folder_files(folder):
+                data = path.read_bytes()
+                files[path.name] = {"sha256": hashlib.sha256(data).hexdigest(),
+                                    "base64": base64.b64encode(data).decode()}  # fmt: skip
         document = {"device": device, "lab": self.lab, **{k: run[k] for k in ("model", "run_id", "attempt", "folder",
                     "status")}, "files": files}  # fmt: skip
         Patience().call(lambda: self.client.hset(key("farm", payload["farm_run"], "runs"), run["run_id"],
@@ -330,7 +325,3 @@ class LabWorker:
             event.state == "measuring" and event.detail.endswith((": ok", ": failed"))
         ):
             self.say(f"{event.device}: {event.state} {event.detail}".rstrip())
-
-
-def _iso_now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

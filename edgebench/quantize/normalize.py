@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from edgebench.core.fileio import atomic_write_bytes, sha256_file
-from edgebench.quantize.tflite_model import (
+from edgebench.model.tflite_model import (
     DEQUANTIZE,
     builtin_code,
     constant_data,

@@ -19,13 +19,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgebench.accuracy.dataset import Dataset, load_dataset
 from edgebench.core.errors import EdgebenchError, QuantizationError
 from edgebench.core.fileio import atomic_copy, atomic_write_bytes, sha256_file
 from edgebench.core.quiet import library_output_silenced
+from edgebench.model.dataset import Dataset, load_dataset
+from edgebench.model.source import ModelSource
+from edgebench.model.tflite_model import ModelInfo, inspect_model, require_float_weights
 from edgebench.quantize.normalize import NormalizedModel, normalize_model
-from edgebench.quantize.tflite_model import ModelInfo, inspect_model, require_float_weights
-from edgebench.zoo import ModelSource
 
 # Bump when the way a variant is built changes, so stale cache entries are not reused.
 # 2: dynamic-int8 with per-tensor weight scales.

@@ -15,8 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgebench import __version__
+from edgebench.compare.run_summary import RunSummaryView
 from edgebench.report import plot_data, plots
+from edgebench.report.run_table import shown_run
 from edgebench.report.table import DataTable
+from edgebench.results.layout import is_run_folder, run_file, run_folder
 from edgebench.results.store import RunData, load
 
 CSS = """
@@ -103,15 +106,19 @@ def _facts(items: Sequence[tuple[str, str]]) -> str:
     return "<dl>" + "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>" for k, v in items) + "</dl>"
 
 
+@dataclass(frozen=True)
+class _Shown:
+    """One run as the report shows it: its record, its per-variant view and the terminal's table of it."""
+
+    summary: dict
+    view: RunSummaryView
+    table: DataTable
+
+
 def runs_report(folders: Sequence[Path], out: Path, comparison=None) -> Report:
     """One or more runs (several devices, or one device several times): tables, distributions, trade-off."""
-    from edgebench.run.pipeline import outcome_of
-
     runs = [load(folder) for folder in folders]  # read and validated once; the tables are built from these
-    outcomes = [
-        outcome_of(folder, None, (run.summary, list(run.measurements)))
-        for folder, run in zip(folders, runs, strict=True)
-    ]
+    outcomes = [_Shown(run.summary, *shown_run(run.summary, list(run.measurements))) for run in runs]
     models = sorted({o.summary["model"]["name"] for o in outcomes})
     devices = list(dict.fromkeys(o.view.device for o in outcomes))
     report = Report(f"edgebench report: {', '.join(models)} on {', '.join(devices)}")
@@ -208,23 +215,23 @@ def _reproduce(outcomes, folders, out: Path) -> list[str]:
                 ]
             )
             + "<p>raw JSON: "
-            + _link(folder / "run.json", out)
+            + _link(run_file(folder), out)
             + "</p>"
         )
     return blocks
 
 
 def farm_report(farm_run: str | None, results_dir: Path, out: Path) -> Report:
-    from edgebench.farm.store import FarmRunStore, resolve_farm_run
     from edgebench.farm.summary import summarize_farm
+    from edgebench.results.farm_run import FarmRunStore, resolve_farm_run
 
     store = FarmRunStore.open(results_dir, resolve_farm_run(farm_run, results_dir).name)
     summary = summarize_farm(store.document, results_dir)
     folders = [
-        results_dir / name / run["run_id"]
+        run_folder(results_dir, name, run["run_id"])
         for name, entry in store.document["devices"].items()
         for run in entry.get("runs", [])
-        if (results_dir / name / run["run_id"] / "run.json").is_file()
+        if is_run_folder(run_folder(results_dir, name, run["run_id"]))
     ]
     report = runs_report(folders, out) if folders else Report("edgebench farm report")
     report.title = f"edgebench farm report: {summary.farm_run}"
@@ -290,8 +297,7 @@ def history_report(items: Sequence[tuple[Path, RunData]], threshold: float, out:
     report.reproduce.append(
         "<ul>"
         + "".join(
-            f"<li>{html.escape(r.run_id)}: {_link(f / 'run.json', out)}</li>"
-            for r, f in zip(runs, folders, strict=True)
+            f"<li>{html.escape(r.run_id)}: {_link(run_file(f), out)}</li>" for r, f in zip(runs, folders, strict=True)
         )
         + "</ul>"
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgebench.compare.run_summary import RunSummaryView, VariantSummary
+from edgebench.compare.run_summary import RunSummaryView, VariantSummary, summarize
 from edgebench.report.table import Column, DataTable
 
 BASE_COLUMNS = (
@@ -18,6 +18,16 @@ BASE_COLUMNS = (
 )
 ACCURACY_COLUMNS = (Column("top-1 (95% CI)"), Column("Δ pp"), Column("agrees"))
 FIDELITY_COLUMNS = (Column("SQNR dB"), Column("cosine"), Column("max |err|"))
+
+
+def run_title(summary: dict, view: RunSummaryView) -> str:
+    return f"{summary['model']['name']} on {view.device} — run {summary['run_id']}"
+
+
+def shown_run(summary: dict, measurements) -> tuple[RunSummaryView, DataTable]:
+    """A run read back -> its per-variant view and the table `edgebench run` prints of it."""
+    view = summarize(summary, measurements)
+    return view, run_table(view, run_title(summary, view))
 
 
 def run_table(view: RunSummaryView, title: str) -> DataTable:

@@ -48,7 +48,12 @@ RUN = {
         "model": {"type": "object", "required": ["name"]},
         "measurements": {
             "type": "array",
-            "items": {"type": "object", "required": ["variant", "round", "status", "file"]},
+            "items": {
+                "type": "object",
+                "required": ["variant", "round", "status", "file"],
+                # Version 2 on; one of results.store.FailureKind's values, checked when read.
+                "properties": {"kind": {"type": ["string", "null"]}},
+            },
         },
     },
 }

@@ -7,6 +7,8 @@ everything measured so far.
 
 run.json format history (schema_version):
   1 - first version.
+  2 - each measurement entry has "kind": why it failed, as a value (FailureKind), beside the message for
+      people; null when it is ok. A version 1 file is migrated on read (the kind derived from its message).
 """
 
 from __future__ import annotations
@@ -14,19 +16,20 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
-import secrets
 import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 from edgebench import __version__
 from edgebench.core.errors import EdgebenchError
 from edgebench.core.fileio import atomic_write_json
-from edgebench.results import schemas
+from edgebench.results import layout, schemas
 
-RUN_SCHEMA_VERSION = 1
+RUN_SCHEMA_VERSION = 2
+READS_RUN_VERSIONS = (1, 2)  # older versions are migrated on read (migrate_run)
 RUN_KIND = "edgebench.run"
 # 2 adds fidelity and robust dispersion; 3 is a benchmark_model document: timing.per_sample false, samples_us
 # empty, stats.p90 null, p50 the binary's median or mean (timing.p50_is), accuracy computed on the host (sources).
@@ -47,22 +50,50 @@ def utc_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def new_run_id(model_name: str) -> str:
-    # Sortable by time, unique across two runs started in the same second.
-    return f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{model_name}-{secrets.token_hex(2)}"
+class FailureKind(StrEnum):
+    """Why a measurement failed, as a value: retries, quarantine and farm verdicts decide on it, never on a
+    message's wording. The message beside it is for people."""
+
+    STALLED = "stalled"  # the agent went silent for the stall timeout (a frozen board); the device may come back
+    LOST_CONNECTION = "lost-connection"  # the device went away mid-command or stopped answering a reconnect
+    NOT_MEASURED = "not-measured"  # never started: the device was lost before this measurement's turn
+    UNSUPPORTED = "unsupported-on-device"  # the device's runtime refuses the model: another attempt changes nothing
+    DISK_FULL = "disk-full"  # the device had no room for the file
+    TIMED_OUT = "timed-out"  # the agent ran past the run's timeout and was killed
+    CRASHED = "crashed"  # the agent ended without a result document
+    AGENT_ERROR = "agent-error"  # the agent (or benchmark_model) reported an error of its own; the message says which
+    DEVICE_ERROR = "device-error"  # a command could not run on the device for another reason
 
 
 @dataclass
 class Measurement:
-    """One agent run of one variant in one round."""
+    """One agent run of one variant in one round: the variant record of run.json, with its document."""
 
     variant: str
     round: int
     status: str  # "ok" or "failed"
     document: dict | None = None
-    error: str | None = None
+    error: str | None = None  # for people
     file: str | None = None
     context: dict | None = None  # what the runner did before it (a cool-down), kept beside it in run.json
+    kind: FailureKind | None = None  # why it failed, for code; None when it is ok
+
+    @classmethod
+    def failed(cls, variant: str, round_number: int, kind: FailureKind, error: str,
+               document: dict | None = None) -> Measurement:  # fmt: skip
+        return cls(variant, round_number, "failed", document, error, kind=kind)
+
+    def entry(self) -> dict:
+        """Its entry in run.json's "measurements"."""
+        return {
+            "variant": self.variant,
+            "round": self.round,
+            "status": self.status,
+            "kind": self.kind.value if self.kind else None,
+            "file": self.file,
+            "error": self.error,
+            **({"context": self.context} if self.context else {}),
+        }
 
 
 @dataclass
@@ -75,7 +106,7 @@ class RunStore:
 
     @classmethod
     def create(cls, results_dir: Path, device_name: str, run_id: str, summary: dict) -> RunStore:
-        folder = Path(results_dir) / device_name / run_id
+        folder = layout.run_folder(results_dir, device_name, run_id)
         try:
             folder.mkdir(parents=True, exist_ok=False)
         except OSError as error:
@@ -101,16 +132,7 @@ class RunStore:
                 )
                 atomic_write_json(self.folder / name, measurement.document)
                 measurement.file = name
-            self.summary["measurements"].append(
-                {
-                    "variant": measurement.variant,
-                    "round": measurement.round,
-                    "status": measurement.status,
-                    "file": measurement.file,
-                    "error": measurement.error,
-                    **({"context": measurement.context} if measurement.context else {}),
-                }
-            )
+            self.summary["measurements"].append(measurement.entry())
             self._write_summary()
         except (OSError, ResultsError) as error:
             raise self._unsaved(error) from None
@@ -137,9 +159,9 @@ class RunStore:
 
     def _write_summary(self) -> None:
         try:
-            atomic_write_json(self.folder / "run.json", self.summary)
+            atomic_write_json(layout.run_file(self.folder), self.summary)
         except OSError as error:
-            raise ResultsError(f"cannot write {self.folder / 'run.json'}: {error.strerror or error}") from None
+            raise ResultsError(f"cannot write {layout.run_file(self.folder)}: {error.strerror or error}") from None
 
 
 @dataclass(frozen=True)
@@ -203,28 +225,75 @@ def load(folder: str | Path) -> RunData:
 def load_run(folder: str | Path) -> tuple[dict, list[Measurement]]:
     """Read a run folder back: the summary and its measurements with their documents."""
     folder = Path(folder)
-    path = folder / "run.json"
-    summary = _read_json(path, f"no run.json in {folder}; is it a run folder?")
-    if summary.get("kind") != RUN_KIND or summary.get("schema_version") != RUN_SCHEMA_VERSION:
+    path = layout.run_file(folder)
+    summary = _read_json(path, f"no {path.name} in {folder}; is it a run folder?")
+    if summary.get("kind") != RUN_KIND or summary.get("schema_version") not in READS_RUN_VERSIONS:
         raise ResultsError(
             f"{path} is schema_version {summary.get('schema_version')!r} of {summary.get('kind')!r}; this edgebench "
-            f"{__version__} reads {RUN_KIND} version {RUN_SCHEMA_VERSION}: upgrade edgebench to read it"
+            f"{__version__} reads {RUN_KIND} versions {', '.join(map(str, READS_RUN_VERSIONS))}: upgrade edgebench "
+            "to read it"
         )
     _require_valid(path, summary, schemas.RUN)
+    summary = migrate_run(summary)
     measurements = []
     for entry in summary["measurements"]:
         document = _read_document(folder, entry["file"]) if entry["file"] else None
         fields = (entry["variant"], entry["round"], entry["status"], document, entry.get("error"), entry["file"])
-        measurements.append(Measurement(*fields, entry.get("context")))
+        try:
+            kind = FailureKind(entry["kind"]) if entry.get("kind") else None
+        except ValueError:
+            raise ResultsError(f"{path} is damaged (unknown failure kind {entry['kind']!r})") from None
+        measurements.append(Measurement(*fields, entry.get("context"), kind))
     return summary, measurements
+
+
+def migrate_run(summary: dict) -> dict:
+    """A run.json of any version this edgebench reads -> the current version, in memory (the file is not
+    rewritten: a folder on a read-only share, or read by an older edgebench too, stays as it is)."""
+    if summary["schema_version"] == 1:
+        entries = [{**e, "kind": _kind_of_v1(e)} for e in summary["measurements"]]
+        summary = {**summary, "schema_version": 2, "measurements": entries}
+    return summary
+
+
+# Version 1 said why a measurement failed only in its message; these are the prefixes its writers used.
+_V1_PREFIXES = (
+    ("stalled: ", FailureKind.STALLED),
+    ("not measured: ", FailureKind.NOT_MEASURED),
+    ("unsupported on this device", FailureKind.UNSUPPORTED),
+    ("agent timed out", FailureKind.TIMED_OUT),
+    ("benchmark_model timed out", FailureKind.TIMED_OUT),
+    ("agent crashed", FailureKind.CRASHED),
+)
+
+
+def _kind_of_v1(entry: dict) -> str | None:
+    if entry["status"] == "ok":
+        return None
+    error = entry.get("error") or ""
+    for prefix, kind in _V1_PREFIXES:
+        if error.startswith(prefix):
+            return kind.value
+    if "out of disk space" in error:
+        return FailureKind.DISK_FULL.value
+    return FailureKind.AGENT_ERROR.value if entry.get("file") else FailureKind.DEVICE_ERROR.value
 
 
 def _read_document(folder: Path, name: str) -> dict:
     """One agent document of a run, validated: a missing or half-written file is named, never a traceback."""
     path = folder / name
-    document = _read_json(path, f"{path} is missing; run.json lists it, so this run is damaged")
+    document = _read_json(path, f"{path} is missing; {layout.RUN_FILE} lists it, so this run is damaged")
     _require_valid(path, document, schemas.AGENT_RESULT)
     return document
+
+
+def mark_interrupted(folder: Path, reason: str) -> None:
+    """A run whose controller or worker died mid-run: its record says so (best effort: it may be unreadable)."""
+    path = layout.run_file(folder)
+    with contextlib.suppress(OSError, ValueError):
+        summary = json.loads(path.read_text())
+        summary.update({"status": "interrupted", "error": reason, "finished_at": utc_now()})
+        atomic_write_json(path, summary)
 
 
 def _read_json(path: Path, missing: str):

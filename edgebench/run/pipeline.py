@@ -13,19 +13,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgebench.accuracy.dataset import Dataset, check_fits, load_dataset
 from edgebench.accuracy.evaluate import host_runner
 from edgebench.accuracy.fidelity import ReferenceSet, build_reference
-from edgebench.backends import make_backend
 from edgebench.backends.base import check_cpus
 from edgebench.compare.run_summary import RunSummaryView, summarize
 from edgebench.core.errors import Cancelled, EdgebenchError
 from edgebench.core.fileio import sha256_file
-from edgebench.core.retry import RetryPolicy
 from edgebench.core.settings import SettingError, Settings, resolve
-from edgebench.devices.health import Cooldown, HealthLimits
+from edgebench.devices.connect import make_backend, open_transport
 from edgebench.devices.inventory import Device, resolve_device
 from edgebench.history import index as history
+from edgebench.model.dataset import Dataset, check_fits, load_dataset
+from edgebench.model.source import ModelSource
 from edgebench.quantize.variants import (
     Variant,
     VariantSkipped,
@@ -34,13 +33,13 @@ from edgebench.quantize.variants import (
     float32_reference,
     parse_variant_names,
 )
-from edgebench.report.run_table import run_table
-from edgebench.report.table import DataTable
-from edgebench.results.store import ResultsWriteError, RunStore, load_run, new_run_id
+from edgebench.results.layout import default_results_dir, new_id
+from edgebench.results.store import ResultsWriteError, RunStore, load_run
+from edgebench.run.health import Cooldown, HealthLimits
 from edgebench.run.lease import DeviceBusy, Owner, host_lock
+from edgebench.run.retry import RetryPolicy
 from edgebench.run.runner import RunEvent, RunPlan, execute
-from edgebench.transport import open_transport
-from edgebench.zoo import ModelSource, resolve_model
+from edgebench.zoo import resolve_model
 
 
 @dataclass(frozen=True)
@@ -83,7 +82,6 @@ class RunOutcome:
     folder: Path
     summary: dict
     view: RunSummaryView
-    table: DataTable
     history_error: str | None = None  # the run is on disk; only its index entry is missing
     write_error: str | None = None  # the results folder refused a write: the run is only in memory
 
@@ -94,10 +92,6 @@ class RunOutcome:
             "run": self.summary,
             "variants": [dataclasses.asdict(v) for v in self.view.variants],
         }
-
-
-def default_results_dir() -> Path:
-    return Path(os.environ.get("EDGEBENCH_RESULTS", "results"))
 
 
 def resolve_settings(device: Device, given: dict) -> Settings:
@@ -219,7 +213,7 @@ def start_run(work: PreparedWork, device: Device, request: RunRequest) -> Prepar
         **request.extra,
     }
     results_dir = request.results_dir or default_results_dir()
-    run_id = new_run_id(source.name)
+    run_id = new_id(source.name)
     store = RunStore.create(results_dir, device.name, run_id, summary)
     plan = RunPlan(
         list(variants), dataset.path if dataset else None, settings,
@@ -285,6 +279,4 @@ def _discard_or_finish(store: RunStore, status: str, error: str) -> None:
 
 def outcome_of(folder: Path, status: str | None = None, loaded: tuple[dict, list] | None = None) -> RunOutcome:
     summary, measurements = loaded or load_run(folder)
-    view = summarize(summary, measurements)
-    title = f"{summary['model']['name']} on {view.device} — run {summary['run_id']}"
-    return RunOutcome(status or summary["status"], Path(folder), summary, view, run_table(view, title))
+    return RunOutcome(status or summary["status"], Path(folder), summary, summarize(summary, measurements))

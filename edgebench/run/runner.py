@@ -18,15 +18,16 @@ from edgebench.backends.base import Backend, HostFiles, Progress, check_cpus
 from edgebench.backends.python_agent import PythonAgent
 from edgebench.core.errors import Cancelled
 from edgebench.core.fileio import sha256_file
-from edgebench.core.retry import RetryPolicy, retrying
 from edgebench.core.settings import Settings
-from edgebench.devices.health import Cooldown, HealthLimits, check_health, cool_down
 from edgebench.quantize.variants import Variant
-from edgebench.results.store import Measurement, RunStore
+from edgebench.results.store import FailureKind, Measurement, RunStore
+from edgebench.run.health import Cooldown, HealthLimits, check_health, cool_down
 from edgebench.run.lease import LEASE_MARGIN_S, DeviceLease, Owner
+from edgebench.run.retry import RetryPolicy, retrying
 from edgebench.transport.base import (
     ConnectionLost,
     DeviceError,
+    DiskFull,
     Stalled,
     Transport,
     Unreachable,
@@ -148,7 +149,7 @@ def _measure_all(plan: RunPlan, transport: Transport, backend: Backend, store: R
                 # This variant is lost; the connection was dropped, and the next command opens a
                 # fresh one: a board that froze for a moment measures the rest, one that stays
                 # silent fails that reconnect and ends the run below, what was measured kept.
-                measurement = Measurement(variant.name, round_number, "failed", error=f"stalled: {error}")
+                measurement = Measurement.failed(variant.name, round_number, FailureKind.STALLED, f"stalled: {error}")
             except (ConnectionLost, Unreachable) as error:
                 # Gone mid-command, or not answering a reconnect (after the retries): nothing more can run.
                 failed |= _device_lost(plan, failed, store, variant.name, round_number, str(error), emit)
@@ -157,7 +158,8 @@ def _measure_all(plan: RunPlan, transport: Transport, backend: Backend, store: R
                 if variant.name in model_paths:  # the command itself could not run: the device is gone
                     failed |= _device_lost(plan, failed, store, variant.name, round_number, str(error), emit)
                     break
-                measurement = Measurement(variant.name, round_number, "failed", error=str(error))
+                kind = FailureKind.DISK_FULL if isinstance(error, DiskFull) else FailureKind.DEVICE_ERROR
+                measurement = Measurement.failed(variant.name, round_number, kind, str(error))
             measurement.context = context or None
             store.add(measurement)
             if measurement.status != "ok":
@@ -180,13 +182,13 @@ def _device_lost(plan: RunPlan, failed: set[str], store: RunStore, variant: str,
 
     Returns the variants that are now failed, so the loop skips them."""
     store.summary["device_lost"] = error  # the device failed, not this variant: a farm counts it against the device
-    store.add(Measurement(variant, round_number, "failed", error=error))
+    store.add(Measurement.failed(variant, round_number, FailureKind.LOST_CONNECTION, error))
     emit("done", variant, round_number, status="failed", message=error)
     names = [v.name for v in plan.variants if v.name not in failed]
     later = [(n, round_number) for n in names[names.index(variant) + 1 :]]
     later += [(n, r) for r in range(round_number + 1, plan.settings.rounds + 1) for n in names]
     for name, number in later:
-        store.add(Measurement(name, number, "failed", error=f"not measured: {error}"))
+        store.add(Measurement.failed(name, number, FailureKind.NOT_MEASURED, f"not measured: {error}"))
         emit("done", name, number, status="failed", message=error)
     return set(names)
 

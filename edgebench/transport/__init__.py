@@ -1,30 +1,9 @@
-"""How the host reaches a device: one contract, one module per kind (local, ssh, adb)."""
+"""How the host reaches a device: one contract, one module per kind (local, ssh, adb).
 
-from __future__ import annotations
+A transport takes an Endpoint (name, python, workdir) and its own options section, never the whole
+device record: devices/connect.py opens the right one for a device.
+"""
 
-from typing import TYPE_CHECKING
+from edgebench.transport.base import CommandResult, ConnectionLost, DeviceError, Endpoint, Transport
 
-from edgebench.core.errors import EdgebenchError
-from edgebench.transport.base import CommandResult, ConnectionLost, DeviceError, Transport
-
-if TYPE_CHECKING:  # the inventory reads transport options from this package: no import back at run time
-    from edgebench.devices.inventory import Device
-
-
-def open_transport(device: Device, *, trust_new_host: bool = False) -> Transport:
-    if device.transport == "local":
-        from edgebench.transport.local import LocalTransport
-
-        return LocalTransport(device)
-    if device.transport == "ssh":
-        from edgebench.transport.ssh import SshTransport
-
-        return SshTransport(device, trust_new_host=trust_new_host)
-    if device.transport == "adb":
-        from edgebench.transport.adb import AdbTransport
-
-        return AdbTransport(device)
-    raise EdgebenchError(f"device {device.name!r}: transport {device.transport!r} is not supported by this edgebench")
-
-
-__all__ = ["CommandResult", "ConnectionLost", "DeviceError", "Transport", "open_transport"]
+__all__ = ["CommandResult", "ConnectionLost", "DeviceError", "Endpoint", "Transport"]

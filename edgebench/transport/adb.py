@@ -24,8 +24,16 @@ import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from edgebench.devices.inventory import Device
-from edgebench.transport.base import CommandResult, ConnectionLost, DeviceError, Stalled, Transport, Unreachable
+from edgebench.transport.base import (
+    CommandResult,
+    ConnectionLost,
+    DeviceError,
+    DiskFull,
+    Endpoint,
+    Stalled,
+    Transport,
+    Unreachable,
+)
 from edgebench.transport.options import AdbOptions
 from edgebench.transport.process import run_process
 
@@ -37,9 +45,9 @@ _LOST = re.compile(r"^(error: (device offline|closed|protocol fault.*|device '.*
 
 
 class AdbTransport(Transport):
-    def __init__(self, device: Device):
-        self.device = device
-        self.options: AdbOptions = device.options
+    def __init__(self, endpoint: Endpoint, options: AdbOptions):
+        self.endpoint = endpoint
+        self.options = options
         self.bytes_pushed = 0
         self._ready = False
         self.has_watchdog: bool | None = None  # does the phone have `timeout` (checked once)
@@ -56,12 +64,12 @@ class AdbTransport(Transport):
                                   stdin=subprocess.DEVNULL)  # fmt: skip
         except FileNotFoundError:
             raise DeviceError(
-                f"device {self.device.name!r}: the adb client {self.options.adb!r} is not installed "
+                f"device {self.endpoint.name!r}: the adb client {self.options.adb!r} is not installed "
                 '(apt-get install adb, or set [adb] adb = "/path/to/adb")'
             ) from None
         except subprocess.TimeoutExpired:
             raise Unreachable(
-                f"device {self.device.name!r} ({self.options.serial}): `adb {args[0]}` did not finish within "
+                f"device {self.endpoint.name!r} ({self.options.serial}): `adb {args[0]}` did not finish within "
                 f"{timeout:g}s"
             ) from None
 
@@ -79,7 +87,7 @@ class AdbTransport(Transport):
 
     def state_error(self, text: str) -> DeviceError:
         """adb's words for a device it cannot use -> one line saying what to do."""
-        who = f"device {self.device.name!r} ({self.options.serial})"
+        who = f"device {self.endpoint.name!r} ({self.options.serial})"
         lowered = text.lower()
         if "unauthorized" in lowered or "failed to authenticate" in lowered:
             return DeviceError(f"{who} is unauthorized: accept the 'Allow USB debugging' prompt on the phone")
@@ -120,13 +128,13 @@ class AdbTransport(Transport):
     # -- the Transport contract ----------------------------------------------------------------
 
     def python(self) -> list[str]:
-        return shlex.split(self.device.python)
+        return shlex.split(self.endpoint.python)
 
     def workdir(self) -> str:
-        return self.device.workdir
+        return self.endpoint.workdir
 
     def lease_dir(self) -> str:
-        return self.device.workdir
+        return self.endpoint.workdir
 
     def shell(self, command: str, timeout: float | None = None) -> CommandResult:
         return super().shell(command, timeout or self.options.command_timeout)
@@ -158,7 +166,7 @@ class AdbTransport(Transport):
             outcome = run_process(argv, timeout=timeout, on_stderr_line=on_stderr_line, stall_timeout=stall_timeout,
                                   check_cancelled=self.check_cancelled)  # fmt: skip
         except FileNotFoundError:
-            raise DeviceError(f"device {self.device.name!r}: the adb client {self.options.adb!r} is not installed "
+            raise DeviceError(f"device {self.endpoint.name!r}: the adb client {self.options.adb!r} is not installed "
                               "(apt-get install adb)") from None  # fmt: skip
         except BaseException:
             self._kill_remote(pidfile)
@@ -169,7 +177,7 @@ class AdbTransport(Transport):
                 # A frozen phone: every later command would wait out its own deadline. Its watchdog
                 # (timeout -s KILL) ends the command if it ever runs again.
                 self._lost = (
-                    f"device {self.device.name!r} ({self.options.serial}) stopped answering: no reply within "
+                    f"device {self.endpoint.name!r} ({self.options.serial}) stopped answering: no reply within "
                     f"{self.options.connect_timeout:g}s after a command ran past its deadline"
                 )
                 raise ConnectionLost(self._lost)
@@ -179,7 +187,7 @@ class AdbTransport(Transport):
         last = outcome.stderr_tail[-1] if outcome.stderr_tail else ""
         if outcome.exit_code is not None and outcome.exit_code != 0 and _LOST.match(last.strip()):
             self._ready = False
-            raise ConnectionLost(f"device {self.device.name!r} ({self.options.serial}) went away: {last.strip()}")
+            raise ConnectionLost(f"device {self.endpoint.name!r} ({self.options.serial}) went away: {last.strip()}")
         return CommandResult(outcome.exit_code, outcome.stdout, outcome.stderr_tail, outcome.timed_out)
 
     def _responsive(self) -> bool:
@@ -222,8 +230,8 @@ class AdbTransport(Transport):
             said = (pushed.stderr or pushed.stdout).strip()
             self.shell(f"rm -f {shlex.quote(partial)}")
             if "no space left" in said.lower():
-                raise DeviceError(
-                    f"device {self.device.name!r} is out of disk space in {self.workdir()}: pushing "
+                raise DiskFull(
+                    f"device {self.endpoint.name!r} is out of disk space in {self.workdir()}: pushing "
                     f"{local_path.name} ({size:,} bytes) failed; free space on the phone or set another workdir"
                 )
             if _LOST.match(said.splitlines()[-1] if said else "") or "device" in said.lower():

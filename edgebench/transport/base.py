@@ -30,6 +30,10 @@ class Unreachable(DeviceError):
     unlike a refused host key or login."""
 
 
+class DiskFull(DeviceError):
+    """The device has no room for a file: that variant fails, smaller ones may still fit."""
+
+
 class Stalled(DeviceError):
     """The command sent nothing for the stall timeout (a frozen board or session); its connection was dropped,
     so the next command starts on a fresh one. Not the device gone: the next variant may still run."""
@@ -60,6 +64,20 @@ class StderrTail:
         if self.on_line:
             self.on_line(line)
         self.lines.append(line)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """What every transport needs of a device beside its own options section: a name for messages, the device's
+    Python command line, and the folder staged files go to."""
+
+    name: str
+    python: str = "python3"
+    workdir: str = "~/.cache/edgebench"
+
+
+class HealthCheckFailed(DeviceError):
+    """The device answered but is not fit to measure on (hot, throttled, full, no runtime)."""
 
 
 class Transport(ABC):

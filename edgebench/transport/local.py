@@ -7,20 +7,19 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from edgebench.devices.inventory import Device
-from edgebench.transport.base import CommandResult, Stalled, Transport
+from edgebench.transport.base import CommandResult, Endpoint, Stalled, Transport
 from edgebench.transport.process import run_process
 
 
 class LocalTransport(Transport):
-    def __init__(self, device: Device):
-        self.device = device
+    def __init__(self, endpoint: Endpoint):
+        self.endpoint = endpoint
         self.bytes_pushed = 0
 
     def python(self) -> list[str]:
         # The device file's "python" applies to remote hosts; locally the
         # agent runs under the interpreter running edgebench unless told otherwise.
-        return [sys.executable] if self.device.python == "python3" else shlex.split(self.device.python)
+        return [sys.executable] if self.endpoint.python == "python3" else shlex.split(self.endpoint.python)
 
     def stage(self, local_path: Path, sha256: str) -> str:
         return str(Path(local_path).resolve())  # already on the device

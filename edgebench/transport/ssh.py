@@ -28,11 +28,12 @@ from pathlib import Path
 
 import paramiko
 
-from edgebench.devices.inventory import Device
 from edgebench.transport.base import (
     CommandResult,
     ConnectionLost,
     DeviceError,
+    DiskFull,
+    Endpoint,
     Stalled,
     StderrTail,
     Transport,
@@ -81,8 +82,8 @@ def known_hosts_name(host: str, port: int) -> str:
 class _VerifyHostKey(paramiko.MissingHostKeyPolicy):
     """Unknown host: refuse with the fingerprint, or record it when trusting new hosts was asked for."""
 
-    def __init__(self, device: Device, trust_new_host: bool, record_in: Path):
-        self.device = device
+    def __init__(self, endpoint: Endpoint, trust_new_host: bool, record_in: Path):
+        self.endpoint = endpoint
         self.trust_new_host = trust_new_host
         self.record_in = record_in
         self.recorded: str | None = None
@@ -91,7 +92,7 @@ class _VerifyHostKey(paramiko.MissingHostKeyPolicy):
         if not self.trust_new_host:
             raise HostKeyError(
                 f"unknown host key for {hostname} ({fingerprint(key)}); if that is the device's key, run "
-                f"'edgebench devices trust {self.device.name}' or pass --trust-new-host"
+                f"'edgebench devices trust {self.endpoint.name}' or pass --trust-new-host"
             )
         self.record_in.parent.mkdir(parents=True, exist_ok=True)
         with open(self.record_in, "a") as f:
@@ -143,11 +144,10 @@ def _parse_jump(spec: str) -> SshOptions:
 
 
 class SshTransport(Transport):
-    def __init__(self, device: Device, *, trust_new_host: bool = False):
-        options = device.options
+    def __init__(self, endpoint: Endpoint, options: SshOptions, *, trust_new_host: bool = False):
         if not isinstance(options, SshOptions) or not options.host:
-            raise DeviceError(f"device {device.name!r} has no SSH host")
-        self.device = device
+            raise DeviceError(f"device {endpoint.name!r} has no SSH host")
+        self.endpoint = endpoint
         self.options = options
         self.target = resolve_target(options)
         self.trust_new_host = trust_new_host
@@ -196,7 +196,7 @@ class SshTransport(Transport):
         return self._client
 
     def _open_client(self, target: SshTarget, sock, role: str | None) -> paramiko.SSHClient:
-        device = self.device
+        device = self.endpoint
         client = paramiko.SSHClient()
         record_in = self.known_hosts
         for path in {USER_KNOWN_HOSTS, record_in}:
@@ -278,7 +278,7 @@ class SshTransport(Transport):
 
     def python(self) -> list[str]:
         # Arguments are quoted, so the remote shell would not expand a leading ~.
-        return [self.expand_home(word) for word in shlex.split(self.device.python)]
+        return [self.expand_home(word) for word in shlex.split(self.endpoint.python)]
 
     def expand_home(self, path: str) -> str:
         if path == "~" or path.startswith("~/"):
@@ -293,7 +293,7 @@ class SshTransport(Transport):
 
     def workdir(self) -> str:
         if self._workdir is None:
-            workdir = self.expand_home(self.device.workdir)
+            workdir = self.expand_home(self.endpoint.workdir)
             self._run_checked(["mkdir", "-p", "--", posixpath.join(workdir, "by-sha256")], "create the workdir")
             self._workdir = workdir
         return self._workdir
@@ -333,8 +333,8 @@ class SshTransport(Transport):
             self._remove_quietly(partial)
             free = self._free_bytes(folder)
             if free is not None and free < size:
-                raise DeviceError(
-                    f"device {self.device.name!r} is out of disk space in {folder}: {size:,} bytes needed, "
+                raise DiskFull(
+                    f"device {self.endpoint.name!r} is out of disk space in {folder}: {size:,} bytes needed, "
                     f"{free:,} free"
                 ) from None
             raise DeviceError(f"cannot push {local_path.name} to {self.address}:{remote}: {error}") from None

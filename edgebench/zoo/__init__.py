@@ -8,11 +8,12 @@ damaged install is reported instead of measured.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 from edgebench.core.errors import UnknownModelError, ZooIntegrityError
 from edgebench.core.fileio import sha256_file
+from edgebench.model.source import ModelSource
 
 ZOO_ROOT = Path(__file__).resolve().parent
 PROVENANCE_SCHEMA_VERSION = 1
@@ -33,18 +34,6 @@ _ENTRIES = {
         {},
     ),
 }
-
-
-@dataclass(frozen=True)
-class ModelSource:
-    """A float model plus what belongs with it. User models leave the optional parts empty."""
-
-    name: str
-    model_path: Path
-    dataset_path: Path | None = None
-    calibration_path: Path | None = None
-    prebuilt_variants: dict[str, Path] = field(default_factory=dict)
-    provenance: dict | None = None
 
 
 def zoo_names() -> list[str]:

@@ -141,8 +141,8 @@ def train(args: argparse.Namespace) -> dict:
 
 def write_provenance(training: dict) -> dict:
     # Imported here so that training does not depend on the package importing cleanly.
-    from edgebench.accuracy.dataset import load_dataset
     from edgebench.accuracy.evaluate import evaluate_file
+    from edgebench.model.dataset import load_dataset
     from edgebench.zoo import load_zoo_model
 
     entry = load_zoo_model("mnist", verify=False)

@@ -114,8 +114,8 @@ def train(args: argparse.Namespace) -> dict:
 
 
 def tflite_accuracy() -> dict:
-    from edgebench.accuracy.dataset import load_dataset
     from edgebench.accuracy.evaluate import evaluate_file
+    from edgebench.model.dataset import load_dataset
 
     dataset = load_dataset(ZOO_DIR / "mobilenet_digits_test.npz")
     accuracy = evaluate_file(ZOO_DIR / "mobilenet_digits_float32.tflite", dataset)

@@ -12,7 +12,6 @@ farm.json history:
 from __future__ import annotations
 
 import json
-import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,14 +20,10 @@ from pathlib import Path
 from edgebench import __version__
 from edgebench.core.errors import EdgebenchError
 from edgebench.core.fileio import atomic_write_json
-from edgebench.farm.quarantine import farms_dir
+from edgebench.results.layout import farm_file, farm_folder, farm_folders, farms_dir
 
 FARM_SCHEMA_VERSION = 1
 FARM_KIND = "edgebench.farm-run"
-
-
-def new_farm_run_id(name: str) -> str:
-    return f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{name}-{secrets.token_hex(2)}"
 
 
 @dataclass
@@ -39,7 +34,7 @@ class FarmRunStore:
 
     @classmethod
     def create(cls, results_dir: Path, farm_run: str, header: dict) -> FarmRunStore:
-        folder = farms_dir(results_dir) / farm_run
+        folder = farm_folder(results_dir, farm_run)
         try:
             folder.mkdir(parents=True, exist_ok=False)
         except OSError as error:
@@ -60,7 +55,7 @@ class FarmRunStore:
 
     @classmethod
     def open(cls, results_dir: Path, farm_run: str) -> FarmRunStore:
-        folder = farms_dir(results_dir) / farm_run
+        folder = farm_folder(results_dir, farm_run)
         return cls(folder, load_farm_document(folder))
 
     def device(self, name: str) -> dict:
@@ -94,11 +89,11 @@ class FarmRunStore:
             self.write()
 
     def write(self) -> None:
-        atomic_write_json(self.folder / "farm.json", self.document)
+        atomic_write_json(farm_file(self.folder), self.document)
 
 
 def load_farm_document(folder: Path) -> dict:
-    path = Path(folder) / "farm.json"
+    path = farm_file(folder)
     try:
         document = json.loads(path.read_text())
     except FileNotFoundError:
@@ -117,15 +112,15 @@ def load_farm_document(folder: Path) -> dict:
 
 def resolve_farm_run(spec: str | None, results_dir: Path) -> Path:
     """A farm run folder, a farm run id, or (None) the newest farm run."""
-    if spec and (Path(spec) / "farm.json").is_file():
+    if spec and farm_file(Path(spec)).is_file():
         return Path(spec)
     root = farms_dir(results_dir)
     if spec:
-        folder = root / spec
-        if (folder / "farm.json").is_file():
+        folder = farm_folder(results_dir, spec)
+        if farm_file(folder).is_file():
             return folder
         raise EdgebenchError(f"no farm run {spec!r} under {root}")
-    runs = sorted(p.parent for p in root.glob("*/farm.json"))
+    runs = farm_folders(results_dir)
     if not runs:
         raise EdgebenchError(f"no farm runs under {root}")
     return runs[-1]

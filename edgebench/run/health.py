@@ -15,14 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from edgebench.core.errors import Cancelled
-from edgebench.transport.base import DeviceError
+from edgebench.transport.base import HealthCheckFailed
 
 # Room beyond the largest variant and the data files: the agent and the runtime's scratch files.
 DISK_MARGIN_BYTES = 1024 * 1024
-
-
-class HealthCheckFailed(DeviceError):
-    """The device answered but is not fit to measure on (hot, throttled, full)."""
 
 
 @dataclass(frozen=True)
