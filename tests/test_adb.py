@@ -22,7 +22,7 @@ from edgebench.devices.inventory import load_device_file
 from edgebench.results.store import load_run
 from edgebench.transport.base import ConnectionLost, DeviceError, Unreachable
 from tests.adb_helpers import binary_wrapper, phone_file, start_phone, wait_until
-from tests.test_quantize_command import assert_one_line_error, run_edgebench
+from tests.helpers import assert_one_line_error, run_edgebench
 
 QUICK = ["--model", "mnist", "--samples", "200", "--min-runs", "20", "--min-seconds", "0.2", "--warmup-seconds", "0.1"]
 

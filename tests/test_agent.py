@@ -14,16 +14,7 @@ from scipy.stats import binomtest
 
 from edgebench.agent import agent
 from edgebench.quantize.variants import VARIANT_NAMES
-
-AGENT = agent.__file__
-QUICK = ["--min-runs", "5", "--min-seconds", "0.05", "--warmup-min-seconds", "0"]
-
-
-def run_agent(model, *args, python=sys.executable, env=None):
-    """The agent in its own process, exactly as a device runs it. Returns (document, exit code, stderr)."""
-    result = subprocess.run([python, AGENT, str(model), *args], capture_output=True, text=True, timeout=600, env=env)
-    document = json.loads(result.stdout) if result.stdout.strip() else None
-    return document, result.returncode, result.stderr
+from tests.helpers import AGENT, QUICK, run_agent
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import os
 import pytest
 
 from edgebench.agent import agent
-from tests.test_agent import QUICK, run_agent
+from tests.helpers import QUICK, run_agent
 
 ALT_PYTHON = os.environ.get("EDGEBENCH_ALT_PYTHON")
 pytestmark = pytest.mark.skipif(

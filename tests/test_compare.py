@@ -6,38 +6,14 @@ import json
 import multiprocessing
 import sqlite3
 
-import numpy as np
 import pytest
 from filelock import FileLock
 
-from edgebench.agent.agent import summarize, wilson_interval
 from edgebench.compare.verdicts import compare_runs, parse_threshold
 from edgebench.history import index as history
 from edgebench.history.lookup import load, resolve_baseline
 from edgebench.results.store import Measurement, RunStore
-from tests.test_quantize_command import run_edgebench
-
-BASE_US = 480.0
-
-
-def latency_samples(seed, count=2000, scale=1.0):
-    """Inference times as a busy-ish board produces them: a lognormal body around 480 µs."""
-    rng = np.random.default_rng(seed)
-    return (BASE_US * scale * rng.lognormal(0.0, 0.04, count)).tolist()
-
-
-def agent_document(samples, *, correct=9900, total=10_000, peak=70_000_000, runtime=("tflite_runtime", "2.14.0")):
-    low, high = wilson_interval(correct, total)
-    return {
-        "schema_version": 1,
-        "kind": "edgebench.agent-result",
-        "status": "ok",
-        "timing": {"samples_us": samples, "stats": summarize(samples), "load_us": 900.0, "allocate_us": 3000.0},
-        "memory": {"peak_rss_after_runs": peak, "peak_rss_after_load": peak - 1_000_000, "baseline_rss": 50_000_000},
-        "accuracy": {"correct": correct, "total": total, "top1": correct / total, "wilson95": [low, high]},
-        "environment": {"runtime": {"name": runtime[0], "version": runtime[1]}, "cpu_model": "Cortex-A72"},
-        "warnings": [],
-    }
+from tests.helpers import BASE_US, agent_document, latency_samples, run_edgebench
 
 
 def record_run(

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from edgebench.results.store import load_run
-from tests.test_quantize_command import assert_one_line_error
+from tests.helpers import assert_one_line_error
 
 
 def run_command(device, results, cache):

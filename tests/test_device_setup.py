@@ -11,7 +11,7 @@ import pytest
 
 from edgebench.core.errors import EdgebenchError
 from edgebench.devices.setup import pip_platforms, runtime_packages
-from tests.test_quantize_command import assert_one_line_error, run_edgebench
+from tests.helpers import assert_one_line_error, run_edgebench
 
 DEBIAN_PYTHON = "/usr/bin/python3"
 

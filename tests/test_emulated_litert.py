@@ -20,7 +20,7 @@ import pytest
 from edgebench.accuracy.evaluate import evaluate_file
 from edgebench.emulated import launcher, rootfs
 from edgebench.results.store import load_run
-from tests.test_quantize_command import run_edgebench
+from tests.helpers import run_edgebench
 
 # Fewer samples than the README's 500, and the Pi 4 profile only on three variants: float kernels are slow
 # under qemu (float32 and float16 take a minute each on a busy 2-core machine), and CI time is shared.

@@ -12,7 +12,7 @@ import pytest
 from edgebench.accuracy.evaluate import evaluate_file
 from edgebench.emulated import rootfs
 from edgebench.results.store import load_run
-from tests.test_quantize_command import run_edgebench
+from tests.helpers import run_edgebench
 
 SAMPLES = 500
 SHIPPED_DEVICE = Path(__file__).resolve().parent.parent / "devices" / "pi4-emulated.toml"
@@ -83,7 +83,7 @@ def test_the_rootfs_build_is_idempotent(pi4):
 
 def test_the_report_of_an_emulated_run_with_a_failed_variant_renders(emulated_run, tmp_path):
     from tests.browser import chromium_unavailable_reason, visit
-    from tests.test_quantize_command import run_edgebench as edgebench
+    from tests.helpers import run_edgebench as edgebench
 
     _, folder = emulated_run
     page = tmp_path / "emulated.html"

@@ -28,7 +28,7 @@ from tests.farm_helpers import (
     wait_for,
     write_farm,
 )
-from tests.test_quantize_command import assert_one_line_error, run_edgebench
+from tests.helpers import assert_one_line_error, run_edgebench
 
 
 def farm_json(results, farm_run: str | None = None) -> dict:

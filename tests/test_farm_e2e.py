@@ -32,8 +32,7 @@ from tests.farm_helpers import (
     wait_for,
     write_farm,
 )
-from tests.test_quantize_command import run_edgebench
-from tests.test_stalls import sshd_processes
+from tests.helpers import run_edgebench, sshd_processes
 
 SAMPLES = 100
 # Eight agents share this machine's two cores: a heartbeat can be late by seconds, so a stall is 20 s of silence.

@@ -9,7 +9,7 @@ import sys
 import time
 
 from edgebench.agent import agent
-from tests.test_quantize_command import assert_one_line_error, run_edgebench
+from tests.helpers import assert_one_line_error, run_edgebench
 
 QUICK = ["--samples", "0", "--fidelity-samples", "0", "--min-runs", "10", "--warmup-seconds", "0"]
 

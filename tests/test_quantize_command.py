@@ -4,31 +4,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from edgebench.cli.main import main
-
-
-def run_edgebench(*args, cwd=None, env=None):
-    """The real command in its own process, as a user runs it."""
-    return subprocess.run(
-        [sys.executable, "-m", "edgebench", *args], capture_output=True, text=True, cwd=cwd, timeout=600, env=env
-    )
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.returncode == 2, result
-    assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("edgebench: error: ")
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
+from tests.helpers import assert_one_line_error, run_edgebench
 
 
 def test_quantize_writes_variants_and_prints_the_table(tmp_path, variant_cache):

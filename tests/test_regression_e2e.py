@@ -13,7 +13,7 @@ import pytest
 
 from edgebench.compare.verdicts import compare_runs
 from edgebench.history.lookup import load
-from tests.test_quantize_command import run_edgebench
+from tests.helpers import run_edgebench
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity")
 

@@ -14,7 +14,7 @@ from edgebench.farm.summary import Cell
 from edgebench.report import plot_data
 from edgebench.results.store import Measurement, RunData
 from tests.browser import chromium_unavailable_reason, visit
-from tests.test_quantize_command import assert_one_line_error, run_edgebench
+from tests.helpers import assert_one_line_error, run_edgebench
 
 QUICK = ["--model", "mnist", "--samples", "200", "--min-runs", "20", "--min-seconds", "0.2", "--warmup-seconds", "0.1"]
 MAX_BYTES = 2_000_000

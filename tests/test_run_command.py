@@ -18,7 +18,7 @@ from edgebench.results.store import RunStore, load_run
 from edgebench.run.runner import RunPlan, Settings, execute
 from edgebench.transport.base import Endpoint
 from edgebench.transport.local import LocalTransport
-from tests.test_quantize_command import assert_one_line_error, run_edgebench
+from tests.helpers import assert_one_line_error, run_edgebench
 
 QUICK = ["--min-runs", "10", "--min-seconds", "0.1", "--warmup-seconds", "0"]
 
@@ -333,7 +333,7 @@ def test_a_variant_that_disagrees_with_float32_is_flagged():
     """What tflite-runtime 2.14 did to per-channel hybrid models: it ran them and returned wrong classes."""
     from edgebench.compare.run_summary import summarize
     from edgebench.results.store import Measurement
-    from tests.test_compare import agent_document, latency_samples
+    from tests.helpers import agent_document, latency_samples
 
     def document(predictions):
         doc = agent_document(latency_samples(1, 100))

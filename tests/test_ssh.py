@@ -18,7 +18,7 @@ import pytest
 
 from edgebench.emulated.sshd import keygen, make_host
 from edgebench.results.store import load_run
-from tests.test_quantize_command import assert_one_line_error, run_edgebench
+from tests.helpers import assert_one_line_error, run_edgebench
 
 QUICK = ["--min-runs", "10", "--min-seconds", "0.1", "--warmup-seconds", "0"]
 

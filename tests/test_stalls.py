@@ -7,43 +7,13 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from edgebench.results.store import load_run
+from tests.helpers import sshd_processes
 
 STALL = 8  # seconds of silence that make a stall (the agent beats every 5 s)
-
-
-def descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(parent, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def sshd_processes(listener: int, *, with_listener: bool) -> list[int]:
-    """The per-connection sshd processes (and the listener): what a hung board's SSH side looks like."""
-    pids = [pid for pid in descendants(listener) if _comm(pid) == "sshd"]
-    return [listener, *pids] if with_listener else pids
-
-
-def _comm(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return ""
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from edgebench.model.source import ModelSource
 from edgebench.model.tflite_model import inspect_model
 from edgebench.quantize.normalize import normalize_model
 from edgebench.quantize.variants import VARIANT_SPECS, Variant, VariantSkipped, build_variants, verify_variant
-from tests.test_quantize_command import assert_one_line_error, run_edgebench
+from tests.helpers import assert_one_line_error, run_edgebench
 from tests.third_party_models import write_model
 
 INT8_FAMILY = ("dynamic-int8", "int8", "int16x8")

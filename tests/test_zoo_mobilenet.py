@@ -11,7 +11,7 @@ from edgebench.accuracy.evaluate import evaluate_file
 from edgebench.model.dataset import load_dataset
 from edgebench.model.tflite_model import inspect_model
 from edgebench.zoo import load_zoo_model, zoo_names
-from tests.test_quantize_command import run_edgebench
+from tests.helpers import run_edgebench
 
 
 @pytest.fixture(scope="module")

@@ -48,7 +48,7 @@ def latency_plot(distributions: Sequence[Distribution]) -> str:
         colour = GREY if d.greyed else f"C{row % 10}"
         if d.samples_us:
             values = np.asarray(d.samples_us) / 1000
-            box.boxplot(values, positions=[row], vert=False, widths=0.6, showfliers=False,
+            box.boxplot(values, positions=[row], orientation="horizontal", widths=0.6, showfliers=False,
                         patch_artist=True, boxprops={"facecolor": colour, "alpha": 0.45})  # fmt: skip
             x, y = d.ecdf
             ecdf.step(x / 1000, y, where="post", color=colour, label=d.variant)
