@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
+from filelock import FileLock
 
 from edgebench.model.dataset import load_dataset
 from edgebench.quantize.variants import VARIANT_NAMES, Variant, build_variants
 from edgebench.zoo import load_zoo_model
+
+# Whole end-to-end files: real nights, emulated boards, labs, phones, browsers, stalls. `pytest -m "not slow"`
+# leaves them out for an edit-test loop; CI runs everything.
+SLOW_FILES = {
+    "test_adb.py", "test_agent_runtimes.py", "test_device_farm.py", "test_device_setup.py", "test_emulated_litert.py",
+    "test_emulated_pi4.py", "test_farm.py", "test_farm_e2e.py", "test_labs.py", "test_leases.py",
+    "test_regression_e2e.py", "test_report.py", "test_stalls.py",
+}  # fmt: skip
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.path.name in SLOW_FILES:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
@@ -19,15 +37,39 @@ def mnist_test_set(mnist):
     return load_dataset(mnist.dataset_path)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def own_host_locks(tmp_path_factory):
+    """This test session's own host locks: a developer's edgebench run, another test session on the machine, or
+    another xdist worker of this one never finds "device local is in use" (tests of the lock set their own)."""
+    previous = os.environ.get("EDGEBENCH_LOCK_DIR")
+    os.environ["EDGEBENCH_LOCK_DIR"] = str(tmp_path_factory.mktemp("host-locks"))
+    yield
+    if previous is None:
+        os.environ.pop("EDGEBENCH_LOCK_DIR", None)
+    else:
+        os.environ["EDGEBENCH_LOCK_DIR"] = previous
+
+
+def _shared_temp(tmp_path_factory) -> Path:
+    """A folder every xdist worker of this run shares (the run's base temp), or this session's own."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
 def variant_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("variant-cache")
+    """One variant cache for the whole test run, shared by xdist workers: a variant is quantized once.
+    Writes into it are atomic and content-addressed, so workers may fill it at the same time."""
+    folder = _shared_temp(tmp_path_factory) / "variant-cache"
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 @pytest.fixture(scope="session")
 def mnist_variants(mnist, variant_cache) -> dict[str, Variant]:
-    """Every variant of the zoo MNIST model, quantized for real into a session cache."""
-    results = build_variants(mnist, VARIANT_NAMES, cache_dir=variant_cache)
+    """Every variant of the zoo MNIST model, quantized for real into the run's cache (by one worker at a time)."""
+    with FileLock(str(variant_cache) + ".lock"):
+        results = build_variants(mnist, VARIANT_NAMES, cache_dir=variant_cache)
     failures = [r for r in results if not isinstance(r, Variant)]
     assert not failures, failures
     return {r.name: r for r in results}

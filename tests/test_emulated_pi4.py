@@ -14,7 +14,9 @@ from edgebench.emulated import rootfs
 from edgebench.results.store import load_run
 from tests.helpers import run_edgebench
 
-SAMPLES = 500
+# The README's run is 500 samples with the default latency phase; here 100 samples and a short latency phase:
+# what is checked is the board's own stack, op support and accuracy, and qemu makes every inference slow.
+SAMPLES = 100
 SHIPPED_DEVICE = Path(__file__).resolve().parent.parent / "devices" / "pi4-emulated.toml"
 
 
@@ -22,7 +24,8 @@ SHIPPED_DEVICE = Path(__file__).resolve().parent.parent / "devices" / "pi4-emula
 def emulated_run(pi4, tmp_path_factory, variant_cache, mnist_variants):
     results = tmp_path_factory.mktemp("emulated-results")
     completed = run_edgebench(
-        "run", "--device", str(pi4), "--model", "mnist", "--samples", str(SAMPLES),
+        "run", "--device", str(pi4), "--model", "mnist", "--samples", str(SAMPLES), "--min-runs", "10",
+        "--min-seconds", "0.2", "--warmup-seconds", "0", "--fidelity-samples", "20",
         "--results-dir", str(results), "--cache-dir", str(variant_cache),
     )  # fmt: skip
     folders = [p for p in results.glob("*/*") if p.is_dir()]
