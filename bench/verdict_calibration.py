@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 from edgebench.agent import agent  # noqa: E402
 from edgebench.compare.verdicts import compare_runs, parse_threshold  # noqa: E402
 from edgebench.quantize.variants import build_variants  # noqa: E402
+from edgebench.results.record import RunRecord  # noqa: E402
 from edgebench.results.store import Measurement, RunData  # noqa: E402
 from edgebench.zoo import load_zoo_model  # noqa: E402
 from tests.third_party_models import GraphBuilder  # noqa: E402
@@ -68,7 +69,7 @@ def as_run(run_id: str, documents: list[dict]) -> RunData:
         "settings": {"threads": 1, "delegate": "xnnpack", "cpus": []}, "rounds": len(documents),
         "variants": [{"name": "v", "sha256": "v"}],
     }  # fmt: skip
-    return RunData(summary, [Measurement("v", i + 1, "ok", d) for i, d in enumerate(documents)])
+    return RunData(RunRecord(summary), [Measurement("v", i + 1, "ok", d) for i, d in enumerate(documents)])
 
 
 def slowed(document: dict, factor: float) -> dict:

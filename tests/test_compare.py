@@ -415,7 +415,7 @@ def test_one_latency_figure_in_the_table_the_index_and_compare(tmp_path):
     run = load(store.folder)
     figure = latency(run.ok("int8"))
     assert figure.p50_us == pytest.approx(504.0) and figure.rounds == 3
-    (row,) = summarize(run.summary, list(run.measurements)).variants
+    (row,) = summarize(run.record, list(run.measurements)).variants
     assert row.p50_ms * 1000 == pytest.approx(figure.p50_us)
     index = tmp_path / "history.sqlite"
     history.index_run(index, store.folder)

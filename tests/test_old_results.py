@@ -33,7 +33,7 @@ def test_an_old_run_is_migrated_in_memory_and_not_rewritten(results):
     folder = run_folders(results)[0]
     before = run_file(folder).read_bytes()
     run = load(folder)
-    assert run.summary["schema_version"] == 2
+    assert run.record["schema_version"] == 2
     assert [m.kind for m in run.measurements] == [None, None]  # both ok
     assert run.latency("int8").p50_us > 0
     assert run_file(folder).read_bytes() == before

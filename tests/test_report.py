@@ -12,6 +12,7 @@ import pytest
 
 from edgebench.farm.summary import Cell
 from edgebench.report import plot_data
+from edgebench.results.record import RunRecord
 from edgebench.results.store import Measurement, RunData
 from tests.browser import chromium_unavailable_reason, visit
 from tests.helpers import assert_one_line_error, run_edgebench
@@ -37,7 +38,7 @@ def document(samples=(), stats=None, before=None, after=None, started=0.0, mhz=N
 
 def run_of(measurements, run_id="r1", emulated=False, started="2026-11-01T00:00:00Z") -> RunData:
     summary = {"run_id": run_id, "device": {"name": "d", "emulated": emulated}, "started_at": started}
-    return RunData(summary, measurements)
+    return RunData(RunRecord(summary), measurements)
 
 
 def test_distributions_keep_every_sample_or_only_the_statistics_and_grey_an_emulator():

@@ -262,9 +262,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(outcome.document(), indent=2))
     else:
-        emit(args.format, run_table(outcome.view, run_title(outcome.summary, outcome.view)), {})
+        emit(args.format, run_table(outcome.view, run_title(outcome.record, outcome.view)), {})
         if not outcome.write_error:
-            pushed = outcome.summary.get("pushed_bytes", 0)
+            pushed = outcome.record.get("pushed_bytes", 0)
             stderr.print(
                 f"results: {outcome.folder} · pushed {pushed:,} bytes", markup=False, highlight=False, soft_wrap=True
             )

@@ -11,6 +11,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from edgebench.results.record import RunRecord
 from edgebench.results.store import Measurement, latency
 
 REFERENCE = "float32"
@@ -65,16 +66,16 @@ class RunSummaryView:
     sources: dict = field(default_factory=dict)  # where each figure came from, when not all from the device's agent
 
 
-def summarize(run: dict, measurements: Sequence[Measurement]) -> RunSummaryView:
+def summarize(run: RunRecord, measurements: Sequence[Measurement]) -> RunSummaryView:
     by_variant: dict[str, list[Measurement]] = {}
     for measurement in measurements:
         by_variant.setdefault(measurement.variant, []).append(measurement)
-    files = {v["name"]: v for v in run.get("variants", [])}
+    files = {v["name"]: v for v in run.variant_files}
     reference = [m for m in by_variant.get(REFERENCE, []) if m.status == "ok"]
     measured = [_variant(name, ms, files, reference) for name, ms in by_variant.items()]
     # Measured rows first, then the failed ones, then what could not be made.
     rows = tuple(sorted(measured, key=lambda row: row.status != "ok"))
-    rows += tuple(VariantSummary(s["name"], "skipped", s["reason"]) for s in run.get("skipped", []))
+    rows += tuple(VariantSummary(s["name"], "skipped", s["reason"]) for s in run.skipped)
 
     documents = [m.document for m in measurements if m.status == "ok" and m.document]
     environment = documents[0]["environment"] if documents else {}
@@ -86,7 +87,7 @@ def summarize(run: dict, measurements: Sequence[Measurement]) -> RunSummaryView:
         runtime=f"{runtime['name']} {runtime['version']}" if runtime else None,
         python=environment.get("python"),
         numpy=environment.get("numpy"),
-        threads=run.get("settings", {}).get("threads"),
+        threads=run.settings.get("threads"),
         cpu=environment.get("cpu_model"),
         machine=environment.get("machine"),
         temperature_c=(

@@ -80,17 +80,17 @@ class RunComparison:
 def comparability(a: RunData, b: RunData) -> tuple[str, ...]:
     """Why two runs cannot be compared, if they cannot."""
     reasons = []
-    device_a, device_b = a.summary["device"]["name"], b.summary["device"]["name"]
+    device_a, device_b = a.record.device_name, b.record.device_name
     if device_a != device_b:
         reasons.append(f"different devices: {device_a} vs {device_b}")
     runtime_a, runtime_b = a.environment().get("runtime"), b.environment().get("runtime")
     if runtime_a and runtime_b and runtime_a != runtime_b:
         names = [f"{r['name']} {r['version']}" for r in (runtime_a, runtime_b)]
         reasons.append(f"different runtimes: {names[0]} vs {names[1]}")
-    model_a, model_b = a.summary["model"].get("sha256"), b.summary["model"].get("sha256")
+    model_a, model_b = a.record.model_sha256, b.record.model_sha256
     if model_a and model_b and model_a != model_b:
-        reasons.append(f"different model files: {a.summary['model']['name']} sha256 {model_a[:12]} vs {model_b[:12]}")
-    settings_a, settings_b = a.summary.get("settings", {}), b.summary.get("settings", {})
+        reasons.append(f"different model files: {a.record.model_name} sha256 {model_a[:12]} vs {model_b[:12]}")
+    settings_a, settings_b = a.record.settings, b.record.settings
     for setting in comparability_settings():
         key, label = setting.name, setting.spec.comparable
         if settings_a.get(key) != settings_b.get(key):
@@ -103,8 +103,8 @@ def compare_runs(a: RunData, b: RunData, threshold: float = DEFAULT_THRESHOLD) -
     reasons = comparability(a, b)
     if reasons:
         return RunComparison(a.run_id, b.run_id, reasons, threshold=threshold)
-    sizes_a = {v["name"]: v for v in a.summary.get("variants", [])}
-    sizes_b = {v["name"]: v for v in b.summary.get("variants", [])}
+    sizes_a = {v["name"]: v for v in a.record.variant_files}
+    sizes_b = {v["name"]: v for v in b.record.variant_files}
     data_change = dataset_change(a, b)
     variants = []
     for name in [v for v in b.variants() if v in a.variants()]:
@@ -116,11 +116,11 @@ def compare_runs(a: RunData, b: RunData, threshold: float = DEFAULT_THRESHOLD) -
 
 def dataset_change(a: RunData, b: RunData) -> str | None:
     """Why the two runs' accuracy figures cannot be compared, if they cannot: another data set or sample count."""
-    data_a, data_b = a.summary.get("dataset") or {}, b.summary.get("dataset") or {}
+    data_a, data_b = a.record.dataset or {}, b.record.dataset or {}
     if data_a.get("sha256") != data_b.get("sha256"):
         return "different data sets"
-    evaluated_a = a.summary.get("settings", {}).get("samples")
-    evaluated_b = b.summary.get("settings", {}).get("samples")
+    evaluated_a = a.record.settings.get("samples")
+    evaluated_b = b.record.settings.get("samples")
     if evaluated_a != evaluated_b:
         return f"different sample counts: {evaluated_a} vs {evaluated_b}"
     return None

@@ -234,7 +234,7 @@ class DeviceWorker:
                                               require_free_disk=True, cancel=self.cancel,
                                               replaces_lease=self.inherited.dead_runs)  # fmt: skip
                 prepared = start_run(work.only(missing), self.device, request)
-                run_id = prepared.store.summary["run_id"]
+                run_id = prepared.store.record.run_id
                 # Listed before it measures: a controller killed mid-run leaves a farm.json that names this
                 # folder, so a resume (or the lab worker that inherits the job) measures only what it lacks.
                 self.store.add_run(self.device.name, {"model": key, "run_id": run_id, "attempt": attempt,
@@ -245,12 +245,12 @@ class DeviceWorker:
                     outcome = run_on_device(prepared, self._relay, trust_new_host=self.options.trust_new_host)
                 finally:
                     folder_kept = prepared.store.folder.exists()
-                    self.store.update_run(self.device.name, run_id, prepared.store.summary["status"] if folder_kept
+                    self.store.update_run(self.device.name, run_id, prepared.store.record.status if folder_kept
                                           else None)  # fmt: skip
                 if outcome.write_error:
                     return outcome.write_error
                 # The device failed (not one variant): it went away, froze (a stall), or measured nothing.
-                lost = [prepared.store.summary["device_lost"]] if prepared.store.summary.get("device_lost") else []
+                lost = [prepared.store.record.device_lost] if prepared.store.record.device_lost else []
                 lost += [m.error for m in prepared.store.measurements if m.kind == FailureKind.STALLED]
                 if lost or outcome.status == "failed":
                     errors = [m.error for m in prepared.store.measurements
@@ -263,7 +263,7 @@ class DeviceWorker:
                                  if m.status != "ok" and m.kind != FailureKind.UNSUPPORTED})  # fmt: skip
                 if not failed or attempt > self.farm.rerun_failed:
                     break
-                missing, attempt, retry_of = failed, attempt + 1, prepared.store.summary["run_id"]
+                missing, attempt, retry_of = failed, attempt + 1, prepared.store.record.run_id
         return None
 
     def _missing(self, key: str, work: PreparedWork) -> list[str]:

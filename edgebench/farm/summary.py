@@ -20,6 +20,7 @@ from edgebench.compare.run_summary import summarize
 from edgebench.compare.verdicts import compare_runs, parse_threshold
 from edgebench.core.errors import EdgebenchError
 from edgebench.history.lookup import baseline_data
+from edgebench.results.record import RunRecord
 from edgebench.results.store import FailureKind, Measurement, ResultsError, RunData, load
 
 EXIT_FINE, EXIT_REGRESSION, EXIT_CANNOT_TELL = 0, 1, 2
@@ -147,18 +148,18 @@ def merged_run(runs: list[dict], results_dir: Path) -> tuple[RunData | None, dic
     origin: dict[str, tuple[str, int]] = {}
     variants_meta: dict[str, dict] = {}
     for run, data in loaded:  # oldest first: later runs replace earlier ones
-        for meta in data.summary.get("variants", []):
+        for meta in data.record.variant_files:
             variants_meta[meta["name"]] = meta
         for variant in data.variants():
             measured = [m for m in data.measurements if m.variant == variant and not _never_started(m)]
             if measured or variant not in chosen:
                 chosen[variant] = measured or [m for m in data.measurements if m.variant == variant]
                 origin[variant] = (data.run_id, run.get("attempt", 1))
-    first = loaded[0][1].summary
-    skipped = [s for _, data in loaded[:1] for s in data.summary.get("skipped", [])]
-    summary = {**first, "variants": list(variants_meta.values()), "skipped": skipped}
+    first = loaded[0][1].record
+    skipped = [s for _, data in loaded[:1] for s in data.record.skipped]
+    record = RunRecord({**first, "variants": list(variants_meta.values()), "skipped": skipped})
     measurements = [m for variant in chosen for m in chosen[variant]]
-    return RunData(summary, measurements), origin
+    return RunData(record, measurements), origin
 
 
 def _never_started(measurement: Measurement) -> bool:
@@ -171,7 +172,7 @@ def _model_cells(device: str, model: dict, runs: list[dict], results_dir: Path, 
     planned = model.get("variants", [])
     if merged is None:
         return [Cell(device, model["key"], v, "not run") for v in planned], "none: not run"
-    view = summarize(merged.summary, merged.measurements)
+    view = summarize(merged.record, merged.measurements)
     rows = {row.name: row for row in view.variants}
     comparisons, baseline, not_comparable = {}, "none: nothing measured", ""
     if any(row.status == "ok" for row in rows.values()):

@@ -20,6 +20,7 @@ from filelock import FileLock, Timeout
 
 from edgebench.core.errors import EdgebenchError
 from edgebench.results.layout import run_folders
+from edgebench.results.record import RunRecord
 from edgebench.results.store import ResultsError, latency, load_run
 
 INDEX_SCHEMA_VERSION = 1
@@ -151,7 +152,7 @@ def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
     connection.execute("COMMIT")
 
 
-def index_run(path: Path, folder: Path, loaded: tuple[dict, list] | None = None) -> None:
+def index_run(path: Path, folder: Path, loaded: tuple[RunRecord, list] | None = None) -> None:
     """Add (or replace) one run folder in the index; `loaded` spares reading back what the caller holds."""
     with connect(path) as connection, _transaction(connection):
         _insert(connection, Path(folder), loaded)
@@ -213,21 +214,20 @@ def rebuild(path: Path, results_dir: Path) -> tuple[int, list[str], str | None]:
     return count, skipped, moved
 
 
-def _insert(connection: sqlite3.Connection, folder: Path, loaded: tuple[dict, list] | None = None) -> None:
+def _insert(connection: sqlite3.Connection, folder: Path, loaded: tuple[RunRecord, list] | None = None) -> None:
     from edgebench.compare.run_summary import summarize
 
-    summary, measurements = loaded or load_run(folder)
-    view = summarize(summary, measurements)
+    record, measurements = loaded or load_run(folder)
+    view = summarize(record, measurements)
     documents = [m.document for m in measurements if m.status == "ok" and m.document]
     runtime = documents[0]["environment"]["runtime"] if documents else {}
-    connection.execute("DELETE FROM runs WHERE run_id = ?", (summary["run_id"],))
+    connection.execute("DELETE FROM runs WHERE run_id = ?", (record.run_id,))
     connection.execute(
         "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
-            summary["run_id"], str(Path(folder).resolve()), summary["device"]["name"], summary["model"]["name"],
-            summary["model"].get("sha256"), summary["status"], summary["started_at"],
-            summary.get("edgebench_version"), runtime.get("name"), runtime.get("version"),
-            summary.get("settings", {}).get("threads"), int(bool(summary["device"].get("emulated"))),
+            record.run_id, str(Path(folder).resolve()), record.device_name, record.model_name, record.model_sha256,
+            record.status, record.started_at, record.edgebench_version, runtime.get("name"), runtime.get("version"),
+            record.settings.get("threads"), int(record.emulated),
         ),
     )  # fmt: skip
     for variant in view.variants:
@@ -237,7 +237,7 @@ def _insert(connection: sqlite3.Connection, folder: Path, loaded: tuple[dict, li
         connection.execute(
             "INSERT INTO variants VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                summary["run_id"], variant.name, variant.status, variant.rounds, variant.size_bytes,
+                record.run_id, variant.name, variant.status, variant.rounds, variant.size_bytes,
                 variant.p50_ms * 1000 if variant.p50_ms is not None else None,
                 variant.p90_ms * 1000 if variant.p90_ms is not None else None,
                 figure.mean_us if figure else None, stats.get("cv"),

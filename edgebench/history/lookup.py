@@ -11,6 +11,7 @@ from pathlib import Path
 from edgebench.compare.verdicts import comparability
 from edgebench.core.errors import EdgebenchError
 from edgebench.results.layout import is_run_folder, run_folders
+from edgebench.results.record import RunRecord
 from edgebench.results.store import Measurement, ResultsError, RunData, load
 
 
@@ -42,17 +43,17 @@ def baseline_data(spec: str, candidate: RunData, results_dir: Path) -> RunData:
     folders = _earlier_complete(candidate, results_dir)[-count:]
     if len(folders) < count:
         raise EdgebenchError(
-            f"--baseline {spec}: only {len(folders)} earlier comparable run(s) of {candidate.summary['model']['name']} "
-            f"on {candidate.summary['device']['name']} measured every variant of this one"
+            f"--baseline {spec}: only {len(folders)} earlier comparable run(s) of {candidate.record.model_name} "
+            f"on {candidate.record.device_name} measured every variant of this one"
         )
     runs = [data for _, data in folders]
     measurements = []
     for variant in candidate.variants():
         documents = [document for run in runs for document in run.ok(variant)]
         measurements += [Measurement(variant, number, "ok", doc) for number, doc in enumerate(documents, 1)]
-    newest = runs[-1].summary
-    summary = {**newest, "run_id": f"{runs[0].run_id}..{newest['run_id']} ({count} runs)"}
-    return RunData(summary, measurements)
+    newest = runs[-1].record
+    record = RunRecord({**newest, "run_id": f"{runs[0].run_id}..{newest.run_id} ({count} runs)"})
+    return RunData(record, measurements)
 
 
 def _last_count(spec: str) -> int | None:
@@ -71,7 +72,7 @@ def resolve_baseline(spec: str, candidate: RunData, results_dir: Path) -> Path:
     """'last': the newest earlier run of the same device and model; 'best': the fastest comparable one."""
     if spec not in ("last", "best"):
         return resolve_run(spec, results_dir)
-    device, model = candidate.summary["device"]["name"], candidate.summary["model"]["name"]
+    device, model = candidate.record.device_name, candidate.record.model_name
     earlier = _earlier_runs(candidate, results_dir)
     if not earlier:
         raise EdgebenchError(f"no earlier run of {model} on {device} under {results_dir} to use as a baseline")
@@ -91,7 +92,7 @@ def resolve_baseline(spec: str, candidate: RunData, results_dir: Path) -> Path:
 
 def _earlier_runs(candidate: RunData, results_dir: Path) -> list[tuple[Path, RunData]]:
     """Readable runs of the candidate's device and model that started before it, oldest first."""
-    device, model = candidate.summary["device"]["name"], candidate.summary["model"]["name"]
+    device, model = candidate.record.device_name, candidate.record.model_name
     earlier = []
     for folder in run_folders(results_dir, device=device):
         if folder.name >= candidate.run_id:
@@ -100,7 +101,7 @@ def _earlier_runs(candidate: RunData, results_dir: Path) -> list[tuple[Path, Run
             data = load(folder)
         except ResultsError:
             continue  # a damaged run is skipped, never a crash of every later night
-        if data.summary["model"]["name"] == model and data.summary["status"] in ("ok", "partial"):
+        if data.record.model_name == model and data.record.status in ("ok", "partial"):
             earlier.append((folder, data))
     return earlier
 

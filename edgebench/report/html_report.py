@@ -20,6 +20,7 @@ from edgebench.report import plot_data, plots
 from edgebench.report.run_table import shown_run
 from edgebench.report.table import DataTable
 from edgebench.results.layout import is_run_folder, run_file, run_folder
+from edgebench.results.record import RunRecord
 from edgebench.results.store import RunData, load
 
 CSS = """
@@ -110,7 +111,7 @@ def _facts(items: Sequence[tuple[str, str]]) -> str:
 class _Shown:
     """One run as the report shows it: its record, its per-variant view and the terminal's table of it."""
 
-    summary: dict
+    record: RunRecord
     view: RunSummaryView
     table: DataTable
 
@@ -118,23 +119,23 @@ class _Shown:
 def runs_report(folders: Sequence[Path], out: Path, comparison=None) -> Report:
     """One or more runs (several devices, or one device several times): tables, distributions, trade-off."""
     runs = [load(folder) for folder in folders]  # read and validated once; the tables are built from these
-    outcomes = [_Shown(run.summary, *shown_run(run.summary, list(run.measurements))) for run in runs]
-    models = sorted({o.summary["model"]["name"] for o in outcomes})
+    outcomes = [_Shown(run.record, *shown_run(run.record, list(run.measurements))) for run in runs]
+    models = sorted({o.record.model_name for o in outcomes})
     devices = list(dict.fromkeys(o.view.device for o in outcomes))
     report = Report(f"edgebench report: {', '.join(models)} on {', '.join(devices)}")
     for outcome in outcomes:
-        s, view = outcome.summary, outcome.view
+        s, view = outcome.record, outcome.view
         report.summary.append(
             _facts(
                 [
                     ("run", f"{s['run_id']} ({s['status']})"),
                     ("device", f"{view.device} ({s['device'].get('address') or 'this machine'})"),
-                    ("model", s["model"]["name"]),
+                    ("model", s.model_name),
                     ("runtime", view.runtime or "—"),
                     ("Python / numpy", f"{view.python or '—'} / {view.numpy or '—'}"),
                     (
                         "settings",
-                        ", ".join(f"{k}={v}" for k, v in s.get("settings", {}).items() if v not in (None, [], ())),
+                        ", ".join(f"{k}={v}" for k, v in s.settings.items() if v not in (None, [], ())),
                     ),
                     ("started", s.get("started_at", "—")),
                 ]
@@ -164,7 +165,7 @@ def runs_report(folders: Sequence[Path], out: Path, comparison=None) -> Report:
         if data:
             distributions += _figure(
                 plots.latency_plot(data),
-                f"latency of {run.run_id} on {run.summary['device']['name']}",
+                f"latency of {run.run_id} on {run.record.device_name}",
                 f"latency-{run.run_id}",
             )
     report.sections.append(("latency", "Latency distributions", distributions or "<p>no successful measurement</p>"))
@@ -200,7 +201,7 @@ def runs_report(folders: Sequence[Path], out: Path, comparison=None) -> Report:
 def _reproduce(outcomes, folders, out: Path) -> list[str]:
     blocks = []
     for outcome, folder in zip(outcomes, folders, strict=True):
-        s = outcome.summary
+        s = outcome.record
         files = [(v["name"], f"{v['sha256']} ({v['bytes']:,} bytes)") for v in s.get("variants", [])]
         dataset = s.get("dataset") or {}
         blocks.append(
@@ -271,9 +272,9 @@ def history_report(items: Sequence[tuple[Path, RunData]], threshold: float, out:
     report.summary.append(
         _facts(
             [
-                ("runs", f"{len(runs)}, {runs[0].summary.get('started_at')} → {runs[-1].summary.get('started_at')}"),
-                ("devices", ", ".join(sorted({r.summary["device"]["name"] for r in runs}))),
-                ("models", ", ".join(sorted({r.summary["model"]["name"] for r in runs}))),
+                ("runs", f"{len(runs)}, {runs[0].record.started_at} → {runs[-1].record.started_at}"),
+                ("devices", ", ".join(sorted({r.record.device_name for r in runs}))),
+                ("models", ", ".join(sorted({r.record.model_name for r in runs}))),
                 ("threshold", f"{threshold:.0%}"),
             ]
         )
@@ -284,7 +285,7 @@ def history_report(items: Sequence[tuple[Path, RunData]], threshold: float, out:
         if flagged
         else ("good", "no run slower than the one before it by more than the threshold")
     )
-    if any(r.summary.get("device", {}).get("emulated") for r in runs):
+    if any(r.record.emulated for r in runs):
         report.warnings.append("some runs are on an EMULATED device: their latencies are an emulator's")
     report.sections.append(
         (

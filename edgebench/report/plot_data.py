@@ -33,7 +33,7 @@ class Distribution:
 
 
 def latency_distributions(run: RunData) -> list[Distribution]:
-    emulated = run.summary.get("device", {}).get("emulated")
+    emulated = run.record.emulated
     greyed = "emulated device: an emulator's latencies, not hardware" if emulated else None
     distributions = []
     for variant in run.variants():
@@ -149,7 +149,7 @@ def history_series(runs: Sequence[RunData], variant: str, threshold: float) -> l
         points.append(
             HistoryPoint(
                 run.run_id,
-                run.summary.get("started_at", ""),
+                run.record.started_at,
                 figure.p50_us,
                 interval[0] if interval else None,
                 interval[1] if interval else None,

@@ -11,15 +11,13 @@ farm.json history:
 
 from __future__ import annotations
 
-import json
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgebench import __version__
 from edgebench.core.errors import EdgebenchError
 from edgebench.core.fileio import atomic_write_json
+from edgebench.results.documents import header, make_folder, read_document, utc_now
 from edgebench.results.layout import farm_file, farm_folder, farm_folders, farms_dir
 
 FARM_SCHEMA_VERSION = 1
@@ -33,22 +31,10 @@ class FarmRunStore:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def create(cls, results_dir: Path, farm_run: str, header: dict) -> FarmRunStore:
-        folder = farm_folder(results_dir, farm_run)
-        try:
-            folder.mkdir(parents=True, exist_ok=False)
-        except OSError as error:
-            raise EdgebenchError(f"cannot create the farm run folder {folder}: {error.strerror or error}") from None
-        document = {
-            "schema_version": FARM_SCHEMA_VERSION,
-            "kind": FARM_KIND,
-            "farm_run": farm_run,
-            "edgebench_version": __version__,
-            **header,
-            "status": "running",
-            "started_at": _now(),
-            "devices": {},
-        }
+    def create(cls, results_dir: Path, farm_run: str, fields: dict) -> FarmRunStore:
+        folder = make_folder(farm_folder(results_dir, farm_run), "the farm run folder")
+        first = header(FARM_KIND, FARM_SCHEMA_VERSION, farm_run=farm_run)
+        document = {**first, **fields, "status": "running", "started_at": utc_now(), "devices": {}}
         store = cls(folder, document)
         store.write()
         return store
@@ -85,7 +71,7 @@ class FarmRunStore:
 
     def finish(self, status: str, extra: dict) -> None:
         with self.lock:
-            self.document.update({"status": status, "finished_at": _now(), **extra})
+            self.document.update({"status": status, "finished_at": utc_now(), **extra})
             self.write()
 
     def write(self) -> None:
@@ -94,17 +80,8 @@ class FarmRunStore:
 
 def load_farm_document(folder: Path) -> dict:
     path = farm_file(folder)
-    try:
-        document = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise EdgebenchError(f"no farm run at {folder} (no farm.json)") from None
-    except (OSError, ValueError) as error:
-        raise EdgebenchError(f"{path} is damaged ({error}); its run folders are intact") from None
-    if document.get("kind") != FARM_KIND or document.get("schema_version") != FARM_SCHEMA_VERSION:
-        raise EdgebenchError(
-            f"{path} is schema_version {document.get('schema_version')!r} of {document.get('kind')!r}; this "
-            f"edgebench {__version__} reads {FARM_KIND} version {FARM_SCHEMA_VERSION}"
-        )
+    document = read_document(path, FARM_KIND, (FARM_SCHEMA_VERSION,), missing=f"no farm run at {folder} (no "
+                             f"{path.name})", damaged="its run folders are intact")  # fmt: skip
     if not isinstance(document.get("devices"), dict) or not isinstance(document.get("models"), list):
         raise EdgebenchError(f"{path} is damaged (no devices or models); its run folders are intact")
     return document
@@ -124,7 +101,3 @@ def resolve_farm_run(spec: str | None, results_dir: Path) -> Path:
     if not runs:
         raise EdgebenchError(f"no farm runs under {root}")
     return runs[-1]
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -17,16 +17,15 @@ import contextlib
 import errno
 import json
 import statistics
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from edgebench import __version__
-from edgebench.core.errors import EdgebenchError
 from edgebench.core.fileio import atomic_write_json
 from edgebench.results import layout, schemas
+from edgebench.results.documents import ResultsError, header, make_folder, read_document, utc_now
+from edgebench.results.record import RunRecord
 
 RUN_SCHEMA_VERSION = 2
 READS_RUN_VERSIONS = (1, 2)  # older versions are migrated on read (migrate_run)
@@ -34,20 +33,13 @@ RUN_KIND = "edgebench.run"
 # 2 adds fidelity and robust dispersion; 3 is a benchmark_model document: timing.per_sample false, samples_us
 # empty, stats.p90 null, p50 the binary's median or mean (timing.p50_is), accuracy computed on the host (sources).
 AGENT_SCHEMA_VERSIONS = (1, 2, 3)
-
-
-class ResultsError(EdgebenchError):
-    """A results folder or document cannot be read."""
+AGENT_RESULT_KIND = "edgebench.agent-result"  # the agent's RESULT_KIND
 
 
 class ResultsWriteError(ResultsError):
     """The results folder refused a write (a full disk): the run stops, what was measured is still in memory."""
 
     exit_code = 1
-
-
-def utc_now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 class FailureKind(StrEnum):
@@ -101,24 +93,16 @@ class RunStore:
     """Writes a run as it happens."""
 
     folder: Path
-    summary: dict
+    record: RunRecord
     measurements: list[Measurement] = field(default_factory=list)
 
     @classmethod
-    def create(cls, results_dir: Path, device_name: str, run_id: str, summary: dict) -> RunStore:
-        folder = layout.run_folder(results_dir, device_name, run_id)
-        try:
-            folder.mkdir(parents=True, exist_ok=False)
-        except OSError as error:
-            raise ResultsError(f"cannot create results folder {folder}: {error.strerror or error}") from None
-        header = {
-            "schema_version": RUN_SCHEMA_VERSION,
-            "kind": RUN_KIND,
-            "run_id": run_id,
-            "edgebench_version": __version__,
-        }
-        store = cls(folder, {**header, **summary, "status": "running", "started_at": utc_now(), "measurements": []})
-        store._write_summary()
+    def create(cls, results_dir: Path, device_name: str, run_id: str, fields: dict) -> RunStore:
+        folder = make_folder(layout.run_folder(results_dir, device_name, run_id), "results folder")
+        first = header(RUN_KIND, RUN_SCHEMA_VERSION, run_id=run_id)
+        record = RunRecord({**first, **fields, "status": "running", "started_at": utc_now(), "measurements": []})
+        store = cls(folder, record)
+        store._write_record()
         return store
 
     def add(self, measurement: Measurement) -> None:
@@ -126,14 +110,14 @@ class RunStore:
         self.measurements.append(measurement)
         try:
             if measurement.document is not None:
-                rounds = self.summary.get("rounds", 1)
+                rounds = self.record.rounds
                 name = (
                     f"{measurement.variant}.json" if rounds == 1 else f"{measurement.variant}.r{measurement.round}.json"
                 )
                 atomic_write_json(self.folder / name, measurement.document)
                 measurement.file = name
-            self.summary["measurements"].append(measurement.entry())
-            self._write_summary()
+            self.record["measurements"].append(measurement.entry())
+            self._write_record()
         except (OSError, ResultsError) as error:
             raise self._unsaved(error) from None
 
@@ -142,24 +126,29 @@ class RunStore:
         reason = (
             "disk full" if getattr(error, "errno", None) == errno.ENOSPC or "No space" in str(error) else "write failed"
         )
-        self.summary["status"] = "failed"
-        self.summary["error"] = f"{reason}: {getattr(error, 'strerror', None) or error}"
+        self.record["status"] = "failed"
+        self.record["error"] = f"{reason}: {getattr(error, 'strerror', None) or error}"
         with contextlib.suppress(OSError, ResultsError):
-            self._write_summary()  # small; it may still fit where a measurement did not
+            self._write_record()  # small; it may still fit where a measurement did not
         return ResultsWriteError(
             f"results not saved: {reason} in {self.folder} ({getattr(error, 'strerror', None) or error}); "
             f"{len(self.measurements)} measurement(s) kept in memory and shown above"
         )
 
-    def finish(self, status: str, extra: dict | None = None) -> None:
-        self.summary["status"] = status
-        self.summary["finished_at"] = utc_now()
-        self.summary.update(extra or {})
-        self._write_summary()
+    def note(self, **fields) -> None:
+        """Facts about the run beside its measurements (the device's probe, its health, why it was lost), kept
+        in memory and written with the next measurement or the finish."""
+        self.record.update(fields)
 
-    def _write_summary(self) -> None:
+    def finish(self, status: str, extra: dict | None = None) -> None:
+        self.record["status"] = status
+        self.record["finished_at"] = utc_now()
+        self.record.update(extra or {})
+        self._write_record()
+
+    def _write_record(self) -> None:
         try:
-            atomic_write_json(layout.run_file(self.folder), self.summary)
+            atomic_write_json(layout.run_file(self.folder), self.record)
         except OSError as error:
             raise ResultsError(f"cannot write {layout.run_file(self.folder)}: {error.strerror or error}") from None
 
@@ -193,14 +182,14 @@ def latency(documents: list[dict]) -> Latency | None:
 
 @dataclass(frozen=True)
 class RunData:
-    """A run read back and validated: its summary and its measurements with their agent documents."""
+    """A run read back and validated: its record and its measurements with their agent documents."""
 
-    summary: dict
+    record: RunRecord
     measurements: Sequence[Measurement]
 
     @property
     def run_id(self) -> str:
-        return self.summary["run_id"]
+        return self.record.run_id
 
     def ok(self, variant: str) -> list[dict]:
         return [m.document for m in self.measurements if m.variant == variant and m.status == "ok" and m.document]
@@ -222,19 +211,14 @@ def load(folder: str | Path) -> RunData:
     return RunData(*load_run(folder))
 
 
-def load_run(folder: str | Path) -> tuple[dict, list[Measurement]]:
-    """Read a run folder back: the summary and its measurements with their documents."""
+def load_run(folder: str | Path) -> tuple[RunRecord, list[Measurement]]:
+    """Read a run folder back: its record (migrated to the current version) and its measurements."""
     folder = Path(folder)
     path = layout.run_file(folder)
-    summary = _read_json(path, f"no {path.name} in {folder}; is it a run folder?")
-    if summary.get("kind") != RUN_KIND or summary.get("schema_version") not in READS_RUN_VERSIONS:
-        raise ResultsError(
-            f"{path} is schema_version {summary.get('schema_version')!r} of {summary.get('kind')!r}; this edgebench "
-            f"{__version__} reads {RUN_KIND} versions {', '.join(map(str, READS_RUN_VERSIONS))}: upgrade edgebench "
-            "to read it"
-        )
+    summary = read_document(path, RUN_KIND, READS_RUN_VERSIONS, missing=f"no {path.name} in {folder}; is it a run "
+                            "folder?", damaged="this run cannot be read")  # fmt: skip
     _require_valid(path, summary, schemas.RUN)
-    summary = migrate_run(summary)
+    summary = RunRecord(migrate_run(summary))
     measurements = []
     for entry in summary["measurements"]:
         document = _read_document(folder, entry["file"]) if entry["file"] else None
@@ -282,7 +266,13 @@ def _kind_of_v1(entry: dict) -> str | None:
 def _read_document(folder: Path, name: str) -> dict:
     """One agent document of a run, validated: a missing or half-written file is named, never a traceback."""
     path = folder / name
-    document = _read_json(path, f"{path} is missing; {layout.RUN_FILE} lists it, so this run is damaged")
+    document = read_document(
+        path,
+        AGENT_RESULT_KIND,
+        AGENT_SCHEMA_VERSIONS,
+        damaged="this run cannot be read",
+        missing=f"{path} is missing; {layout.RUN_FILE} lists it, so this run is damaged",
+    )
     _require_valid(path, document, schemas.AGENT_RESULT)
     return document
 
@@ -294,15 +284,6 @@ def mark_interrupted(folder: Path, reason: str) -> None:
         summary = json.loads(path.read_text())
         summary.update({"status": "interrupted", "error": reason, "finished_at": utc_now()})
         atomic_write_json(path, summary)
-
-
-def _read_json(path: Path, missing: str):
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ResultsError(missing) from None
-    except (OSError, ValueError) as error:
-        raise ResultsError(f"{path} is damaged ({error}); this run cannot be read") from None
 
 
 def _require_valid(path: Path, document, schema: dict) -> None:

@@ -34,6 +34,7 @@ from edgebench.quantize.variants import (
     parse_variant_names,
 )
 from edgebench.results.layout import default_results_dir, new_id
+from edgebench.results.record import RunRecord
 from edgebench.results.store import ResultsWriteError, RunStore, load_run
 from edgebench.run.health import Cooldown, HealthLimits
 from edgebench.run.lease import DeviceBusy, Owner, host_lock
@@ -80,7 +81,7 @@ class PreparedRun:
 class RunOutcome:
     status: str
     folder: Path
-    summary: dict
+    record: RunRecord
     view: RunSummaryView
     history_error: str | None = None  # the run is on disk; only its index entry is missing
     write_error: str | None = None  # the results folder refused a write: the run is only in memory
@@ -89,7 +90,7 @@ class RunOutcome:
         return {
             "folder": str(self.folder),
             "status": self.status,
-            "run": self.summary,
+            "run": self.record,
             "variants": [dataclasses.asdict(v) for v in self.view.variants],
         }
 
@@ -174,7 +175,7 @@ def start_run(work: PreparedWork, device: Device, request: RunRequest) -> Prepar
     evaluated = work.evaluated
     if evaluated is not None and holdout:
         settings = dataclasses.replace(settings, samples=min(settings.samples or evaluated, evaluated))
-    summary = {
+    fields = {
         "command": request.command,
         "device": {
             "name": device.name,
@@ -214,7 +215,7 @@ def start_run(work: PreparedWork, device: Device, request: RunRequest) -> Prepar
     }
     results_dir = request.results_dir or default_results_dir()
     run_id = new_id(source.name)
-    store = RunStore.create(results_dir, device.name, run_id, summary)
+    store = RunStore.create(results_dir, device.name, run_id, fields)
     plan = RunPlan(
         list(variants), dataset.path if dataset else None, settings,
         reference_path=reference.path if reference else None,
@@ -240,7 +241,7 @@ def run_on_device(
             )
     except Cancelled:
         # Stopped while waiting for the device (the runner marks a run it started itself).
-        if prepared.store.summary["status"] == "running":
+        if prepared.store.record["status"] == "running":
             _discard_or_finish(prepared.store, "interrupted", "stopped before the device was free")
         raise
     except DeviceBusy:
@@ -252,14 +253,14 @@ def run_on_device(
         raise
     except ResultsWriteError as error:
         # The results folder is full: stop measuring, show what is held in memory, index nothing.
-        run = (prepared.store.summary, prepared.store.measurements)
+        run = (prepared.store.record, prepared.store.measurements)
         return dataclasses.replace(outcome_of(prepared.store.folder, "failed", run), write_error=str(error))
     except EdgebenchError as error:
         # Reaching the device failed before anything ran: say so in run.json too.
         prepared.store.finish("failed", {"error": str(error)})
         raise
     # The store holds every document it wrote: no need to read the run back.
-    run = (prepared.store.summary, prepared.store.measurements)
+    run = (prepared.store.record, prepared.store.measurements)
     outcome = outcome_of(prepared.store.folder, status, run)
     try:
         history.index_run(prepared.history_path, prepared.store.folder, run)
@@ -277,6 +278,6 @@ def _discard_or_finish(store: RunStore, status: str, error: str) -> None:
         shutil.rmtree(store.folder, ignore_errors=True)
 
 
-def outcome_of(folder: Path, status: str | None = None, loaded: tuple[dict, list] | None = None) -> RunOutcome:
-    summary, measurements = loaded or load_run(folder)
-    return RunOutcome(status or summary["status"], Path(folder), summary, summarize(summary, measurements))
+def outcome_of(folder: Path, status: str | None = None, loaded: tuple[RunRecord, list] | None = None) -> RunOutcome:
+    record, measurements = loaded or load_run(folder)
+    return RunOutcome(status or record.status, Path(folder), record, summarize(record, measurements))

@@ -69,7 +69,7 @@ def execute(plan: RunPlan, transport: Transport, store: RunStore, on_event: Call
     Interleaving spreads slow drift of the machine (heat, background load)
     over all variants instead of biasing the last ones. Returns the run status.
     """
-    device_name = store.summary.get("device", {}).get("name", "")
+    device_name = store.record.get("device", {}).get("name", "")
 
     def emit(kind: str, variant: str = "", round_number: int = 1, **fields) -> None:
         on_event(RunEvent(kind, variant, round_number, device=device_name, **fields))
@@ -79,8 +79,8 @@ def execute(plan: RunPlan, transport: Transport, store: RunStore, on_event: Call
     try:
         emit("stage", message="agent and models")
         probe = retrying(plan.retry, lambda: backend.probe(plan.settings.runtime, workdir=transport.workdir()))
-        store.summary["device_probe"] = backend.require_runnable(probe, device_name)
-        store.summary["health"] = check_health(probe, plan.health, _bytes_needed(plan), device_name)
+        store.note(device_probe=backend.require_runnable(probe, device_name))
+        store.note(health=check_health(probe, plan.health, _bytes_needed(plan), device_name))
         emit("health", status="ok")
         if plan.settings.cpus and probe.get("cores"):
             check_cpus(plan.settings.cpus, range(probe["cores"]), device_name)
@@ -181,7 +181,7 @@ def _device_lost(plan: RunPlan, failed: set[str], store: RunStore, variant: str,
     """The device went away: this measurement and every later one fail with the reason; no retries.
 
     Returns the variants that are now failed, so the loop skips them."""
-    store.summary["device_lost"] = error  # the device failed, not this variant: a farm counts it against the device
+    store.note(device_lost=error)  # the device failed, not this variant: a farm counts it against the device
     store.add(Measurement.failed(variant, round_number, FailureKind.LOST_CONNECTION, error))
     emit("done", variant, round_number, status="failed", message=error)
     names = [v.name for v in plan.variants if v.name not in failed]
