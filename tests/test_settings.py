@@ -14,6 +14,7 @@ from edgebench.cli.options import given_settings, setting_flags
 from edgebench.core.errors import EdgebenchError
 from edgebench.core.settings import (
     SETTINGS,
+    Setting,
     SettingError,
     Settings,
     agent_settings,
@@ -25,12 +26,21 @@ from edgebench.core.settings import (
     resolve,
 )
 
-# A value other than the default for every setting, of the setting's type.
-UNUSUAL = {
-    "threads": 3, "delegate": "none", "cpus": (0, 1), "runtime": "tflite_runtime", "samples": 7,
-    "warmup_min_runs": 4, "warmup_min_seconds": 0.25, "min_runs": 9, "min_seconds": 0.75, "max_seconds": 12.5,
-    "fidelity_samples": 11, "rounds": 2, "timeout": 99.0, "stall_timeout": 13.0, "wait": 5.0,
-}  # fmt: skip
+
+def _unusual(setting: Setting):
+    """A valid value other than the default, of the setting's type: made from the table, so that a new setting
+    is checked here without touching this file."""
+    if setting.spec.choices:
+        return next(c for c in setting.spec.choices if c != setting.default)
+    if setting.type is tuple:
+        return (0, 1)
+    low = setting.spec.minimum if setting.spec.minimum is not None else (setting.spec.above or 0)
+    base = setting.default if setting.default is not None else low + 100  # an optional count: above the others
+    return base + 3 if setting.type is int else float(base) + 0.75
+
+
+UNUSUAL = {s.name: _unusual(s) for s in SETTINGS}
+# max_seconds must stay at or above min_seconds; each moved by the same amount, it does.
 
 
 def test_every_setting_has_an_unusual_value_here():
