@@ -289,6 +289,7 @@ DEFAULTS = {
     "min_runs": 50,
     "min_seconds": 1.0,
     "max_seconds": 150.0,
+    "max_runs": None,
     "cv_warning": 0.10,
     "temperature_rise_warning_c": 10.0,
 }
@@ -591,8 +592,8 @@ def sha256_file(path):
     return digest.hexdigest()
 
 
-def timed_runs(invoke, min_runs, min_seconds, max_seconds, progress=None, phase="measure"):
-    """Invoke until both min_runs and min_seconds are reached, or max_seconds passes.
+def timed_runs(invoke, min_runs, min_seconds, max_seconds, progress=None, phase="measure", max_runs=None):
+    """Invoke until both min_runs and min_seconds are reached, or max_seconds passes, or max_runs were made.
 
     Returns (samples in microseconds, max time hit). Only invoke() is inside
     the clock; the stopping checks run outside it.
@@ -610,7 +611,7 @@ def timed_runs(invoke, min_runs, min_seconds, max_seconds, progress=None, phase=
         elapsed = after - started
         if elapsed >= limit_ns:
             return samples, True
-        if len(samples) >= min_runs and elapsed >= enough_ns:
+        if (len(samples) >= min_runs and elapsed >= enough_ns) or len(samples) == max_runs:
             return samples, False
         if progress is not None:
             progress(phase, len(samples), min_runs)
@@ -726,8 +727,9 @@ def measure(settings, progress, document):
         )  # fmt: skip
         timing["warmup_runs"] = len(warmup)
         samples, max_time_hit = timed_runs(
-            interpreter.invoke, settings["min_runs"], settings["min_seconds"], settings["max_seconds"], progress
-        )
+            interpreter.invoke, settings["min_runs"], settings["min_seconds"], settings["max_seconds"], progress,
+            max_runs=settings["max_runs"],
+        )  # fmt: skip
     except (RuntimeError, ValueError) as error:
         raise AgentFailure("invoke-failed", f"{runtime_name}: {error}", EXIT_INVOKE_FAILED) from None
     timing["samples_us"] = samples
@@ -898,7 +900,7 @@ def parse_settings(argv):
     parser.add_argument("--cpus", help="pin to these CPUs, e.g. 2,3")
     parser.add_argument("--runtime", choices=[name for name, _ in RUNTIME_MODULES])
     parser.add_argument("--sha256", help="the model's expected sha256; a mismatch is reported as a damaged copy")
-    for name in ("warmup_min_runs", "min_runs"):
+    for name in ("warmup_min_runs", "min_runs", "max_runs"):
         parser.add_argument("--" + name.replace("_", "-"), type=int)
     for name in ("warmup_min_seconds", "min_seconds", "max_seconds", "cv_warning"):
         parser.add_argument("--" + name.replace("_", "-"), type=float)

@@ -63,6 +63,10 @@ class Settings:
     min_runs: int = setting(50, "minimum measured runs", minimum=1, agent=True)
     min_seconds: float = setting(1.0, "minimum measuring time", unit="s", above=0, agent=True)
     max_seconds: float = setting(150.0, "maximum measuring time", unit="s", above=0, agent=True)
+    # A bound on the latency samples one agent process keeps (a micro model makes hundreds of thousands in
+    # --max-seconds): the agent can hold them in storage sized before it measures memory.
+    max_runs: int | None = setting(None, "stop after this many measured runs (default: only --max-seconds stops)",
+                                   minimum=1, agent=True)  # fmt: skip
     # On the controller: how the run is driven.
     fidelity_samples: int = setting(100, "inputs on which outputs are compared with float32 (0: none)", minimum=0)
     rounds: int = setting(1, "interleave the variants N times (A B C A B C ...)", minimum=1)
@@ -255,9 +259,11 @@ def resolve(*layers: dict, name_of=lambda s: s.flag) -> Settings:
     for layer in layers:
         merged.update({key: value for key, value in layer.items() if value is not None})
     settings = Settings(**merged)
-    if settings.min_seconds > settings.max_seconds:
-        names = (name_of(BY_NAME["min_seconds"]), name_of(BY_NAME["max_seconds"]))
-        raise SettingError(f"need {names[0]} <= {names[1]}, got {settings.min_seconds:g} > {settings.max_seconds:g}")
+    for low, high in (("min_seconds", "max_seconds"), ("min_runs", "max_runs")):
+        values = (getattr(settings, low), getattr(settings, high))
+        if values[1] is not None and values[0] > values[1]:
+            names = (name_of(BY_NAME[low]), name_of(BY_NAME[high]))
+            raise SettingError(f"need {names[0]} <= {names[1]}, got {values[0]:g} > {values[1]:g}")
     return settings
 
 
