@@ -4,6 +4,7 @@ recorded agent documents, and the processes behind a board. Test files import th
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -37,8 +38,13 @@ def run_main(capfd, *args) -> subprocess.CompletedProcess:
     """The command in this process (main(argv)), its output read from the captured descriptors: for error
     paths and anything that does not test the process boundary itself. Every edgebench message goes to the
     real descriptors (the CLI writes to a copy of fd 2), so pytest's capfd sees them."""
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGHUP)}
     capfd.readouterr()
-    code = main([str(a) for a in args])
+    try:
+        code = main([str(a) for a in args])
+    finally:
+        for signum, handler in handlers.items():  # main() installs its own for SIGTERM and SIGHUP
+            signal.signal(signum, handler)
     out, err = capfd.readouterr()
     return subprocess.CompletedProcess(["edgebench", *map(str, args)], code, out, err)
 

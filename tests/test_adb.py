@@ -22,7 +22,7 @@ from edgebench.devices.inventory import load_device_file
 from edgebench.results.store import load_run
 from edgebench.transport.base import ConnectionLost, DeviceError, Unreachable
 from tests.adb_helpers import binary_wrapper, phone_file, start_phone, wait_until
-from tests.helpers import assert_one_line_error, run_edgebench
+from tests.helpers import assert_one_line_error, run_edgebench, run_main
 
 QUICK = ["--model", "mnist", "--samples", "200", "--min-runs", "20", "--min-seconds", "0.2", "--warmup-seconds", "0.1"]
 
@@ -138,7 +138,7 @@ def test_the_phone_works_in_a_farm_next_to_an_ssh_board(phone, ssh_host, tmp_pat
     assert states == {"phone": "done", "board": "done"}, report
 
 
-def test_a_phone_leased_by_another_run_is_busy(phone, tmp_path):
+def test_a_phone_leased_by_another_run_is_busy(phone, tmp_path, capfd):
     from edgebench.backends.benchmark_model import BenchmarkModelBackend
     from edgebench.run.lease import Owner
 
@@ -149,7 +149,7 @@ def test_a_phone_leased_by_another_run_is_busy(phone, tmp_path):
         call = backend.lease_call(transport.workdir(), other, 600)
         assert call("acquire")["acquired"]
         try:
-            done = run_edgebench("run", "--device", str(device), *QUICK, "--variants", "float32",
+            done = run_main(capfd, "run", "--device", str(device), *QUICK, "--variants", "float32",
                                  "--results-dir", str(tmp_path / "results"))  # fmt: skip
             assert_one_line_error(done, "is in use by run another-run", "controller-b")
             again = call("acquire")  # the holder renews its own lease; the other run took nothing
@@ -175,11 +175,11 @@ def test_a_phone_with_python_runs_the_agent_over_adb(phone, tmp_path, variant_ca
 
 
 @pytest.mark.parametrize("mode, words", [("unauthorized", "is unauthorized"), ("offline", "is offline")])
-def test_a_phone_that_is_not_usable_is_one_line(adb_server, tmp_path, mode, words):
+def test_a_phone_that_is_not_usable_is_one_line(adb_server, tmp_path, mode, words, capfd):
     fake = start_phone(tmp_path / "root", mode=mode)
     try:
         device = phone_file(tmp_path, fake, name=mode)
-        done = run_edgebench("run", "--device", str(device), *QUICK, "--variants", "float32",
+        done = run_main(capfd, "run", "--device", str(device), *QUICK, "--variants", "float32",
                              "--results-dir", str(tmp_path / "results"))  # fmt: skip
         assert_one_line_error(done, words, fake.serial)
         measured = [p for p in (tmp_path / "results").glob(f"{mode}/*/*.json") if p.name != "run.json"]
@@ -188,32 +188,32 @@ def test_a_phone_that_is_not_usable_is_one_line(adb_server, tmp_path, mode, word
         fake.stop()
 
 
-def test_an_absent_phone_is_one_line(adb_server, tmp_path):
+def test_an_absent_phone_is_one_line(adb_server, tmp_path, capfd):
     fake = start_phone(tmp_path / "root")
     fake.stop()  # its port is closed now: nothing answers there
     device = phone_file(tmp_path, fake, name="absent")
-    done = run_edgebench("run", "--device", str(device), *QUICK, "--variants", "float32",
+    done = run_main(capfd, "run", "--device", str(device), *QUICK, "--variants", "float32",
                          "--results-dir", str(tmp_path / "results"))  # fmt: skip
     assert_one_line_error(done, "is not reachable: adb connect failed")
 
 
-def test_no_adb_client_is_one_line(phone, tmp_path):
+def test_no_adb_client_is_one_line(phone, tmp_path, capfd):
     fake, _ = phone
     device = phone_file(tmp_path, fake, name="noadb")
     device.write_text(device.read_text().replace("[adb]\n", '[adb]\nadb = "/nonexistent/adb"\n'))
-    done = run_edgebench("run", "--device", str(device), *QUICK, "--variants", "float32",
+    done = run_main(capfd, "run", "--device", str(device), *QUICK, "--variants", "float32",
                          "--results-dir", str(tmp_path / "results"))  # fmt: skip
     assert_one_line_error(done, "the adb client '/nonexistent/adb' is not installed", "apt-get install adb")
 
 
-def test_a_binary_that_is_not_executable_is_one_line(phone, tmp_path):
+def test_a_binary_that_is_not_executable_is_one_line(phone, tmp_path, capfd):
     fake, _ = phone
     binary = fake.root / "data" / "local" / "tmp" / "benchmark_model_noexec"
     binary.parent.mkdir(parents=True, exist_ok=True)
     binary.write_bytes(binary_wrapper(tmp_path).read_bytes())
     binary.chmod(0o644)
     device = phone_file(tmp_path, fake, name="noexec", benchmark_model={"device_path": f'"{binary}"'})
-    done = run_edgebench("run", "--device", str(device), *QUICK, "--variants", "float32",
+    done = run_main(capfd, "run", "--device", str(device), *QUICK, "--variants", "float32",
                          "--results-dir", str(tmp_path / "results"))  # fmt: skip
     assert_one_line_error(done, "is not executable", str(binary))
 
@@ -299,17 +299,17 @@ def test_short_commands_on_a_frozen_phone_raise_instead_of_hanging(adb_server, t
         fake.stop()
 
 
-def test_an_unknown_adb_key_is_named(tmp_path):
+def test_an_unknown_adb_key_is_named(tmp_path, capfd):
     device = tmp_path / "typo.toml"
     device.write_text('transport = "adb"\n[adb]\nserial = "x"\nserail = "y"\n[benchmark_model]\ndevice_path = "/b"\n')
-    done = run_edgebench("devices", "check", str(device))
+    done = run_main(capfd, "devices", "check", str(device))
     assert_one_line_error(done, "adb.serail")
 
 
-def test_a_benchmark_model_device_needs_a_binary(tmp_path):
+def test_a_benchmark_model_device_needs_a_binary(tmp_path, capfd):
     device = tmp_path / "nobinary.toml"
     device.write_text('transport = "adb"\n[adb]\nserial = "R58M1234"\n')
-    done = run_edgebench("devices", "check", str(device))
+    done = run_main(capfd, "devices", "check", str(device))
     assert_one_line_error(done, "needs [benchmark_model] path", "--benchmark-binary")
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from edgebench.core.errors import EdgebenchError
 from edgebench.devices.setup import pip_platforms, runtime_packages
-from tests.helpers import assert_one_line_error, run_edgebench
+from tests.helpers import assert_one_line_error, run_edgebench, run_main
 
 DEBIAN_PYTHON = "/usr/bin/python3"
 
@@ -80,28 +80,28 @@ def test_offline_platform_tags_follow_the_devices_glibc():
         pip_platforms("aarch64", ("", ""))
 
 
-def test_setup_on_termux_says_what_to_do_instead_of_failing_in_pip(ssh_host, tmp_path):
+def test_setup_on_termux_says_what_to_do_instead_of_failing_in_pip(ssh_host, tmp_path, capfd):
     """A Python whose prefix is Termux's (a venv under .../com.termux/files/usr): no wheel fits its libc."""
     prefix = tmp_path / "data" / "data" / "com.termux" / "files" / "usr"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], check=True)
     device = ssh_host.device_file(tmp_path / "termux.toml", workdir=str(tmp_path / "workdir"))
-    completed = run_edgebench("devices", "setup", str(device), "--base-python", str(prefix / "bin" / "python"))
+    completed = run_main(capfd, "devices", "setup", str(device), "--base-python", str(prefix / "bin" / "python"))
     assert_one_line_error(completed, "runs Termux", "pkg install python python-numpy", "--benchmark-binary")
 
 
-def test_setup_pushes_a_benchmark_binary_and_starts_it_on_the_phone(adb_server, tmp_path):
+def test_setup_pushes_a_benchmark_binary_and_starts_it_on_the_phone(adb_server, tmp_path, capfd):
     from tests.adb_helpers import binary_wrapper, phone_file, start_phone
 
     phone = start_phone(tmp_path / "root")
     try:
         device = phone_file(tmp_path, phone)
         binary = binary_wrapper(tmp_path / "root")  # a script: any ABI its interpreter runs
-        done = run_edgebench("devices", "setup", str(device), "--benchmark-binary", str(binary))
+        done = run_main(capfd, "devices", "setup", str(device), "--benchmark-binary", str(binary))
         assert done.returncode == 0, done.stderr
         assert "phone is ready: benchmark_model" in " ".join(done.stderr.split())
-        wrong_abi = run_edgebench("devices", "setup", str(device), "--benchmark-binary", "/bin/true")
+        wrong_abi = run_main(capfd, "devices", "setup", str(device), "--benchmark-binary", "/bin/true")
         assert_one_line_error(wrong_abi, "is built for x86_64", "is arm64-v8a")
-        missing = run_edgebench("devices", "setup", str(device))
+        missing = run_main(capfd, "devices", "setup", str(device))
         assert_one_line_error(missing, "pass --benchmark-binary FILE")
     finally:
         phone.stop()

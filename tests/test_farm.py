@@ -28,7 +28,7 @@ from tests.farm_helpers import (
     wait_for,
     write_farm,
 )
-from tests.helpers import assert_one_line_error, run_edgebench
+from tests.helpers import assert_one_line_error, run_edgebench, run_main
 
 
 def farm_json(results, farm_run: str | None = None) -> dict:
@@ -241,13 +241,13 @@ def test_two_farm_runs_over_the_same_boards_never_measure_one_board_at_once(tmp_
         ("devices = [\n", "invalid TOML"),
     ],
 )
-def test_a_bad_farm_file_is_one_line_naming_the_file_and_key(tmp_path, text, message):
+def test_a_bad_farm_file_is_one_line_naming_the_file_and_key(tmp_path, text, message, capfd):
     farm = tmp_path / "bad.toml"
     farm.write_text(text)
     with pytest.raises(FarmFileError, match=r"bad\.toml") as raised:
         load_farm_file(farm)
     assert message in str(raised.value)
-    completed = run_edgebench("farm", "run", str(farm), "--results-dir", str(tmp_path / "results"))
+    completed = run_main(capfd, "farm", "run", str(farm), "--results-dir", str(tmp_path / "results"))
     assert_one_line_error(completed, message)
 
 
@@ -268,15 +268,15 @@ def test_devices_are_chosen_by_name_path_and_tag_each_once(tmp_path):
         select_devices(load_farm_file(farm_path), devices)
 
 
-def test_an_unknown_device_in_a_farm_file_fails_before_anything_is_measured(tmp_path):
+def test_an_unknown_device_in_a_farm_file_fails_before_anything_is_measured(tmp_path, capfd):
     farm = write_farm(tmp_path / "farm.toml", ["nosuchboard"], ["float32"])
-    completed = run_edgebench("farm", "run", str(farm), "--results-dir", str(tmp_path / "results"))
+    completed = run_main(capfd, "farm", "run", str(farm), "--results-dir", str(tmp_path / "results"))
     assert_one_line_error(completed, "farm.toml: key 'devices': unknown device 'nosuchboard'")
     assert not (tmp_path / "results").exists()
 
 
-def test_farm_check_without_farm_runs_says_so(tmp_path):
-    assert_one_line_error(run_edgebench("farm", "check", "--results-dir", str(tmp_path)), "no farm runs under")
+def test_farm_check_without_farm_runs_says_so(tmp_path, capfd):
+    assert_one_line_error(run_main(capfd, "farm", "check", "--results-dir", str(tmp_path)), "no farm runs under")
 
 
 # ---- health and cool-down: pure checks of probe data ------------------------------------------------------------

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edgebench.cli.main import main
-from tests.helpers import assert_one_line_error, run_edgebench
+from tests.helpers import assert_one_line_error, run_edgebench, run_main
 
 
 def test_quantize_writes_variants_and_prints_the_table(tmp_path, variant_cache):
@@ -50,63 +50,63 @@ def test_markdown_format(capsys, variant_cache):
     assert any(line.startswith("| float16 |") for line in lines)
 
 
-def test_an_explicit_variant_that_cannot_be_made_is_bad_input(tmp_path, mnist):
+def test_an_explicit_variant_that_cannot_be_made_is_bad_input(tmp_path, mnist, capfd):
     user_model = tmp_path / "user.tflite"
     shutil.copy(mnist.model_path, user_model)
-    result = run_edgebench("quantize", str(user_model), "--variants", "float32,int8,float16",
+    result = run_main(capfd, "quantize", str(user_model), "--variants", "float32,int8,float16",
                            "--cache-dir", str(tmp_path / "cache"))  # fmt: skip
     assert_one_line_error(result, "variant int8 cannot be made for user: needs calibration data")
 
 
-def test_missing_file(tmp_path):
-    assert_one_line_error(run_edgebench("quantize", str(tmp_path / "nope.tflite")), "model file not found")
+def test_missing_file(tmp_path, capfd):
+    assert_one_line_error(run_main(capfd, "quantize", str(tmp_path / "nope.tflite")), "model file not found")
 
 
-def test_unknown_model_name():
-    assert_one_line_error(run_edgebench("quantize", "resnet-9000"), "unknown model 'resnet-9000'", "mnist")
+def test_unknown_model_name(capfd):
+    assert_one_line_error(run_main(capfd, "quantize", "resnet-9000"), "unknown model 'resnet-9000'", "mnist")
 
 
-def test_not_a_tflite_file(tmp_path):
+def test_not_a_tflite_file(tmp_path, capfd):
     text = tmp_path / "notes.tflite"
     text.write_text("this is a text file, not a flatbuffer\n" * 10)
-    assert_one_line_error(run_edgebench("quantize", str(text)), "is not a TFLite model")
+    assert_one_line_error(run_main(capfd, "quantize", str(text)), "is not a TFLite model")
 
 
-def test_corrupt_tflite_file(tmp_path, mnist):
+def test_corrupt_tflite_file(tmp_path, mnist, capfd):
     """A real model cut short: right header, broken body."""
     truncated = tmp_path / "truncated.tflite"
     truncated.write_bytes(mnist.model_path.read_bytes()[:4096])
-    assert_one_line_error(run_edgebench("quantize", str(truncated)), "corrupt TFLite model")
+    assert_one_line_error(run_main(capfd, "quantize", str(truncated)), "corrupt TFLite model")
 
 
-def test_garbage_with_a_tflite_header(tmp_path):
+def test_garbage_with_a_tflite_header(tmp_path, capfd):
     garbage = tmp_path / "garbage.tflite"
     rng = np.random.default_rng(0)
     garbage.write_bytes(b"\x1c\x00\x00\x00TFL3" + rng.bytes(20_000))
-    assert_one_line_error(run_edgebench("quantize", str(garbage)), "corrupt TFLite model")
+    assert_one_line_error(run_main(capfd, "quantize", str(garbage)), "corrupt TFLite model")
 
 
-def test_a_model_with_no_float_weights(tmp_path, mnist):
+def test_a_model_with_no_float_weights(tmp_path, mnist, capfd):
     """The shipped QAT model is already int8: there is nothing left to quantize."""
     assert_one_line_error(
-        run_edgebench("quantize", str(mnist.prebuilt_variants["qat-int8"])), "has no float weights to quantize"
+        run_main(capfd, "quantize", str(mnist.prebuilt_variants["qat-int8"])), "has no float weights to quantize"
     )
 
 
-def test_bad_calibration_file(tmp_path, mnist):
+def test_bad_calibration_file(tmp_path, mnist, capfd):
     bad = tmp_path / "calibration.npz"
     bad.write_bytes(b"not a zip")
     user_model = tmp_path / "user.tflite"
     shutil.copy(mnist.model_path, user_model)
-    result = run_edgebench("quantize", str(user_model), "--variants", "int8", "--calibration", str(bad),
+    result = run_main(capfd, "quantize", str(user_model), "--variants", "int8", "--calibration", str(bad),
                            "--cache-dir", str(tmp_path / "cache"))  # fmt: skip
     assert_one_line_error(result, "is not a readable .npz file")
 
 
-def test_unknown_variant():
-    assert_one_line_error(run_edgebench("quantize", "mnist", "--variants", "int3"), "unknown variant int3")
+def test_unknown_variant(capfd):
+    assert_one_line_error(run_main(capfd, "quantize", "mnist", "--variants", "int3"), "unknown variant int3")
 
 
 @pytest.mark.parametrize("samples", ["0", "-3"])
-def test_bad_sample_count(samples):
-    assert_one_line_error(run_edgebench("quantize", "mnist", "--samples", samples), "--samples")
+def test_bad_sample_count(samples, capfd):
+    assert_one_line_error(run_main(capfd, "quantize", "mnist", "--samples", samples), "--samples")

@@ -15,7 +15,7 @@ from edgebench.report import plot_data
 from edgebench.results.record import RunRecord
 from edgebench.results.store import Measurement, RunData
 from tests.browser import chromium_unavailable_reason, visit
-from tests.helpers import assert_one_line_error, run_edgebench
+from tests.helpers import assert_one_line_error, run_edgebench, run_main
 
 QUICK = ["--model", "mnist", "--samples", "200", "--min-runs", "20", "--min-seconds", "0.2", "--warmup-seconds", "0.1"]
 MAX_BYTES = 2_000_000
@@ -203,8 +203,8 @@ def test_a_report_of_a_farm_run(browser, ssh_host, tmp_path, variant_cache):
     assert "speed-up against float32" in seen.dom and "board: done" in seen.dom
 
 
-def test_report_refuses_what_it_cannot_write(tmp_path):
-    done = run_edgebench("report", "--results-dir", str(tmp_path), "-o", str(tmp_path / "r.txt"))
+def test_report_refuses_what_it_cannot_write(tmp_path, capfd):
+    done = run_main(capfd, "report", "--results-dir", str(tmp_path), "-o", str(tmp_path / "r.txt"))
     assert_one_line_error(done, "the report is an .html file")
-    empty = run_edgebench("report", "--history", "--results-dir", str(tmp_path), "-o", str(tmp_path / "r.html"))
+    empty = run_main(capfd, "report", "--history", "--results-dir", str(tmp_path), "-o", str(tmp_path / "r.html"))
     assert empty.returncode == 2 and "Traceback" not in empty.stderr

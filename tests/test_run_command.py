@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 
 from edgebench.quantize.variants import Variant
+from edgebench.results.record import RunRecord
 from edgebench.results.store import RunStore, load_run
 from edgebench.run.runner import RunPlan, Settings, execute
 from edgebench.transport.base import Endpoint
 from edgebench.transport.local import LocalTransport
-from tests.helpers import assert_one_line_error, run_edgebench
+from tests.helpers import assert_one_line_error, run_edgebench, run_main
 
 QUICK = ["--min-runs", "10", "--min-seconds", "0.1", "--warmup-seconds", "0"]
 
@@ -259,42 +260,45 @@ class TestBadDataStopsAtTheDoor:
 
 
 class TestBadInput:
-    def test_unknown_device(self):
-        assert_one_line_error(run_edgebench("run", "--device", "pi9", "--model", "mnist"), "unknown device 'pi9'")
+    def test_unknown_device(self, capfd):
+        assert_one_line_error(run_main(capfd, "run", "--device", "pi9", "--model", "mnist"), "unknown device 'pi9'")
 
-    def test_invalid_device_file_names_file_and_key(self, tmp_path):
+    def test_invalid_device_file_names_file_and_key(self, tmp_path, capfd):
         device = tmp_path / "broken.toml"
         device.write_text('transport = "local"\nthreads = "four"\n')
         assert_one_line_error(
-            run_edgebench("run", "--device", str(device), "--model", "mnist"), str(device), "'threads' must be int"
+            run_main(capfd, "run", "--device", str(device), "--model", "mnist"), str(device), "'threads' must be int"
         )
 
-    def test_device_file_that_is_not_toml(self, tmp_path):
+    def test_device_file_that_is_not_toml(self, tmp_path, capfd):
         device = tmp_path / "broken.toml"
         device.write_text("transport = = local\n")
-        assert_one_line_error(run_edgebench("run", "--device", str(device), "--model", "mnist"), "invalid TOML")
+        assert_one_line_error(run_main(capfd, "run", "--device", str(device), "--model", "mnist"), "invalid TOML")
 
-    def test_unknown_model(self):
-        assert_one_line_error(run_edgebench("run", "--device", "local", "--model", "resnet-9000"), "unknown model")
+    def test_unknown_model(self, capfd):
+        assert_one_line_error(run_main(capfd, "run", "--device", "local", "--model", "resnet-9000"), "unknown model")
 
-    def test_corrupt_model(self, tmp_path):
+    def test_corrupt_model(self, tmp_path, capfd):
         bad = tmp_path / "bad.tflite"
         bad.write_bytes(b"\x00" * 64)
-        assert_one_line_error(run_edgebench("run", "--device", "local", "--model", str(bad)), "not a TFLite model")
+        assert_one_line_error(run_main(capfd, "run", "--device", "local", "--model", str(bad)), "not a TFLite model")
 
-    def test_bad_cpus(self):
-        assert_one_line_error(run_edgebench("run", "--device", "local", "--model", "mnist", "--cpus", "a,b"), "--cpus")
-
-    def test_bad_rounds(self):
+    def test_bad_cpus(self, capfd):
         assert_one_line_error(
-            run_edgebench("run", "--device", "local", "--model", "mnist", "--rounds", "0"), "--rounds"
+            run_main(capfd, "run", "--device", "local", "--model", "mnist", "--cpus", "a,b"), "--cpus"
         )
 
-    def test_results_folder_that_cannot_be_created(self, tmp_path, variant_cache):
+    def test_bad_rounds(self, capfd):
+        assert_one_line_error(
+            run_main(capfd, "run", "--device", "local", "--model", "mnist", "--rounds", "0"), "--rounds"
+        )
+
+    def test_results_folder_that_cannot_be_created(self, tmp_path, variant_cache, capfd):
         blocker = tmp_path / "file-not-folder"
         blocker.write_text("")
         assert_one_line_error(
-            run_edgebench(
+            run_main(
+                capfd,
                 "run",
                 "--device",
                 "local",
@@ -346,7 +350,7 @@ def test_a_variant_that_disagrees_with_float32_is_flagged():
         Measurement("float32", 1, "ok", document(truth)),
         Measurement("dynamic-int8", 1, "ok", document(wrong)),
     ]
-    view = summarize({"device": {"name": "pi4"}, "variants": [], "settings": {}}, measurements)
+    view = summarize(RunRecord({"device": {"name": "pi4"}, "variants": [], "settings": {}}), measurements)
     (warning,) = view.variants[1].warnings
     assert (
         "agrees with float32 on only 20.0% of samples" in warning

@@ -18,7 +18,7 @@ import pytest
 
 from edgebench.emulated.sshd import keygen, make_host
 from edgebench.results.store import load_run
-from tests.helpers import assert_one_line_error, run_edgebench
+from tests.helpers import assert_one_line_error, run_edgebench, run_main
 
 QUICK = ["--min-runs", "10", "--min-seconds", "0.1", "--warmup-seconds", "0"]
 
@@ -365,13 +365,13 @@ def test_ssh_config_aliases_users_ports_keys_and_proxyjump_are_honoured(ssh_host
         bastion.stop()
 
 
-def test_a_device_file_with_both_a_flat_and_a_sectioned_key_is_refused(tmp_path):
+def test_a_device_file_with_both_a_flat_and_a_sectioned_key_is_refused(tmp_path, capfd):
     device = tmp_path / "twice.toml"
     device.write_text('transport = "ssh"\nhost = "a"\n[ssh]\nhost = "b"\n')
-    completed = run_edgebench("run", "--device", str(device), "--model", "mnist")
+    completed = run_main(capfd, "run", "--device", str(device), "--model", "mnist")
     assert_one_line_error(completed, "twice.toml: key 'host' is given both at the top level and in [ssh]")
     device.write_text('transport = "local"\n[ssh]\nhost = "b"\n')
-    assert_one_line_error(run_edgebench("run", "--device", str(device), "--model", "mnist"),
+    assert_one_line_error(run_main(capfd, "run", "--device", str(device), "--model", "mnist"),
                           "section [ssh] does not apply to transport 'local'")  # fmt: skip
     device.write_text('transport = "ssh"\n[ssh]\nhost = "b"\nprot = 22\n')
-    assert_one_line_error(run_edgebench("run", "--device", str(device), "--model", "mnist"), "unknown key 'ssh.prot'")
+    assert_one_line_error(run_main(capfd, "run", "--device", str(device), "--model", "mnist"), "unknown key 'ssh.prot'")

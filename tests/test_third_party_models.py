@@ -15,7 +15,7 @@ from edgebench.model.source import ModelSource
 from edgebench.model.tflite_model import inspect_model
 from edgebench.quantize.normalize import normalize_model
 from edgebench.quantize.variants import VARIANT_SPECS, Variant, VariantSkipped, build_variants, verify_variant
-from tests.helpers import assert_one_line_error, run_edgebench
+from tests.helpers import assert_one_line_error, run_edgebench, run_main
 from tests.third_party_models import write_model
 
 INT8_FAMILY = ("dynamic-int8", "int8", "int16x8")
@@ -230,8 +230,8 @@ def test_run_a_two_input_model_end_to_end(models, tmp_path):
     assert rows["int8"]["sqnr_db"] > 20
 
 
-def test_explicit_variant_that_cannot_be_made_exits_2_before_measuring(models, tmp_path):
-    result = run_edgebench(
+def test_explicit_variant_that_cannot_be_made_exits_2_before_measuring(models, tmp_path, capfd):
+    result = run_main(capfd,
         "run", "--device", "local", "--model", str(models[("detector", ())]), "--variants", "float32,int8", *QUICK,
         "--results-dir", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "c"),
     )  # fmt: skip
@@ -239,10 +239,10 @@ def test_explicit_variant_that_cannot_be_made_exits_2_before_measuring(models, t
     assert not (tmp_path / "results").exists()
 
 
-def test_a_dataset_that_does_not_fit_the_model_stops_before_anything_runs(models, tmp_path):
+def test_a_dataset_that_does_not_fit_the_model_stops_before_anything_runs(models, tmp_path, capfd):
     data = tmp_path / "wrong-shape.npz"
     np.savez(data, x=np.zeros((20, 28, 28), np.uint8))  # MNIST-shaped samples for a 64x64x3 model
-    result = run_edgebench(
+    result = run_main(capfd,
         "run", "--device", "local", "--model", str(models[("detector", ())]), "--dataset", str(data), *QUICK,
         "--variants", "float32", "--results-dir", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "c"),
     )  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from edgebench.compare.run_summary import RunSummaryView, VariantSummary, summarize
 from edgebench.report.table import Column, DataTable
+from edgebench.results.record import RunRecord
 
 BASE_COLUMNS = (
     Column("variant", "left"),
@@ -20,14 +21,14 @@ ACCURACY_COLUMNS = (Column("top-1 (95% CI)"), Column("Δ pp"), Column("agrees"))
 FIDELITY_COLUMNS = (Column("SQNR dB"), Column("cosine"), Column("max |err|"))
 
 
-def run_title(summary: dict, view: RunSummaryView) -> str:
-    return f"{summary['model']['name']} on {view.device} — run {summary['run_id']}"
+def run_title(record: RunRecord, view: RunSummaryView) -> str:
+    return f"{record.model_name} on {view.device} — run {record.run_id}"
 
 
-def shown_run(summary: dict, measurements) -> tuple[RunSummaryView, DataTable]:
+def shown_run(record: RunRecord, measurements) -> tuple[RunSummaryView, DataTable]:
     """A run read back -> its per-variant view and the table `edgebench run` prints of it."""
-    view = summarize(summary, measurements)
-    return view, run_table(view, run_title(summary, view))
+    view = summarize(record, measurements)
+    return view, run_table(view, run_title(record, view))
 
 
 def run_table(view: RunSummaryView, title: str) -> DataTable:
