@@ -15,7 +15,14 @@ from pathlib import Path
 from rich.console import Console
 
 from edgebench.cli.interrupt import interrupted_exit_code
-from edgebench.cli.options import broker_option, cache_dir_option, results_dir_option, results_folder, trust_option
+from edgebench.cli.options import (
+    broker_option,
+    cache_dir_option,
+    format_option,
+    results_dir_option,
+    results_folder,
+    trust_option,
+)
 from edgebench.cli.render import emit, emit_farm
 from edgebench.core.errors import EdgebenchError
 from edgebench.core.quiet import real_stderr
@@ -49,7 +56,7 @@ def add_lab_commands(commands, farm_commands) -> None:
     status = farm_commands.add_parser("status", help="a submitted farm run's progress per lab and device")
     status.add_argument("farm_run", nargs="?", help="the id farm submit printed (default: the newest)")
     broker_option(status)
-    status.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    format_option(status)
     status.set_defaults(handler=cmd_farm_status)
 
     collect = farm_commands.add_parser(
@@ -60,7 +67,7 @@ def add_lab_commands(commands, farm_commands) -> None:
     results_dir_option(collect)
     collect.add_argument("--wait", action="store_true", help="keep collecting until every job ended or the deadline")
     collect.add_argument("--report", type=Path, metavar="HTML", help="also write the HTML report of the farm run")
-    collect.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    format_option(collect)
     collect.set_defaults(handler=cmd_farm_collect)
 
 

@@ -21,6 +21,7 @@ from edgebench.cli.labs import add_lab_commands
 from edgebench.cli.options import (
     cache_dir_option,
     devices_dir_option,
+    format_option,
     given_settings,
     results_dir_option,
     results_folder,
@@ -71,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     quantize.add_argument("--dataset", type=Path, help=".npz with 'x' and 'y' for --evaluate (zoo models ship one)")
     quantize.add_argument("--samples", type=int, help="evaluate on the first N samples only")
     cache_dir_option(quantize)
-    quantize.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    format_option(quantize)
     quantize.set_defaults(handler=cmd_quantize)
 
     run = commands.add_parser("run", help="measure every variant on a device and compare it with float32")
@@ -88,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     output = run.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print the run as JSON instead of a table")
     run.add_argument("--report", type=Path, metavar="HTML", help="also write the HTML report of this run")
-    output.add_argument("--format", choices=("table", "markdown"), default="table")
+    format_option(output, ("table", "markdown"))
     run.set_defaults(handler=cmd_run)
 
     history = commands.add_parser("history", help="runs over time, from the SQLite index ('rebuild' re-creates it)")
@@ -99,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--last", type=int, help="only the newest N runs")
     history.add_argument("--threshold", default="5%", help="trend marker threshold (5%%)")
     _results_options(history)
-    history.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    format_option(history)
     history.set_defaults(handler=cmd_history)
 
     compare = commands.add_parser("compare", help="verdicts per variant: is B slower, fatter or less accurate than A?")
@@ -141,7 +142,7 @@ def _parser() -> argparse.ArgumentParser:
     farm_run.add_argument("--report", type=Path, metavar="HTML", help="also write the HTML report of this farm run")
     farm_output = farm_run.add_mutually_exclusive_group()
     farm_output.add_argument("--json", action="store_true", help="print the farm summary as JSON")
-    farm_output.add_argument("--format", choices=("table", "markdown"), default="table")
+    format_option(farm_output, ("table", "markdown"))
     farm_run.set_defaults(handler=cmd_farm_run)
     farm_check = farm_commands.add_parser(
         "check", help="the farm's verdict as an exit code: 0 fine, 1 regression, 2 cannot tell"
@@ -150,7 +151,7 @@ def _parser() -> argparse.ArgumentParser:
     farm_check.add_argument("--baseline", help="override the farm file's policy: last, last:N, best or a run id")
     farm_check.add_argument("--threshold", help="override the farm file's threshold")
     results_dir_option(farm_check)
-    farm_check.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    format_option(farm_check)
     farm_check.set_defaults(handler=cmd_farm_check)
     add_lab_commands(commands, farm_commands)
 
@@ -286,7 +287,7 @@ def _results_options(parser: argparse.ArgumentParser) -> None:
 def _comparison_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", default="5%", help="minimum effect for slower/faster and memory (5%%)")
     _results_options(parser)
-    parser.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    format_option(parser)
 
 
 def _threshold(text: str) -> float:

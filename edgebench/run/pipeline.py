@@ -33,7 +33,7 @@ from edgebench.quantize.variants import (
     float32_reference,
     parse_variant_names,
 )
-from edgebench.results.layout import default_results_dir, new_id
+from edgebench.results.layout import RUN_FILE, default_results_dir, new_id
 from edgebench.results.record import RunRecord
 from edgebench.results.store import ResultsWriteError, RunStore, load_run
 from edgebench.run.health import Cooldown, HealthLimits
@@ -132,8 +132,8 @@ class PreparedWork:
 def prepare_run(request: RunRequest) -> PreparedRun:
     """Everything that can fail on the user's input fails here, before a device is touched."""
     device = resolve_device(request.device, request.devices_dir)
-    resolve_settings(device, request.settings)  # a bad setting fails before quantizing
-    return start_run(prepare_work(request), device, request)
+    settings = resolve_settings(device, request.settings)  # a bad setting fails before quantizing
+    return start_run(prepare_work(request), device, request, settings)
 
 
 def prepare_work(request: RunRequest) -> PreparedWork:
@@ -166,12 +166,12 @@ def prepare_work(request: RunRequest) -> PreparedWork:
     return PreparedWork(source, variants, skipped, dataset, holdout, reference)
 
 
-def start_run(work: PreparedWork, device: Device, request: RunRequest) -> PreparedRun:
+def start_run(work: PreparedWork, device: Device, request: RunRequest, settings: Settings | None = None) -> PreparedRun:
     """A run folder for this work on this device, and the plan the runner follows."""
     source, variants, skipped, dataset, holdout, reference = (
         work.source, work.variants, work.skipped, work.dataset, work.holdout, work.reference,
     )  # fmt: skip
-    settings = resolve_settings(device, request.settings)
+    settings = settings or resolve_settings(device, request.settings)
     evaluated = work.evaluated
     if evaluated is not None and holdout:
         settings = dataclasses.replace(settings, samples=min(settings.samples or evaluated, evaluated))
@@ -265,7 +265,7 @@ def run_on_device(
     try:
         history.index_run(prepared.history_path, prepared.store.folder, run)
     except (EdgebenchError, OSError) as error:
-        return dataclasses.replace(outcome, history_error=f"history index not updated ({error}); run.json is "
+        return dataclasses.replace(outcome, history_error=f"history index not updated ({error}); {RUN_FILE} is "
                                    "safe: 'edgebench history rebuild' re-creates the index")  # fmt: skip
     return outcome
 
