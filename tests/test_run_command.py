@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 
+from edgebench.backends.python_agent import PythonAgent
 from edgebench.quantize.variants import Variant
 from edgebench.results.record import RunRecord
 from edgebench.results.store import RunStore, load_run
@@ -116,7 +117,7 @@ def test_a_corrupt_variant_fails_alone(tmp_path, mnist_variants):
     store = RunStore.create(tmp_path / "results", "local", "corrupt-test", {"rounds": 1, "variants": []})
     plan = RunPlan(variants, None, Settings(min_runs=5, min_seconds=0.05, warmup_min_seconds=0))
     with LocalTransport(Endpoint("local")) as transport:
-        status = execute(plan, transport, store, lambda event: None)
+        status = execute(plan, transport, PythonAgent(transport), store, lambda event: None)
     assert status == "partial"
     assert [m.status for m in store.measurements] == ["ok", "failed", "ok"]
     assert store.measurements[1].error.startswith("model-corrupt: ")

@@ -17,6 +17,7 @@ itself prints goes to a copy of the real stderr taken at start-up
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import os
@@ -82,3 +83,13 @@ def real_stderr():
             stream = open(os.dup(fd), "w", buffering=1, encoding=sys.stderr.encoding or "utf-8", errors="replace")  # noqa: SIM115
             _real_stderr = (identity, stream)
         return _real_stderr[1]
+
+
+@atexit.register
+def _close_real_stderr() -> None:
+    """The copy is closed at exit like any file (a process that ran main() in-process, the tests, else warns)."""
+    global _real_stderr
+    with _lock:
+        if _real_stderr is not None:
+            _real_stderr[1].close()
+            _real_stderr = None

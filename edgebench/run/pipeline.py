@@ -237,7 +237,7 @@ def run_on_device(
             open_transport(prepared.device, trust_new_host=trust_new_host) as transport,
         ):
             status = execute(
-                prepared.plan, transport, prepared.store, on_event, make_backend(prepared.device, transport)
+                prepared.plan, transport, make_backend(prepared.device, transport), prepared.store, on_event
             )
     except Cancelled:
         # Stopped while waiting for the device (the runner marks a run it started itself).

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgebench.backends.base import Backend, HostFiles, Progress, check_cpus
-from edgebench.backends.python_agent import PythonAgent
 from edgebench.core.errors import Cancelled
 from edgebench.core.fileio import sha256_file
 from edgebench.core.settings import Settings
@@ -62,8 +61,8 @@ class RunPlan:
     cancel: threading.Event = field(default_factory=threading.Event)  # set: stop at the next safe point
 
 
-def execute(plan: RunPlan, transport: Transport, store: RunStore, on_event: Callable[[RunEvent], None],
-            backend: Backend | None = None) -> str:  # fmt: skip
+def execute(plan: RunPlan, transport: Transport, backend: Backend, store: RunStore,
+            on_event: Callable[[RunEvent], None]) -> str:  # fmt: skip
     """Measure every variant `plan.rounds` times, interleaved (A B C, A B C, ...).
 
     Interleaving spreads slow drift of the machine (heat, background load)
@@ -74,7 +73,6 @@ def execute(plan: RunPlan, transport: Transport, store: RunStore, on_event: Call
     def emit(kind: str, variant: str = "", round_number: int = 1, **fields) -> None:
         on_event(RunEvent(kind, variant, round_number, device=device_name, **fields))
 
-    backend = backend or PythonAgent(transport)  # or BenchmarkModelBackend: the same contract
     transport.cancel = plan.cancel
     try:
         emit("stage", message="agent and models")
