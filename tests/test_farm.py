@@ -236,6 +236,10 @@ def test_two_farm_runs_over_the_same_boards_never_measure_one_board_at_once(tmp_
         ('devices = ["local"]\n[[models]]\nmodel = "mnist"\nvariants = ["int3"]\n', "models[0].variants"),
         ('devices = ["local"]\n[[models]]\nmodel = "mnist"\n[run]\nrounds = 0\n', "'run.rounds' must be at least 1"),
         ('devices = ["local"]\n[[models]]\nmodel = "mnist"\n[run]\ntimeout = "1h"\n', "'run.timeout' must be"),
+        (
+            'devices = ["local"]\n[[models]]\nmodel = "mnist"\n[run]\nmin_seconds = 5\nmax_seconds = 2\n',
+            "need 'run.min_seconds' <= 'run.max_seconds'",
+        ),
         ('devices = ["local"]\n[[models]]\nmodel = "mnist"\n[baseline]\nthreshold = "x"\n', "baseline.threshold"),
         ('devices = ["local"]\n[[models]]\nmodel = "mnist"\n[health]\nquarantine_after = 0\n', "quarantine_after"),
         ("devices = [\n", "invalid TOML"),

@@ -134,6 +134,7 @@ def _validate(data: dict, path: Path) -> FarmFile:
         )
     try:
         settings = FARM_DEFAULTS | read_table(data.get("run", {}), "run.")
+        resolve(settings, name_of=lambda setting: f"'run.{setting.key}'")  # what only the whole can say
     except SettingError as error:
         raise FarmFileError(f"{path}: {error}") from None
     baseline = data.get("baseline", {})
