@@ -9,7 +9,7 @@ import sqlite3
 import pytest
 from filelock import FileLock
 
-from edgebench.compare.verdicts import compare_runs, parse_threshold
+from edgebench.compare.verdicts import accuracy_verdict, compare_runs, parse_threshold
 from edgebench.history import index as history
 from edgebench.history.lookup import load, resolve_baseline
 from edgebench.results.store import Measurement, RunStore
@@ -159,6 +159,25 @@ def test_an_accuracy_drop_of_a_tenth_of_a_point_is_not(tmp_path):
         tmp_path, {"int8": agent_document(samples)}, {"int8": agent_document(samples, correct=9890)}
     ).variants
     assert v.accuracy == "same" and not v.regression
+
+
+def test_accuracy_is_judged_on_the_counts_with_newcombes_interval(tmp_path):
+    # A 0.4-point drop on 10,000 samples near 99%: the two Wilson intervals still overlap (the old rule said
+    # "same"), but the interval of the difference excludes 0.
+    samples = latency_samples(1)
+    (v,) = verdict(
+        tmp_path, {"int8": agent_document(samples)}, {"int8": agent_document(samples, correct=9860)}
+    ).variants
+    assert v.accuracy == "worse" and v.regression
+    difference, low, high = v.accuracy_delta_pp
+    assert difference == pytest.approx(-0.4) and low < difference < high < 0
+
+
+def test_newcombes_published_example():
+    # Newcombe (1998), Statistics in Medicine 17:873, example (a): 56/70 - 48/80 = 0.2000, method 10: 0.0524 to 0.3339
+    verdict_, (difference, low, high) = accuracy_verdict((48, 80), (56, 70))
+    assert verdict_ == "better"
+    assert (difference, low, high) == pytest.approx((20.0, 5.24, 33.39), abs=0.005)
 
 
 def test_more_peak_memory_is_flagged(tmp_path):

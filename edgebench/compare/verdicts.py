@@ -10,8 +10,10 @@ the threshold: the median catches a shift of the whole distribution, the mean
 catches time lost to stalls (another process on the core, throttling) that
 leaves most inferences, and so the median, untouched. "Faster" needs both.
 Memory: the difference of peak RSS, beyond the same relative threshold and 1 MB.
-Accuracy: the 95% Wilson intervals of top-1; a change counts when they do not
-overlap (on 10,000 samples about 0.4 points near 99%).
+Accuracy: on the counts, never a threshold: the 95% interval of the difference of
+the two top-1 proportions (Newcombe's hybrid score method, from each side's Wilson
+interval); "worse" or "better" when it excludes 0 (on 10,000 samples near 99%
+about 0.3 points).
 Size: exact bytes and sha256.
 Runs of different devices, model files, runtime versions, threads, delegates
 or CPU sets are not comparable, and the reason is given; so is a variant whose
@@ -21,12 +23,14 @@ compared.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.stats import binomtest, mannwhitneyu, ttest_ind_from_stats
 
+from edgebench.agent.agent import wilson_interval
 from edgebench.core.settings import comparability_settings
 from edgebench.results.store import RunData, latency
 
@@ -54,6 +58,8 @@ class VariantComparison:
     top1_b: float | None = None
     size: str = "n/a"  # "same", "changed", "n/a"
     statistics_only: bool = False  # no per-sample latencies (benchmark_model): Welch's t-test, no stall test
+    # top-1 B minus A in percentage points, with its 95% interval (Newcombe): (difference, low, high)
+    accuracy_delta_pp: tuple[float, float, float] | None = None
 
     @property
     def regression(self) -> bool:
@@ -169,16 +175,23 @@ def _compare_variant(name, docs_a, docs_b, file_a, file_b, threshold, data_chang
             memory = "more" if delta > 0 else "less"
 
     accuracy_a, accuracy_b = docs_a[0].get("accuracy") or {}, docs_b[0].get("accuracy") or {}
-    accuracy = "n/a"
-    if "wilson95" in accuracy_a and "wilson95" in accuracy_b:
+    accuracy, interval = "n/a", None
+    if _counts(accuracy_a) and _counts(accuracy_b):
         if data_change:
             accuracy, reason = "not comparable", f"{reason}; accuracy not comparable: {data_change}"
         else:
-            accuracy = accuracy_verdict(accuracy_a["wilson95"], accuracy_b["wilson95"])
+            accuracy, interval = accuracy_verdict(_counts(accuracy_a), _counts(accuracy_b))
     return VariantComparison(
         name, verdict, reason, median_a, median_b, ratio, mean_ratio, p_value, memory, delta, accuracy,
-        accuracy_a.get("top1"), accuracy_b.get("top1"), size, statistics_only,
+        accuracy_a.get("top1"), accuracy_b.get("top1"), size, statistics_only, interval,
     )  # fmt: skip
+
+
+def _counts(accuracy: dict) -> tuple[int, int] | None:
+    """(correct, evaluated) of an agent document's accuracy block, when it has them."""
+    if accuracy.get("correct") is None or not accuracy.get("total"):
+        return None
+    return accuracy["correct"], accuracy["total"]
 
 
 def statistics_p_value(docs_a: Sequence[dict], docs_b: Sequence[dict]) -> float:
@@ -267,12 +280,30 @@ def latency_verdict(
     return "same", f"{change}: within the {threshold:.0%} threshold (p={p_value:.2g})"
 
 
-def accuracy_verdict(interval_a: Sequence[float], interval_b: Sequence[float]) -> str:
-    if interval_b[1] < interval_a[0]:
-        return "worse"
-    if interval_b[0] > interval_a[1]:
-        return "better"
-    return "same"
+def accuracy_difference(counts_a: tuple[int, int], counts_b: tuple[int, int]) -> tuple[float, float, float]:
+    """B's top-1 minus A's, with the 95% interval of Newcombe's hybrid score method (his method 10: from the two
+    Wilson intervals), which holds near 0 and 1 and for unequal counts; returns (difference, low, high)."""
+    (correct_a, total_a), (correct_b, total_b) = counts_a, counts_b
+    p_a, p_b = correct_a / total_a, correct_b / total_b
+    low_a, high_a = wilson_interval(correct_a, total_a)
+    low_b, high_b = wilson_interval(correct_b, total_b)
+    difference = p_b - p_a
+    low = difference - math.sqrt((p_b - low_b) ** 2 + (high_a - p_a) ** 2)
+    high = difference + math.sqrt((high_b - p_b) ** 2 + (p_a - low_a) ** 2)
+    return difference, low, high
+
+
+def accuracy_verdict(counts_a: tuple[int, int], counts_b: tuple[int, int]) -> tuple[str, tuple[float, float, float]]:
+    """Worse or better only when the 95% interval of the difference excludes 0; judged on the counts (every
+    evaluated sample), never on a threshold of top-1 points. Returns the verdict and the difference with its
+    interval, in percentage points."""
+    difference, low, high = accuracy_difference(counts_a, counts_b)
+    in_points = (difference * 100, low * 100, high * 100)
+    if high < 0:
+        return "worse", in_points
+    if low > 0:
+        return "better", in_points
+    return "same", in_points
 
 
 def parse_threshold(text: str) -> float:

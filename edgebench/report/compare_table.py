@@ -38,6 +38,10 @@ def compare_table(comparison: RunComparison) -> DataTable:
         if v.regression:
             notes.append(f"REGRESSION {v.variant}: latency {v.verdict} ({v.reason}), memory {v.memory}, "
                          f"accuracy {v.accuracy}")  # fmt: skip
+        if v.accuracy in ("worse", "better") and v.accuracy_delta_pp:
+            difference, low, high = v.accuracy_delta_pp
+            notes.append(f"{v.variant}: top-1 {v.accuracy} by {difference:+.2f} points (95% interval {low:+.2f} to "
+                         f"{high:+.2f}, Newcombe)")  # fmt: skip
     partial = [v.variant for v in comparison.variants if v.statistics_only]
     if partial:
         notes.append(f"{', '.join(partial)}: statistics only (benchmark_model gives no per-sample latencies): "
