@@ -29,7 +29,8 @@ class VariantSummary:
     size_ratio: float | None = None  # float32 bytes / these bytes
     load_ms: float | None = None  # interpreter creation + allocate_tensors
     p50_ms: float | None = None
-    p90_ms: float | None = None
+    p90_ms: float | None = None  # MLPerf early-stopping estimate (results/latency.py)
+    p90_note: str | None = None  # what the p90 rests on, or how many runs it lacks
     speedup: float | None = None  # float32 p50 / this p50
     rounds: int = 0
     peak_rss_mb: float | None = None
@@ -161,6 +162,7 @@ def _variant(name: str, measurements: list[Measurement], files: dict, reference:
         load_ms=load_ms,
         p50_ms=p50,
         p90_ms=p90,
+        p90_note=figure.tail_note,
         speedup=speedup,
         rounds=len(ok),
         peak_rss_mb=peak,

@@ -66,7 +66,19 @@ def run_table(view: RunSummaryView, title: str) -> DataTable:
         elif variant.status == "skipped":
             notes.append(f"{variant.name} skipped: {variant.error}")
         notes.extend(f"warning: {w}" for w in variant.warnings)
+    notes.extend(_tail_notes(view))
     return DataTable(title, columns, tuple(rows), tuple(notes), tuple(header))
+
+
+def _tail_notes(view: RunSummaryView) -> list[str]:
+    """One line for the p90 column when every variant has one; a line for each variant that has none."""
+    measured = [v for v in view.variants if v.p90_note]
+    short = [v for v in measured if v.p90_ms is None]
+    notes = [f"{v.name}: {v.p90_note}" for v in short]
+    if len(short) < len(measured):
+        notes.append("p90: MLPerf's early-stopping estimate at 99% confidence (the slowest runs past it are set aside; "
+                     "64 timed runs per round at least)")  # fmt: skip
+    return notes
 
 
 def format_latency(ms: float | None) -> str:

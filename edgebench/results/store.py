@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -25,6 +24,7 @@ from pathlib import Path
 from edgebench.core.fileio import atomic_write_json
 from edgebench.results import layout, schemas
 from edgebench.results.documents import ResultsError, header, make_folder, read_document, utc_now
+from edgebench.results.latency import Latency, latency
 from edgebench.results.record import RunRecord
 
 RUN_SCHEMA_VERSION = 2
@@ -151,33 +151,6 @@ class RunStore:
             atomic_write_json(layout.run_file(self.folder), self.record)
         except OSError as error:
             raise ResultsError(f"cannot write {layout.run_file(self.folder)}: {error.strerror or error}") from None
-
-
-@dataclass(frozen=True)
-class Latency:
-    """A variant's latency in one run: the one definition the table, history, baselines and compare share.
-
-    With several rounds, each round's statistic is taken on its own samples and the median over
-    rounds reported, so a round disturbed by the machine moves the figure only as much as one
-    round of several should."""
-
-    p50_us: float  # median over rounds of each round's median
-    p90_us: float | None  # likewise of each round's 90th percentile; None when a backend gives none
-    mean_us: float  # median over rounds of each round's mean
-    rounds: int
-
-
-def latency(documents: list[dict]) -> Latency | None:
-    """The Latency of successful agent documents of one variant (one per round); None without any."""
-    stats = [document["timing"]["stats"] for document in documents]
-    if not stats:
-        return None
-    return Latency(
-        statistics.median(s["p50"] for s in stats),
-        statistics.median(s["p90"] for s in stats) if all(s.get("p90") is not None for s in stats) else None,
-        statistics.median(s["mean"] for s in stats),
-        len(stats),
-    )
 
 
 @dataclass(frozen=True)
