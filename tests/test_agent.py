@@ -56,6 +56,9 @@ def test_memory_fields_are_present_and_plausible(documents):
         assert memory["baseline_rss"] > 10e6, name  # Python + numpy + the runtime
         assert memory["peak_rss_after_runs"] >= memory["peak_rss_after_load"] >= memory["baseline_rss"] * 0.9, name
         assert memory["peak_delta"] == memory["peak_rss_after_runs"] - memory["baseline_rss"]
+        # The model's own figure: read before the timed runs, never above the process's peak after them.
+        assert memory["peak_rss_after_load"] <= memory["peak_rss_model"] <= memory["peak_rss_after_runs"], name
+        assert memory["model_delta"] == memory["peak_rss_model"] - memory["baseline_rss"], name
     # 13 MB of float weights are touched by every inference; 3.3 MB of int8 ones are not that much.
     assert documents["float32"]["memory"]["peak_delta"] > documents["int8"]["memory"]["peak_delta"] + 5e6
 

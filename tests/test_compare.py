@@ -189,6 +189,20 @@ def test_more_peak_memory_is_flagged(tmp_path):
     assert v.memory == "more" and v.memory_delta_bytes == 10_000_000 and v.regression
 
 
+def test_memory_is_judged_on_the_models_figure_not_the_harnesss(tmp_path):
+    # Another evaluation set and 600k latency samples moved the process's peak by 7.7 MB; the model's own
+    # memory (above the baseline, before the timed runs) did not move: no memory regression.
+    samples = latency_samples(1)
+    a, b = agent_document(samples), agent_document(samples, peak=77_700_000)
+    for document in (a, b):
+        document["memory"]["model_delta"] = 14_000_000
+    (v,) = verdict(tmp_path, {"int8": a}, {"int8": b}).variants
+    assert v.memory == "same" and v.memory_delta_bytes == 0 and not v.regression
+    b["memory"]["model_delta"] = 19_000_000  # the model itself needs 5 MB more
+    (v,) = verdict(tmp_path / "again", {"int8": a}, {"int8": b}).variants
+    assert v.memory == "more" and v.memory_delta_bytes == 5_000_000 and v.regression
+
+
 def test_a_changed_variant_file_is_not_comparable(tmp_path):
     samples = latency_samples(1)
     (v,) = verdict(

@@ -9,7 +9,10 @@ noisy samples is large but not yet evidence. "Slower" needs either ratio past
 the threshold: the median catches a shift of the whole distribution, the mean
 catches time lost to stalls (another process on the core, throttling) that
 leaves most inferences, and so the median, untouched. "Faster" needs both.
-Memory: the difference of peak RSS, beyond the same relative threshold and 1 MB.
+Memory: the difference of the model's peak RSS above the agent's baseline (load,
+allocate and inference, read before the timed runs, so the harness's own samples
+and evaluation set are not counted), beyond the same relative threshold and 1 MB;
+the process's peak where a document has no model figure (older agents).
 Accuracy: on the counts, never a threshold: the 95% interval of the difference of
 the two top-1 proportions (Newcombe's hybrid score method, from each side's Wilson
 interval); "worse" or "better" when it excludes 0 (on 10,000 samples near 99%
@@ -165,10 +168,9 @@ def _compare_variant(name, docs_a, docs_b, file_a, file_b, threshold, data_chang
         verdict, reason = latency_verdict(ratio, mean_ratio, p_value, threshold, None, rounds)
         reason += "; statistics only (no per-sample latencies from benchmark_model: Welch's t-test, no stall test)"
 
-    peaks_a = [d["memory"].get("peak_rss_after_runs") for d in docs_a]
-    peaks_b = [d["memory"].get("peak_rss_after_runs") for d in docs_b]
     delta, memory = None, "n/a"
-    if None not in peaks_a and None not in peaks_b:
+    peaks_a, peaks_b = _memory_figures(docs_a, docs_b)
+    if peaks_a and peaks_b:
         peak_a, delta = max(peaks_a), max(peaks_b) - max(peaks_a)
         memory = "same"
         if abs(delta) > max(MEMORY_FLOOR_BYTES, threshold * peak_a):
@@ -185,6 +187,18 @@ def _compare_variant(name, docs_a, docs_b, file_a, file_b, threshold, data_chang
         name, verdict, reason, median_a, median_b, ratio, mean_ratio, p_value, memory, delta, accuracy,
         accuracy_a.get("top1"), accuracy_b.get("top1"), size, statistics_only, interval,
     )  # fmt: skip
+
+
+def _memory_figures(docs_a: Sequence[dict], docs_b: Sequence[dict]) -> tuple[list[int], list[int]]:
+    """What memory is judged on: the model's own (load, allocate, inference, above the agent's baseline, read
+    before the timed runs: neither the harness's samples nor the evaluation set move it) where both runs have it;
+    else, for documents of an older agent or benchmark_model, the process's peak."""
+    for key in ("model_delta", "peak_rss_after_runs"):
+        figures_a = [d["memory"].get(key) for d in docs_a]
+        figures_b = [d["memory"].get(key) for d in docs_b]
+        if None not in figures_a and None not in figures_b:
+            return figures_a, figures_b
+    return [], []
 
 
 def _counts(accuracy: dict) -> tuple[int, int] | None:
