@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 from filelock import FileLock
 
+from edgebench.compare.noise import noise_floor
 from edgebench.compare.verdicts import accuracy_verdict, compare_runs, parse_threshold
 from edgebench.history import index as history
 from edgebench.history.lookup import load, resolve_baseline
 from edgebench.results.latency import early_stopping, latency
 from edgebench.results.store import Measurement, RunStore
-from tests.helpers import BASE_US, agent_document, latency_samples, run_edgebench
+from tests.helpers import BASE_US, agent_document, latency_samples, run_edgebench, run_main
 
 
 def record_run(
@@ -480,3 +481,43 @@ def test_no_p90_claim_on_too_few_runs_and_the_table_says_how_many_it_needs():
         figure.p90_us is None and figure.tail_note == "no p90: 40 timed runs in a round, MLPerf early stopping needs 64"
     )
     assert latency([enough]).p90_us > 0 and "260 slowest of 3000 runs set aside" in latency([enough]).tail_note
+
+
+def test_a_noise_floor_needs_five_earlier_nights_and_says_so():
+    floor = noise_floor([480.0, 500.0, 470.0])
+    assert floor.floor is None and floor.describe() == "no noise floor yet: 3 earlier comparable night(s), 5 needed"
+    steady = noise_floor([480.0, 481.0, 479.0, 480.5, 479.5])
+    assert steady.floor == pytest.approx(0.0051, abs=0.0005)  # quiet nights: a floor well under the 5% threshold
+    wobbly = noise_floor([100.0, 106.0, 95.0, 104.0, 96.0, 102.0])
+    assert wobbly.nights == 6 and 0.10 < wobbly.floor < 0.25 and "from 6 earlier nights" in wobbly.describe()
+    # A single earlier night that really regressed does not widen it (median absolute deviation).
+    assert noise_floor([100.0, 101.0, 99.0, 100.5, 99.5, 140.0]).floor < 0.05  # a standard deviation: 56%
+
+
+def test_a_shift_within_the_boards_noise_floor_is_not_slower(tmp_path):
+    baseline, candidate = agent_document(latency_samples(1)), agent_document(latency_samples(2, scale=1.08))
+    (v,) = verdict(tmp_path, {"int8": baseline}, {"int8": candidate}).variants
+    assert v.verdict == "slower" and v.noise is None  # no history given: the 5% threshold alone
+    a, b = (
+        load(tmp_path / "pi4" / "20260101T000000Z-mnist-aaaa"),
+        load(tmp_path / "pi4" / "20260102T000000Z-mnist-bbbb"),
+    )
+    (v,) = compare_runs(a, b, 0.05, {"int8": noise_floor([100.0, 106.0, 95.0, 104.0, 96.0, 102.0])}).variants
+    assert v.verdict == "same" and "within noise floor" in v.reason and "from 6 earlier nights" in v.noise
+
+
+def test_check_learns_the_floor_from_the_boards_earlier_nights(tmp_path, capfd):
+    results = tmp_path / "results"
+    for night, scale in enumerate((1.0, 1.06, 0.95, 1.04, 0.96, 1.02), 1):  # this board's quiet nights: ±6%
+        record_run(
+            results,
+            f"2026010{night}T000000Z-mnist-000{night}",
+            {"int8": agent_document(latency_samples(night, scale=scale))},
+        )
+    record_run(results, "20260107T000000Z-mnist-0007", {"int8": agent_document(latency_samples(7, scale=1.08))})
+    checked = run_main(capfd, "check", "--results-dir", results, "--baseline", "last", "--format", "markdown")
+    assert checked.returncode == 0, checked.stdout + checked.stderr  # +6% against the last night: noise here
+    assert "int8: noise floor" in checked.stdout and "from 6 earlier nights" in checked.stdout
+    record_run(results, "20260108T000000Z-mnist-0008", {"int8": agent_document(latency_samples(8, scale=1.40))})
+    checked = run_main(capfd, "check", "--results-dir", results, "--baseline", "last")
+    assert checked.returncode == 1  # +30% is past this board's floor

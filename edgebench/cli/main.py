@@ -316,11 +316,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         comparison = None
         if args.baseline:
             from edgebench.compare.verdicts import compare_runs
-            from edgebench.history.lookup import baseline_data
+            from edgebench.history.lookup import baseline_data, noise_floors
             from edgebench.results.store import load
 
             candidate = load(folders[-1])
-            comparison = compare_runs(baseline_data(args.baseline, candidate, results_dir), candidate, threshold)
+            baseline = baseline_data(args.baseline, candidate, results_dir)
+            comparison = compare_runs(baseline, candidate, threshold, noise_floors(candidate, results_dir))
         report = runs_report(folders, args.output, comparison)
     path = write(report, args.output)
     size = path.stat().st_size
@@ -372,7 +373,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def _comparison(args, run_specs: list[str]):
     from edgebench.compare.verdicts import compare_runs
-    from edgebench.history.lookup import baseline_data, latest_run, load, resolve_run
+    from edgebench.history.lookup import baseline_data, latest_run, load, noise_floors, resolve_run
 
     results_dir = results_folder(args)
     threshold = _threshold(args.threshold)
@@ -385,7 +386,7 @@ def _comparison(args, run_specs: list[str]):
         if len(run_specs) != 2:
             raise EdgebenchError("compare takes two runs (baseline, then candidate) or one run with --baseline")
         baseline, candidate = (load(resolve_run(spec, results_dir)) for spec in run_specs)
-    return compare_runs(baseline, candidate, threshold)
+    return compare_runs(baseline, candidate, threshold, noise_floors(candidate, results_dir))
 
 
 def _emit_comparison(args, comparison) -> None:

@@ -34,6 +34,7 @@ import numpy as np
 from scipy.stats import binomtest, mannwhitneyu, ttest_ind_from_stats
 
 from edgebench.agent.agent import wilson_interval
+from edgebench.compare.noise import NoiseFloor
 from edgebench.core.settings import comparability_settings
 from edgebench.results.store import RunData, latency
 
@@ -63,6 +64,7 @@ class VariantComparison:
     statistics_only: bool = False  # no per-sample latencies (benchmark_model): Welch's t-test, no stall test
     # top-1 B minus A in percentage points, with its 95% interval (Newcombe): (difference, low, high)
     accuracy_delta_pp: tuple[float, float, float] | None = None
+    noise: str | None = None  # the noise floor the latency verdict used, or why there is none yet
 
     @property
     def regression(self) -> bool:
@@ -107,8 +109,10 @@ def comparability(a: RunData, b: RunData) -> tuple[str, ...]:
     return tuple(reasons)
 
 
-def compare_runs(a: RunData, b: RunData, threshold: float = DEFAULT_THRESHOLD) -> RunComparison:
-    """A is the baseline, B the candidate."""
+def compare_runs(a: RunData, b: RunData, threshold: float = DEFAULT_THRESHOLD,
+                 floors: dict[str, NoiseFloor] | None = None) -> RunComparison:  # fmt: skip
+    """A is the baseline, B the candidate. `floors`, per variant, from the device's earlier nights
+    (history.lookup.noise_floors): a latency shift within the floor is never slower or faster."""
     reasons = comparability(a, b)
     if reasons:
         return RunComparison(a.run_id, b.run_id, reasons, threshold=threshold)
@@ -118,7 +122,16 @@ def compare_runs(a: RunData, b: RunData, threshold: float = DEFAULT_THRESHOLD) -
     variants = []
     for name in [v for v in b.variants() if v in a.variants()]:
         variants.append(
-            _compare_variant(name, a.ok(name), b.ok(name), sizes_a.get(name), sizes_b.get(name), threshold, data_change)
+            _compare_variant(
+                name,
+                a.ok(name),
+                b.ok(name),
+                sizes_a.get(name),
+                sizes_b.get(name),
+                threshold,
+                data_change,
+                (floors or {}).get(name),
+            )
         )
     return RunComparison(a.run_id, b.run_id, (), tuple(variants), threshold)
 
@@ -135,7 +148,8 @@ def dataset_change(a: RunData, b: RunData) -> str | None:
     return None
 
 
-def _compare_variant(name, docs_a, docs_b, file_a, file_b, threshold, data_change=None) -> VariantComparison:
+def _compare_variant(name, docs_a, docs_b, file_a, file_b, threshold, data_change=None,
+                     floor: NoiseFloor | None = None) -> VariantComparison:  # fmt: skip
     size = "n/a"
     if file_a and file_b:
         size = "same" if file_a.get("sha256") == file_b.get("sha256") else "changed"
@@ -161,11 +175,11 @@ def _compare_variant(name, docs_a, docs_b, file_a, file_b, threshold, data_chang
     if not statistics_only:
         p_value = float(mannwhitneyu(samples_a, samples_b, alternative="two-sided").pvalue)
         tail = stalls(samples_a, samples_b, ratio)
-        verdict, reason = latency_verdict(ratio, mean_ratio, p_value, threshold, tail, rounds)
+        verdict, reason = latency_verdict(ratio, mean_ratio, p_value, threshold, tail, rounds, floor)
     else:
         # benchmark_model gives statistics, not samples: Welch's t-test on mean, std and count, no stall test.
         p_value = statistics_p_value(docs_a, docs_b)
-        verdict, reason = latency_verdict(ratio, mean_ratio, p_value, threshold, None, rounds)
+        verdict, reason = latency_verdict(ratio, mean_ratio, p_value, threshold, None, rounds, floor)
         reason += "; statistics only (no per-sample latencies from benchmark_model: Welch's t-test, no stall test)"
 
     delta, memory = None, "n/a"
@@ -186,6 +200,7 @@ def _compare_variant(name, docs_a, docs_b, file_a, file_b, threshold, data_chang
     return VariantComparison(
         name, verdict, reason, median_a, median_b, ratio, mean_ratio, p_value, memory, delta, accuracy,
         accuracy_a.get("top1"), accuracy_b.get("top1"), size, statistics_only, interval,
+        floor.describe() if floor else None,
     )  # fmt: skip
 
 
@@ -262,7 +277,7 @@ def rounds_order(p50s_a: Sequence[float], p50s_b: Sequence[float]) -> str | None
 
 def latency_verdict(
     median_ratio: float, mean_ratio: float, p_value: float, threshold: float, tail: Stalls | None = None,
-    rounds: str | None = None,
+    rounds: str | None = None, floor: NoiseFloor | None = None,
 ) -> tuple[str, str]:  # fmt: skip
     """Slower, faster or same: calibrated so that a nightly that says 'slower' is worth waking someone for.
 
@@ -275,6 +290,10 @@ def latency_verdict(
     (the old mean-ratio criterion's false alarms) pass neither test.
     """
     change = f"median {(median_ratio - 1) * 100:+.1f}%, mean {(mean_ratio - 1) * 100:+.1f}%"
+    limit = f"the {threshold:.0%} threshold"
+    if floor is not None and floor.floor is not None and floor.floor > threshold:
+        # This board's quiet nights move the median further than the threshold: the floor is the threshold.
+        threshold, limit = floor.floor, floor.describe()
     if tail is not None and tail.flagged and mean_ratio >= 1 + threshold:
         return (
             "slower",
@@ -291,7 +310,7 @@ def latency_verdict(
         if rounds == "mixed":
             return "same", f"{change}: the rounds of the two runs overlap (p={p_value:.2g})"
         return "faster", f"{change}, p={p_value:.2g}{rounds_note}"
-    return "same", f"{change}: within the {threshold:.0%} threshold (p={p_value:.2g})"
+    return "same", f"{change}: within {limit} (p={p_value:.2g})"
 
 
 def accuracy_difference(counts_a: tuple[int, int], counts_b: tuple[int, int]) -> tuple[float, float, float]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from edgebench.compare.run_summary import summarize
 from edgebench.compare.verdicts import compare_runs, parse_threshold
 from edgebench.core.errors import EdgebenchError
-from edgebench.history.lookup import baseline_data
+from edgebench.history.lookup import baseline_data, noise_floors
 from edgebench.results.record import RunRecord
 from edgebench.results.store import FailureKind, Measurement, ResultsError, RunData, load
 
@@ -46,6 +46,7 @@ class Cell:
     temperature_c: float | None = None  # at the start of the (first) measurement
     verdict: str | None = None  # "slower", "faster", "same", "not comparable", None: nothing to compare
     verdict_reason: str = ""
+    noise: str | None = None  # the noise floor the verdict used, or why there is none yet
     memory: str = "n/a"
     accuracy: str = "n/a"
     regression: bool = False
@@ -178,7 +179,7 @@ def _model_cells(device: str, model: dict, runs: list[dict], results_dir: Path, 
     if any(row.status == "ok" for row in rows.values()):
         try:
             base = baseline_data(policy, merged, results_dir)
-            comparison = compare_runs(base, merged, limit)
+            comparison = compare_runs(base, merged, limit, noise_floors(merged, results_dir))
             baseline = base.run_id
             if comparison.not_comparable:
                 baseline = f"{base.run_id} (not comparable: {'; '.join(comparison.not_comparable)})"
@@ -202,7 +203,7 @@ def _model_cells(device: str, model: dict, runs: list[dict], results_dir: Path, 
             comparison = comparisons.get(name)
             if comparison is not None:
                 fields |= {"verdict": comparison.verdict, "verdict_reason": comparison.reason,
-                           "memory": comparison.memory, "accuracy": comparison.accuracy,
+                           "noise": comparison.noise, "memory": comparison.memory, "accuracy": comparison.accuracy,
                            "regression": comparison.regression}  # fmt: skip
             elif not baseline.startswith("none") and "not comparable" in baseline:
                 fields |= {"verdict": "not comparable", "verdict_reason": not_comparable}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgebench.compare.noise import NoiseFloor, noise_floor
 from edgebench.compare.verdicts import comparability
 from edgebench.core.errors import EdgebenchError
 from edgebench.results.layout import is_run_folder, run_folders
@@ -124,3 +125,14 @@ def _total_p50(run: RunData, candidate: RunData) -> float:
         figure = run.latency(variant)
         total += figure.p50_us if figure else float("inf")
     return total
+
+
+def noise_floors(candidate: RunData, results_dir: Path) -> dict[str, NoiseFloor]:
+    """Each of the candidate's variants' noise floor, from the run-level medians of its earlier comparable
+    nights on the same device (same model file, runtime, threads, delegate, pinning), oldest first."""
+    earlier = [data for _, data in _earlier_runs(candidate, results_dir) if not comparability(data, candidate)]
+    floors = {}
+    for variant in candidate.variants():
+        medians = [figure.p50_us for data in earlier if (figure := data.latency(variant)) is not None]
+        floors[variant] = noise_floor(medians)
+    return floors

@@ -38,6 +38,8 @@ def compare_table(comparison: RunComparison) -> DataTable:
         if v.regression:
             notes.append(f"REGRESSION {v.variant}: latency {v.verdict} ({v.reason}), memory {v.memory}, "
                          f"accuracy {v.accuracy}")  # fmt: skip
+        if v.noise:
+            notes.append(f"{v.variant}: {v.noise}")
         if v.accuracy in ("worse", "better") and v.accuracy_delta_pp:
             difference, low, high = v.accuracy_delta_pp
             notes.append(f"{v.variant}: top-1 {v.accuracy} by {difference:+.2f} points (95% interval {low:+.2f} to "

@@ -64,7 +64,7 @@ def _where(cell: Cell) -> str:
 def _regression(cell: Cell) -> str:
     what = []
     if cell.verdict == "slower":
-        what.append(f"slower ({cell.verdict_reason})")
+        what.append(f"slower ({cell.verdict_reason}{'; ' + cell.noise if cell.noise else ''})")
     if cell.memory == "more":
         what.append("more memory")
     if cell.accuracy == "worse":
