@@ -1,1 +1,1 @@
-"""Host-side accuracy: data sets, top-1 of a variant on this host, the float32 reference outputs for fidelity."""
+"""Host-side accuracy: a variant's top-1 on this host, and the float32 reference outputs for fidelity."""

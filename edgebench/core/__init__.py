@@ -1,1 +1,1 @@
-"""What every layer shares: user errors, atomic file writes, quiet native stderr, retries, the settings table."""
+"""What every layer shares: user errors, atomic file writes, quiet native stderr, the settings table."""

@@ -1,1 +1,1 @@
-"""One run: plan it from a request, take the device lease, measure every variant through a backend."""
+"""One run: plan it, take the host lock and the device lease, cool down, measure through a backend."""
