@@ -92,10 +92,6 @@ class Settings:
         """The settings the device sees, by name: run.json's "settings"."""
         return {spec.name: _plain(getattr(self, spec.name)) for spec in agent_settings()}
 
-    def given(self) -> dict:
-        """Every setting that differs from the table's default (for a job payload, a log line)."""
-        return {s.name: _plain(getattr(self, s.name)) for s in SETTINGS if getattr(self, s.name) != s.default}
-
 
 @dataclass(frozen=True)
 class Setting:

@@ -137,7 +137,7 @@ def _validate(data: dict, path: Path, name: str) -> Device:
     except SettingError as error:
         raise InventoryError(f"{path}: {error}") from None
     try:
-        check_types("", data, _FIELDS)
+        check_types("", data, _FIELDS | {s.key: object for s in device_settings()})  # those read above, by name
         check_types("thermal.", data.get("thermal", {}), _THERMAL_FIELDS)
         check_types("benchmark_model.", data.get("benchmark_model", {}), _BENCHMARK_FIELDS)
         options = TRANSPORT_OPTIONS[transport].from_table(section)
