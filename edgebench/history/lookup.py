@@ -6,9 +6,11 @@ so a stale or missing history index never picks the wrong one.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from pathlib import Path
 
-from edgebench.compare.noise import NoiseFloor, noise_floor
+from edgebench.compare.noise import WINDOW, NoiseFloor, noise_floor
 from edgebench.compare.verdicts import comparability
 from edgebench.core.errors import EdgebenchError
 from edgebench.results.layout import is_run_folder, run_folders
@@ -93,9 +95,13 @@ def resolve_baseline(spec: str, candidate: RunData, results_dir: Path) -> Path:
 
 def _earlier_runs(candidate: RunData, results_dir: Path) -> list[tuple[Path, RunData]]:
     """Readable runs of the candidate's device and model that started before it, oldest first."""
+    return list(reversed(list(_newest_earlier_runs(candidate, results_dir))))
+
+
+def _newest_earlier_runs(candidate: RunData, results_dir: Path) -> Iterator[tuple[Path, RunData]]:
+    """The same, newest first, each read only when the caller asks for it."""
     device, model = candidate.record.device_name, candidate.record.model_name
-    earlier = []
-    for folder in run_folders(results_dir, device=device):
+    for folder in reversed(run_folders(results_dir, device=device)):
         if folder.name >= candidate.run_id:
             continue
         try:
@@ -103,8 +109,7 @@ def _earlier_runs(candidate: RunData, results_dir: Path) -> list[tuple[Path, Run
         except ResultsError:
             continue  # a damaged run is skipped, never a crash of every later night
         if data.record.model_name == model and data.record.status in ("ok", "partial"):
-            earlier.append((folder, data))
-    return earlier
+            yield folder, data
 
 
 def _complete(earlier: list[tuple[Path, RunData]], candidate: RunData) -> list[tuple[Path, RunData]]:
@@ -128,9 +133,13 @@ def _total_p50(run: RunData, candidate: RunData) -> float:
 
 
 def noise_floors(candidate: RunData, results_dir: Path) -> dict[str, NoiseFloor]:
-    """Each of the candidate's variants' noise floor, from the run-level medians of its earlier comparable
-    nights on the same device (same model file, runtime, threads, delegate, pinning), oldest first."""
-    earlier = [data for _, data in _earlier_runs(candidate, results_dir) if not comparability(data, candidate)]
+    """Each of the candidate's variants' noise floor, from the run-level medians of its newest earlier comparable
+    nights on the same device (same model file, runtime, threads, delegate, pinning). Reads at most the runs it
+    needs: the newest WINDOW comparable ones, not the whole history."""
+    comparable = (
+        data for _, data in _newest_earlier_runs(candidate, results_dir) if not comparability(data, candidate)
+    )
+    earlier = list(itertools.islice(comparable, WINDOW))[::-1]  # oldest first
     floors = {}
     for variant in candidate.variants():
         medians = [figure.p50_us for data in earlier if (figure := data.latency(variant)) is not None]
