@@ -521,3 +521,18 @@ def test_check_learns_the_floor_from_the_boards_earlier_nights(tmp_path, capfd):
     record_run(results, "20260108T000000Z-mnist-0008", {"int8": agent_document(latency_samples(8, scale=1.40))})
     checked = run_main(capfd, "check", "--results-dir", results, "--baseline", "last")
     assert checked.returncode == 1  # +30% is past this board's floor
+
+
+def test_a_slower_same_file_is_put_down_to_the_device_with_what_changed(tmp_path, capfd):
+    slow = agent_document(latency_samples(2, scale=1.2))
+    slow["environment"] = {**slow["environment"], "kernel": "6.1.0-18", "cpufreq": {"0": {"governor": "powersave"}}}
+    fast = agent_document(latency_samples(1))
+    fast["environment"] = {**fast["environment"], "kernel": "6.1.0-17", "cpufreq": {"0": {"governor": "performance"}}}
+    (v,) = verdict(tmp_path, {"int8": fast}, {"int8": slow}).variants
+    assert v.verdict == "slower" and v.size == "same"
+    assert v.cause.startswith("the same file ran slower: the device or its software got slower")
+    assert "kernel 6.1.0-17 -> 6.1.0-18" in v.cause and "governor performance -> powersave" in v.cause
+    checked = run_main(capfd, "check", "--results-dir", tmp_path, "--baseline", "20260101T000000Z-mnist-aaaa")
+    assert checked.returncode == 1 and "int8: the same file ran slower" in " ".join(checked.stdout.split())
+    (same,) = verdict(tmp_path / "quiet", {"int8": fast}, {"int8": agent_document(latency_samples(2))}).variants
+    assert same.cause is None  # no slowdown, nothing to explain

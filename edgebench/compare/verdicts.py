@@ -65,6 +65,7 @@ class VariantComparison:
     # top-1 B minus A in percentage points, with its 95% interval (Newcombe): (difference, low, high)
     accuracy_delta_pp: tuple[float, float, float] | None = None
     noise: str | None = None  # the noise floor the latency verdict used, or why there is none yet
+    cause: str | None = None  # for a slower verdict: what the two runs let us name as its cause
 
     @property
     def regression(self) -> bool:
@@ -190,6 +191,7 @@ def _compare_variant(name, docs_a, docs_b, file_a, file_b, threshold, data_chang
         if abs(delta) > max(MEMORY_FLOOR_BYTES, threshold * peak_a):
             memory = "more" if delta > 0 else "less"
 
+    cause = slowdown_cause(docs_a, docs_b) if verdict == "slower" and size == "same" else None
     accuracy_a, accuracy_b = docs_a[0].get("accuracy") or {}, docs_b[0].get("accuracy") or {}
     accuracy, interval = "n/a", None
     if _counts(accuracy_a) and _counts(accuracy_b):
@@ -200,8 +202,28 @@ def _compare_variant(name, docs_a, docs_b, file_a, file_b, threshold, data_chang
     return VariantComparison(
         name, verdict, reason, median_a, median_b, ratio, mean_ratio, p_value, memory, delta, accuracy,
         accuracy_a.get("top1"), accuracy_b.get("top1"), size, statistics_only, interval,
-        floor.describe() if floor else None,
+        floor.describe() if floor else None, cause,
     )  # fmt: skip
+
+
+# What in a device's recorded environment can make the same file slower, and how it is shown.
+_ENVIRONMENT = (("kernel", "kernel"), ("cpu_model", "CPU"), ("python", "Python"), ("numpy", "numpy"))
+
+
+def slowdown_cause(docs_a: Sequence[dict], docs_b: Sequence[dict]) -> str:
+    """The same variant file ran slower: the file cannot be the cause, so the device or its software is. Names
+    what its recorded environment shows changed (the runtime's version already makes runs not comparable)."""
+    env_a, env_b = docs_a[0].get("environment") or {}, docs_b[0].get("environment") or {}
+    changes = [f"{label} {env_a.get(key)} -> {env_b.get(key)}" for key, label in _ENVIRONMENT
+               if env_a.get(key) != env_b.get(key)]  # fmt: skip
+    governors = [{c.get("governor") for c in (e.get("cpufreq") or {}).values()} - {None} for e in (env_a, env_b)]
+    if governors[0] != governors[1]:
+        changes.append(f"governor {','.join(sorted(governors[0])) or '?'} -> {','.join(sorted(governors[1])) or '?'}")
+    before = [(d.get("thermal") or {}).get("before_c") for d in (docs_a[0], docs_b[0])]
+    if None not in before and before[1] - before[0] >= 5:
+        changes.append(f"{before[1] - before[0]:+.0f} °C at the start")
+    said = "; recorded changes: " + ", ".join(changes) if changes else "; nothing in its recorded environment changed"
+    return "the same file ran slower: the device or its software got slower" + said
 
 
 def _memory_figures(docs_a: Sequence[dict], docs_b: Sequence[dict]) -> tuple[list[int], list[int]]:

@@ -47,6 +47,7 @@ class Cell:
     verdict: str | None = None  # "slower", "faster", "same", "not comparable", None: nothing to compare
     verdict_reason: str = ""
     noise: str | None = None  # the noise floor the verdict used, or why there is none yet
+    cause: str | None = None  # what a slower verdict can be put down to (the same file: the device)
     memory: str = "n/a"
     accuracy: str = "n/a"
     regression: bool = False
@@ -203,7 +204,8 @@ def _model_cells(device: str, model: dict, runs: list[dict], results_dir: Path, 
             comparison = comparisons.get(name)
             if comparison is not None:
                 fields |= {"verdict": comparison.verdict, "verdict_reason": comparison.reason,
-                           "noise": comparison.noise, "memory": comparison.memory, "accuracy": comparison.accuracy,
+                           "noise": comparison.noise, "cause": comparison.cause, "memory": comparison.memory,
+                           "accuracy": comparison.accuracy,
                            "regression": comparison.regression}  # fmt: skip
             elif not baseline.startswith("none") and "not comparable" in baseline:
                 fields |= {"verdict": "not comparable", "verdict_reason": not_comparable}

@@ -40,6 +40,8 @@ def compare_table(comparison: RunComparison) -> DataTable:
                          f"accuracy {v.accuracy}")  # fmt: skip
         if v.noise:
             notes.append(f"{v.variant}: {v.noise}")
+        if v.cause:
+            notes.append(f"{v.variant}: {v.cause}")
         if v.accuracy in ("worse", "better") and v.accuracy_delta_pp:
             difference, low, high = v.accuracy_delta_pp
             notes.append(f"{v.variant}: top-1 {v.accuracy} by {difference:+.2f} points (95% interval {low:+.2f} to "

@@ -64,7 +64,8 @@ def _where(cell: Cell) -> str:
 def _regression(cell: Cell) -> str:
     what = []
     if cell.verdict == "slower":
-        what.append(f"slower ({cell.verdict_reason}{'; ' + cell.noise if cell.noise else ''})")
+        extra = "".join(f"; {text}" for text in (cell.noise, cell.cause) if text)
+        what.append(f"slower ({cell.verdict_reason}{extra})")
     if cell.memory == "more":
         what.append("more memory")
     if cell.accuracy == "worse":
