@@ -82,7 +82,7 @@ def _largest_bound(runs: int, tail: float, confidence: float) -> int | None:
 @functools.cache
 def _fewest_runs(tail: float, confidence: float) -> int:
     runs = 1
-    while _largest_bound(runs, tail, confidence) is None or _largest_bound(runs, tail, confidence) < 1:
+    while (_largest_bound(runs, tail, confidence) or 0) < 1:
         runs += 1
     return runs
 

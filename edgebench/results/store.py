@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from edgebench.agent.agent import RESULT_KIND
 from edgebench.core.fileio import atomic_write_json
 from edgebench.results import layout, schemas
 from edgebench.results.documents import ResultsError, header, make_folder, read_document, utc_now
@@ -33,7 +34,6 @@ RUN_KIND = "edgebench.run"
 # 2 adds fidelity and robust dispersion; 3 is a benchmark_model document: timing.per_sample false, samples_us
 # empty, stats.p90 null, p50 the binary's median or mean (timing.p50_is), accuracy computed on the host (sources).
 AGENT_SCHEMA_VERSIONS = (1, 2, 3)
-AGENT_RESULT_KIND = "edgebench.agent-result"  # the agent's RESULT_KIND
 
 
 class ResultsWriteError(ResultsError):
@@ -241,7 +241,7 @@ def _read_document(folder: Path, name: str) -> dict:
     path = folder / name
     document = read_document(
         path,
-        AGENT_RESULT_KIND,
+        RESULT_KIND,
         AGENT_SCHEMA_VERSIONS,
         damaged="this run cannot be read",
         missing=f"{path} is missing; {layout.RUN_FILE} lists it, so this run is damaged",
