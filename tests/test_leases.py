@@ -14,8 +14,13 @@ from tests.helpers import assert_one_line_error, run_edgebench
 QUICK = ["--samples", "0", "--fidelity-samples", "0", "--min-runs", "10", "--warmup-seconds", "0"]
 
 
-def start_run(device, results, cache, *extra, env=None, min_seconds="4"):
-    """A run in the background that holds the device for a few seconds."""
+# Long enough that the second `edgebench run` has started and met the lock even on a busy shared machine,
+# where starting a Python that imports the runtime can take many seconds.
+HOLD_SECONDS = "20"
+
+
+def start_run(device, results, cache, *extra, env=None, min_seconds=HOLD_SECONDS):
+    """A run in the background that holds the device for a while."""
     return subprocess.Popen(
         [sys.executable, "-m", "edgebench", "run", "--device", str(device), "--model", "mnist", "--variants", "float32",
          *QUICK, "--min-seconds", min_seconds, "--results-dir", str(results), "--cache-dir", str(cache), *extra],
@@ -65,7 +70,7 @@ def test_two_controllers_on_one_ssh_board_are_kept_apart_by_the_lease_on_the_boa
     controller_a = {**os.environ, "HOME": str(tmp_path), "EDGEBENCH_LOCK_DIR": str(tmp_path / "locks-a")}
     controller_b = {**os.environ, "HOME": str(tmp_path), "EDGEBENCH_LOCK_DIR": str(tmp_path / "locks-b")}
     results_a, results_b = tmp_path / "results-a", tmp_path / "results-b"
-    first = start_run(device, results_a, variant_cache, env=controller_a, min_seconds="6")
+    first = start_run(device, results_a, variant_cache, env=controller_a)
     wait_for(f"{agent.LEASE_FOLDER}/owner.json", tmp_path / "board-workdir")  # the board's lease is taken
     lease = json.loads((tmp_path / "board-workdir" / agent.LEASE_FOLDER / "owner.json").read_text())
     assert lease["pid"] == first.pid and lease["expires"] > time.time() + 1800
