@@ -34,7 +34,7 @@ def board_file(host: SshHost, devices: Path, name: str, **fields) -> Path:
 
 def write_farm(path: Path, devices: list[str], variants: list[str], *, sections: str = "", **run) -> Path:
     settings = {"samples": 100, "fidelity_samples": 20, "min_runs": 10, "min_seconds": 0.3, "warmup_seconds": 0,
-                "stall_timeout": 8, **run}  # fmt: skip
+                "stall_timeout": 8, "rounds": 1, **run}  # fmt: skip
     lines = [f"devices = {json.dumps(devices)}", "", "[[models]]", 'model = "mnist"',
              f"variants = {json.dumps(variants)}", "", "[run]"]  # fmt: skip
     lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items()]

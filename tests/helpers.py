@@ -50,7 +50,7 @@ def run_main(capfd, *args) -> subprocess.CompletedProcess:
 
 
 AGENT = agent.__file__
-QUICK = ["--min-runs", "5", "--min-seconds", "0.05", "--warmup-min-seconds", "0"]
+QUICK = ["--min-runs", "5", "--min-seconds", "0.05", "--warmup-min-seconds", "0"]  # the agent's flags
 
 
 def run_agent(model, *args, python=sys.executable, env=None):

@@ -24,7 +24,20 @@ from edgebench.transport.base import ConnectionLost, DeviceError, Unreachable
 from tests.adb_helpers import binary_wrapper, phone_file, start_phone, wait_until
 from tests.helpers import assert_one_line_error, run_edgebench, run_main
 
-QUICK = ["--model", "mnist", "--samples", "200", "--min-runs", "20", "--min-seconds", "0.2", "--warmup-seconds", "0.1"]
+QUICK = [
+    "--model",
+    "mnist",
+    "--samples",
+    "200",
+    "--min-runs",
+    "20",
+    "--min-seconds",
+    "0.2",
+    "--warmup-seconds",
+    "0.1",
+    "--rounds",
+    "1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +141,7 @@ def test_the_phone_works_in_a_farm_next_to_an_ssh_board(phone, ssh_host, tmp_pat
     farm = tmp_path / "farm.toml"
     farm.write_text(
         f'devices = ["{device}", "{board}"]\n[[models]]\nmodel = "mnist"\nvariants = ["float32", "int8"]\n'
-        "[run]\nsamples = 100\nmin_runs = 20\nmin_seconds = 0.2\nwarmup_seconds = 0.1\n"
+        "[run]\nsamples = 100\nmin_runs = 20\nmin_seconds = 0.2\nwarmup_seconds = 0.1\nrounds = 1\n"
     )
     done = run_edgebench("farm", "run", str(farm), "--results-dir", str(tmp_path / "results"), "--cache-dir",
                          str(variant_cache), "--json")  # fmt: skip

@@ -11,12 +11,12 @@ import pytest
 from filelock import FileLock
 
 from edgebench.compare.noise import noise_floor
-from edgebench.compare.verdicts import accuracy_verdict, compare_runs, parse_threshold
+from edgebench.compare.verdicts import accuracy_verdict, compare_runs, parse_threshold, stalls
 from edgebench.history import index as history
 from edgebench.history.lookup import load, resolve_baseline
 from edgebench.results.latency import early_stopping, latency
 from edgebench.results.store import Measurement, RunStore
-from tests.helpers import BASE_US, agent_document, latency_samples, run_edgebench, run_main
+from tests.helpers import BASE_US, agent_document, assert_one_line_error, latency_samples, run_edgebench, run_main
 
 
 def record_run(
@@ -100,6 +100,40 @@ def test_stalls_that_leave_the_median_alone_are_slower(tmp_path):
     assert v.ratio < 1.05 < v.mean_ratio and v.verdict == "slower"
 
 
+def record_documents(results, run_id, documents):
+    summary = {
+        "device": {"name": "pi4", "emulated": False}, "model": {"name": "mnist", "sha256": "m" * 64},
+        "settings": {"threads": 1, "delegate": "xnnpack", "cpus": []}, "rounds": len(documents),
+        "variants": [{"name": "int8", "bytes": 3_309_008, "sha256": "a" * 64}],
+    }  # fmt: skip
+    store = RunStore.create(results, "pi4", run_id, summary)
+    for number, document in enumerate(documents, 1):
+        store.add(Measurement("int8", number, "ok", document))
+    store.finish("ok")
+    return load(store.folder)
+
+
+def stalled(seed):
+    return [s + 8000.0 if i % 8 == 0 else s for i, s in enumerate(latency_samples(seed))]
+
+
+def test_stalls_in_one_process_of_three_are_a_busy_spell_not_a_slower_board(tmp_path):
+    """Another job took the core during one of tonight's three processes: its samples stall, the other two
+    are as quiet as last night's; the processes' means do not move beyond their spread, so: same."""
+    a = record_documents(
+        tmp_path, "20260101T000000Z-mnist-0001", [agent_document(latency_samples(s)) for s in (1, 2, 3)]
+    )
+    spell = [agent_document(stalled(4)), agent_document(latency_samples(5)), agent_document(latency_samples(6))]
+    (v,) = compare_runs(a, record_documents(tmp_path, "20260102T000000Z-mnist-0002", spell)).variants
+    assert v.verdict == "same", v.reason
+    assert stalls([*latency_samples(1), *latency_samples(2)], [*stalled(4), *latency_samples(5)]).flagged, (
+        "pooled, the samples show stalls: judged per process, they are one process's"
+    )
+    every = [agent_document(stalled(s)) for s in (7, 8, 9)]  # stalls in every process: the board is slower
+    (v,) = compare_runs(a, record_documents(tmp_path, "20260103T000000Z-mnist-0003", every)).variants
+    assert v.verdict == "slower" and ": stalls, " in v.reason and v.statistic == "mean"
+
+
 def test_a_few_outliers_are_not_a_regression(tmp_path):
     """The old criterion's false alarm: a quiet run with 15 of 5,000 inferences 50x slow (mean +15%)."""
     quiet = latency_samples(1, count=5000)
@@ -126,19 +160,33 @@ def record_rounds(results, run_id, scales):
 
 
 def test_rounds_that_overlap_are_drift_not_a_regression(tmp_path):
-    """Round medians 1.00, 1.12, 1.02 against 1.10, 1.18, 1.15: the median moved 10%, but one baseline
-    round is slower than one candidate round, so the shift is within the runs' own drift."""
+    """Round medians 1.00, 1.12, 1.02 against 1.10, 1.18, 1.15: the median moved 10%, but the processes
+    of each run spread as far, so the shift is within the runs' own drift: the unit of evidence is a
+    process, and millions of samples inside each one do not make the shift significant."""
     a = record_rounds(tmp_path, "20260101T000000Z-mnist-0001", [1.00, 1.12, 1.02])
     b = record_rounds(tmp_path, "20260102T000000Z-mnist-0002", [1.10, 1.18, 1.15])
     (v,) = compare_runs(a, b).variants
-    assert v.ratio > 1.05 and v.verdict == "same" and "rounds of the two runs overlap" in v.reason
+    assert v.ratio > 1.05 and v.verdict == "same" and "not significant (3 vs 3 processes" in v.reason
+    assert (v.processes_a, v.processes_b) == (3, 3) and v.p_value > 0.01
 
 
 def test_rounds_that_all_moved_are_a_regression(tmp_path):
     a = record_rounds(tmp_path, "20260101T000000Z-mnist-0001", [1.00, 1.02, 0.99])
     b = record_rounds(tmp_path, "20260102T000000Z-mnist-0002", [1.10, 1.12, 1.09])
     (v,) = compare_runs(a, b).variants
-    assert v.verdict == "slower" and "every round above" in v.reason
+    assert v.verdict == "slower" and "3 vs 3 processes" in v.reason and v.p_value < 0.01
+
+
+def test_one_candidate_process_is_judged_against_the_spread_of_a_baselines_processes(tmp_path):
+    """'last:5' merges five nights into one baseline of five processes: a one-round candidate is one more
+    process, and the baseline's own spread (here about 5%) says whether +10% is beyond it."""
+    a = record_rounds(tmp_path, "20260101T000000Z-mnist-0001", [1.00, 1.06, 0.97, 1.04, 0.95])
+    within = record_rounds(tmp_path, "20260102T000000Z-mnist-0002", [1.08])
+    beyond = record_rounds(tmp_path, "20260103T000000Z-mnist-0003", [1.30])
+    (v,) = compare_runs(a, within).variants
+    assert v.verdict == "same" and "5 vs 1 processes" in v.reason
+    (v,) = compare_runs(a, beyond).variants
+    assert v.verdict == "slower" and "5 vs 1 processes" in v.reason
 
 
 def test_a_large_change_on_few_samples_is_not_yet_evidence(tmp_path):
@@ -204,13 +252,20 @@ def test_memory_is_judged_on_the_models_figure_not_the_harnesss(tmp_path):
     assert v.memory == "more" and v.memory_delta_bytes == 5_000_000 and v.regression
 
 
-def test_a_changed_variant_file_is_not_comparable(tmp_path):
-    samples = latency_samples(1)
+def test_a_changed_variant_file_is_compared_and_named_as_the_suspect(tmp_path):
+    """A new quantizer made another int8 file: a slower verdict is worth knowing (exit 1, not 2), and its
+    cause is the file until an A/B confirmation says otherwise."""
+    same = verdict(
+        tmp_path, {"int8": agent_document(latency_samples(1))}, {"int8": agent_document(latency_samples(2))},
+        sha="b" * 64,
+    ).variants[0]  # fmt: skip
+    assert same.size == "changed" and same.verdict == "same" and same.cause is None
     (v,) = verdict(
-        tmp_path, {"int8": agent_document(samples)}, {"int8": agent_document(samples)}, sha="b" * 64
-    ).variants
-    assert v.size == "changed" and v.verdict == "not comparable"
-    assert v.reason == "the int8 file changed: sha256 aaaaaaaaaaaa vs bbbbbbbbbbbb"
+        tmp_path / "slower", {"int8": agent_document(latency_samples(1))},
+        {"int8": agent_document(latency_samples(2, scale=1.2))}, sha="b" * 64,
+    ).variants  # fmt: skip
+    assert v.size == "changed" and v.verdict == "slower" and v.regression
+    assert v.cause == "the int8 file changed (sha256 aaaaaaaaaaaa -> bbbbbbbbbbbb)"
 
 
 def test_runs_of_another_model_file_are_not_comparable(tmp_path):
@@ -273,6 +328,13 @@ class TestCheckCommand:
         assert completed.returncode == 0, completed.stdout + completed.stderr
         assert "no regression" in completed.stdout
 
+    def test_a_confirmation_that_cannot_run_is_one_line_and_exit_2(self, farm, tmp_path):
+        """The run's device (pi4) has no device file here, and its files are in no cache: nothing re-measured."""
+        record_run(farm, "20260103T000000Z-mnist-0003", {"int8": agent_document(latency_samples(3, scale=1.2))})
+        completed = self.check(farm, "--baseline", "last", "--confirm", "--devices-dir", str(tmp_path / "none"),
+                               "--cache-dir", str(tmp_path / "cache"))  # fmt: skip
+        assert_one_line_error(completed, "pi4")
+
     def test_a_regression_exits_1_with_markdown(self, farm):
         record_run(farm, "20260103T000000Z-mnist-0003", {"int8": agent_document(latency_samples(3, scale=1.2))})
         completed = self.check(farm, "--baseline", "last", "--format", "markdown")
@@ -327,7 +389,7 @@ class TestCheckCommand:
         assert document["baseline"] == "20260101T000000Z-mnist-0001..20260104T000000Z-mnist-0004 (4 runs)"
         record_run(farm, "20260106T000000Z-mnist-0006", {"int8": agent_document(latency_samples(6, scale=1.20))})
         slow = self.check(farm, "--baseline", "last:4", "--format", "json")
-        assert slow.returncode == 1 and "every round above" in json.loads(slow.stdout)["variants"][0]["reason"]
+        assert slow.returncode == 1 and "4 vs 1 processes" in json.loads(slow.stdout)["variants"][0]["reason"]
         too_many = self.check(farm, "--baseline", "last:9")
         assert too_many.returncode == 2 and "only 5 earlier comparable run(s)" in too_many.stderr
 

@@ -11,7 +11,7 @@ import time
 from edgebench.agent import agent
 from tests.helpers import assert_one_line_error, run_edgebench
 
-QUICK = ["--samples", "0", "--fidelity-samples", "0", "--min-runs", "10", "--warmup-seconds", "0"]
+QUICK = ["--samples", "0", "--fidelity-samples", "0", "--min-runs", "10", "--warmup-seconds", "0", "--rounds", "1"]
 
 
 # Long enough that the second `edgebench run` has started and met the lock even on a busy shared machine,

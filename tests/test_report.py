@@ -17,7 +17,20 @@ from edgebench.results.store import Measurement, RunData
 from tests.browser import chromium_unavailable_reason, visit
 from tests.helpers import assert_one_line_error, run_edgebench, run_main
 
-QUICK = ["--model", "mnist", "--samples", "200", "--min-runs", "20", "--min-seconds", "0.2", "--warmup-seconds", "0.1"]
+QUICK = [
+    "--model",
+    "mnist",
+    "--samples",
+    "200",
+    "--min-runs",
+    "20",
+    "--min-seconds",
+    "0.2",
+    "--warmup-seconds",
+    "0.1",
+    "--rounds",
+    "1",
+]
 MAX_BYTES = 2_000_000
 ARTIFACTS = Path(os.environ.get("EDGEBENCH_ARTIFACTS", "")) if os.environ.get("EDGEBENCH_ARTIFACTS") else None
 
@@ -191,7 +204,7 @@ def test_a_report_of_a_farm_run(browser, ssh_host, tmp_path, variant_cache):
     farm = tmp_path / "farm.toml"
     farm.write_text(
         f'devices = ["local", "{board}"]\n[[models]]\nmodel = "mnist"\nvariants = ["float32", "int8"]\n'
-        "[run]\nsamples = 100\nmin_runs = 20\nmin_seconds = 0.2\nwarmup_seconds = 0.1\n"
+        "[run]\nsamples = 100\nmin_runs = 20\nmin_seconds = 0.2\nwarmup_seconds = 0.1\nrounds = 1\n"
     )
     page = tmp_path / "farm-report.html"
     done = run_edgebench("farm", "run", str(farm), "--results-dir", str(tmp_path / "results"), "--cache-dir",

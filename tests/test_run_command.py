@@ -16,13 +16,14 @@ import pytest
 from edgebench.backends.python_agent import PythonAgent
 from edgebench.quantize.variants import Variant
 from edgebench.results.record import RunRecord
-from edgebench.results.store import RunStore, load_run
+from edgebench.results.store import Measurement, RunStore, load_run
 from edgebench.run.runner import RunPlan, Settings, execute
 from edgebench.transport.base import Endpoint
 from edgebench.transport.local import LocalTransport
 from tests.helpers import assert_one_line_error, run_edgebench, run_main
 
-QUICK = ["--min-runs", "10", "--min-seconds", "0.1", "--warmup-seconds", "0"]
+TIMING = ["--min-runs", "10", "--min-seconds", "0.1", "--warmup-seconds", "0"]
+QUICK = [*TIMING, "--rounds", "1"]  # a cheap model would get three rounds otherwise
 
 
 def only_run_folder(results):
@@ -35,7 +36,7 @@ def quick_run(tmp_path_factory, variant_cache):
     results = tmp_path_factory.mktemp("results")
     completed = run_edgebench(
         "run", "--device", "local", "--model", "mnist", "--variants", "float32,int8,dynamic-int8",
-        "--samples", "500", *QUICK, "--results-dir", str(results), "--cache-dir", str(variant_cache),
+        "--samples", "500", *TIMING, "--results-dir", str(results), "--cache-dir", str(variant_cache),
     )  # fmt: skip
     return completed, only_run_folder(results)
 
@@ -54,15 +55,22 @@ def test_run_prints_the_comparison_table(quick_run):
 
 def test_run_writes_the_raw_documents_and_a_summary(quick_run):
     _, folder = quick_run
-    assert sorted(p.name for p in folder.iterdir()) == ["dynamic-int8.json", "float32.json", "int8.json", "run.json"]
+    # No --rounds and a cheap model (every variant timed in under 3 s): three rounds, each a fresh agent
+    # process, the first under the plain name.
+    names = [f"{v}{r}.json" for v in ("dynamic-int8", "float32", "int8") for r in ("", ".r2", ".r3")]
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*names, "run.json"])
     summary, measurements = load_run(folder)
+    assert summary["rounds"] == 3 and len(measurements) == 9
     assert summary["status"] == "ok"
     assert summary["edgebench_version"]
     assert summary["command"][:3] == ["edgebench", "run", "--device"]
     assert summary["device"]["name"] == "local"
     assert summary["settings"]["threads"] == 1 and summary["settings"]["min_runs"] == 10
-    assert [m.variant for m in measurements] == ["float32", "int8", "dynamic-int8"]
-    assert all(m.document["accuracy"]["total"] == 500 for m in measurements)
+    assert [m.variant for m in measurements] == ["float32", "int8", "dynamic-int8"] * 3
+    assert [m.round for m in measurements] == [1, 1, 1, 2, 2, 2, 3, 3, 3]
+    # Accuracy in the first round only
+    assert [bool(m.document.get("accuracy")) for m in measurements] == [True] * 3 + [False] * 6
+    assert all(m.document["accuracy"]["total"] == 500 for m in measurements[:3])
 
 
 def test_json_output_for_scripts(tmp_path, variant_cache):
@@ -91,7 +99,7 @@ def test_markdown_output_for_ci_summaries(tmp_path, variant_cache):
 def test_rounds_interleave_and_the_speedup_is_the_median_of_per_round_ratios(tmp_path, variant_cache):
     completed = run_edgebench(
         "run", "--device", "local", "--model", "mnist", "--variants", "float32,int8", "--samples", "100",
-        "--rounds", "3", *QUICK, "--results-dir", str(tmp_path), "--cache-dir", str(variant_cache), "--json",
+        *QUICK, "--rounds", "3", "--results-dir", str(tmp_path), "--cache-dir", str(variant_cache), "--json",
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr
     folder = only_run_folder(tmp_path)
@@ -115,7 +123,7 @@ def test_a_corrupt_variant_fails_alone(tmp_path, mnist_variants):
     corrupt = Variant("int8", corrupt_path, 100_000, "truncated on purpose", "0" * 64, False)
     variants = [mnist_variants["float32"], corrupt, mnist_variants["dynamic-int8"]]
     store = RunStore.create(tmp_path / "results", "local", "corrupt-test", {"rounds": 1, "variants": []})
-    plan = RunPlan(variants, None, Settings(min_runs=5, min_seconds=0.05, warmup_min_seconds=0))
+    plan = RunPlan(variants, None, Settings(min_runs=5, min_seconds=0.05, warmup_min_seconds=0, rounds=1))
     with LocalTransport(Endpoint("local")) as transport:
         status = execute(plan, transport, PythonAgent(transport), store, lambda event: None)
     assert status == "partial"
@@ -337,7 +345,6 @@ def test_a_user_model_without_a_dataset_is_timed_without_accuracy(tmp_path, mnis
 def test_a_variant_that_disagrees_with_float32_is_flagged():
     """What tflite-runtime 2.14 did to per-channel hybrid models: it ran them and returned wrong classes."""
     from edgebench.compare.run_summary import summarize
-    from edgebench.results.store import Measurement
     from tests.helpers import agent_document, latency_samples
 
     def document(predictions):
@@ -358,3 +365,20 @@ def test_a_variant_that_disagrees_with_float32_is_flagged():
         and "does not execute this variant correctly" in warning
     )
     assert view.variants[0].warnings == ()
+
+
+def test_rounds_are_chosen_from_what_the_first_round_cost():
+    """Three rounds where every variant timed in under 3 s (two more fresh processes cost seconds), one where a
+    variant took longer (a large model on a slow board: a round can take minutes)."""
+    from edgebench.run.runner import automatic_rounds
+
+    def measured(seconds: float, status: str = "ok") -> Measurement:
+        samples = [seconds * 1e6 / 100] * 100
+        return Measurement("v", 1, status, {"timing": {"samples_us": samples}} if status == "ok" else None)
+
+    assert automatic_rounds([measured(1.2), measured(2.9)]) == 3
+    assert automatic_rounds([measured(1.2), measured(3.5)]) == 1
+    assert automatic_rounds([measured(1.0), Measurement("w", 1, "failed", None)]) == 3  # a failed one costs nothing
+    assert automatic_rounds([Measurement("w", 1, "failed", None)]) == 1
+    stats_only = Measurement("v", 1, "ok", {"timing": {"samples_us": [], "stats": {"mean": 40_000.0, "count": 100}}})
+    assert automatic_rounds([stats_only]) == 1  # benchmark_model: 100 runs of 40 ms

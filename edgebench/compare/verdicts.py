@@ -1,11 +1,18 @@
 """Two runs -> per-variant verdicts: faster, slower, same, or not comparable. Pure functions.
 
-Latency: the raw samples of both runs (all rounds pooled) go through a
-two-sided Mann-Whitney U test; the effect is the ratio of their medians and of
-their means. A change is only "slower" or "faster" when it is both significant
-(p < 0.01) and at least the threshold (5% by default): on a million samples a 1%
-shift is significant but nobody should be paged for it, and a 20% shift on five
-noisy samples is large but not yet evidence. "Slower" needs either ratio past
+Latency: the unit of evidence is a process. Each round is a fresh agent process
+and gives one median; where the two runs have three processes or more between
+them (rounds, or a 'last:N' baseline's nights), those medians are compared (a
+t-test on their logarithms, the variance pooled from the sides that have more
+than one): most of the noise lies between processes (memory layout, frequency,
+the hypervisor), which thousands of samples of one process cannot show. With one
+process on each side the raw samples go through a two-sided Mann-Whitney U test
+instead, and the verdict says that it rests on one process each (what `check
+--confirm` then re-measures). The effect is the ratio of the medians and of the
+means. A change is only "slower" or "faster" when it is both significant
+(p < 0.01) and at least the threshold (5% by default) or this board's noise floor:
+on a million samples a 1% shift is significant but nobody should be paged for it,
+and a 20% shift on five noisy samples is large but not yet evidence. "Slower" needs either ratio past
 the threshold: the median catches a shift of the whole distribution, the mean
 catches time lost to stalls (another process on the core, throttling) that
 leaves most inferences, and so the median, untouched. "Faster" needs both.
@@ -19,19 +26,21 @@ interval); "worse" or "better" when it excludes 0 (on 10,000 samples near 99%
 about 0.3 points).
 Size: exact bytes and sha256.
 Runs of different devices, model files, runtime versions, threads, delegates
-or CPU sets are not comparable, and the reason is given; so is a variant whose
-file changed. Accuracy figures from another data set or sample count are not
-compared.
+or CPU sets are not comparable, and the reason is given. A variant whose file
+changed is compared, and a slower verdict names the file as the first suspect.
+Accuracy figures from another data set or sample count are not compared.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.stats import binomtest, mannwhitneyu, ttest_ind_from_stats
+from scipy.stats import t as student_t
 
 from edgebench.agent.agent import wilson_interval
 from edgebench.compare.noise import NoiseFloor
@@ -40,6 +49,11 @@ from edgebench.results.store import RunData, latency
 
 DEFAULT_THRESHOLD = 0.05
 SIGNIFICANCE = 0.01
+# A shift past the threshold at p below this, but not below SIGNIFICANCE, is "suspected": still "same" on its
+# own, re-measured by an A/B confirmation, whose own p < 0.01 decides. Screening loosely and confirming
+# strictly catches more real slowdowns without more false alarms (the confirmation bounds those).
+SUSPICION = 0.10
+SUSPECTED = "suspected but not significant"
 MEMORY_FLOOR_BYTES = 1_000_000
 # Stalls count when at least this share of the candidate's samples lie above the baseline's p99 (1% by chance).
 STALL_SHARE = 0.05
@@ -66,10 +80,20 @@ class VariantComparison:
     accuracy_delta_pp: tuple[float, float, float] | None = None
     noise: str | None = None  # the noise floor the latency verdict used, or why there is none yet
     cause: str | None = None  # for a slower verdict: what the two runs let us name as its cause
+    processes_a: int = 0  # agent processes (rounds) behind each side's latency
+    processes_b: int = 0
+    statistic: str = "p50"  # the per-process figure a confirmation re-measures: "mean" when stalls made it slower
+    # set by an A/B confirmation (run/confirm.py): how the suspected change was re-measured and what it showed
+    confirmation: dict | None = None
 
     @property
     def regression(self) -> bool:
         return self.verdict == "slower" or self.memory == "more" or self.accuracy == "worse"
+
+    @property
+    def suspected(self) -> bool:
+        """Slower, or a shift past the threshold that fell short of significance: worth an A/B confirmation."""
+        return self.verdict == "slower" or (self.verdict == "same" and SUSPECTED in self.reason)
 
 
 @dataclass(frozen=True)
@@ -154,34 +178,37 @@ def _compare_variant(name, docs_a, docs_b, file_a, file_b, threshold, data_chang
     size = "n/a"
     if file_a and file_b:
         size = "same" if file_a.get("sha256") == file_b.get("sha256") else "changed"
-    if size == "changed":
-        # Another file under the same name (a new quantizer, another calibration set): a latency
-        # change would be the file's, not the device's or the runtime's.
-        reason = f"the {name} file changed: sha256 {file_a['sha256'][:12]} vs {file_b['sha256'][:12]}"
-        return VariantComparison(name, "not comparable", reason, size=size)
     if not docs_a or not docs_b:
         missing = "baseline" if not docs_a else "candidate"
         return VariantComparison(name, "not comparable", f"no successful measurement in the {missing} run", size=size)
 
     # The effect sizes come from the run's latency figures (results.latency), the same ones the
-    # table, history and baselines show; the significance test uses every raw sample.
+    # table, history and baselines show; the significance test uses the processes' medians, or
+    # every raw sample when each side is one process.
     latency_a, latency_b = latency(docs_a), latency(docs_b)
     median_a, median_b = latency_a.p50_us, latency_b.p50_us
     ratio = median_b / median_a
     mean_ratio = latency_b.mean_us / latency_a.mean_us
     samples_a = [s for d in docs_a for s in d["timing"]["samples_us"]]
     samples_b = [s for d in docs_b for s in d["timing"]["samples_us"]]
-    rounds = rounds_order([d["timing"]["stats"]["p50"] for d in docs_a], [d["timing"]["stats"]["p50"] for d in docs_b])
+    processes = process_test(process_medians(docs_a), process_medians(docs_b))
     statistics_only = not (samples_a and samples_b)
     if not statistics_only:
         p_value = float(mannwhitneyu(samples_a, samples_b, alternative="two-sided").pvalue)
         tail = stalls(samples_a, samples_b, ratio)
-        verdict, reason = latency_verdict(ratio, mean_ratio, p_value, threshold, tail, rounds, floor)
+        means = process_test(process_medians(docs_a, "mean"), process_medians(docs_b, "mean"))
+        if tail.flagged and means is not None and means.p_value >= SIGNIFICANCE:
+            # One process each side can show stalls; with more, stalls count only when the processes' means
+            # moved beyond their own spread (a busy spell during one process is not the board getting slower).
+            tail = dataclasses.replace(tail, share=tail.share, p_value=max(tail.p_value, means.p_value))
+        verdict, reason = latency_verdict(ratio, mean_ratio, p_value, threshold, tail, processes, floor)
     else:
         # benchmark_model gives statistics, not samples: Welch's t-test on mean, std and count, no stall test.
         p_value = statistics_p_value(docs_a, docs_b)
-        verdict, reason = latency_verdict(ratio, mean_ratio, p_value, threshold, None, rounds, floor)
+        verdict, reason = latency_verdict(ratio, mean_ratio, p_value, threshold, None, processes, floor)
         reason += "; statistics only (no per-sample latencies from benchmark_model: Welch's t-test, no stall test)"
+    if processes is not None:
+        p_value = processes.p_value
 
     delta, memory = None, "n/a"
     peaks_a, peaks_b = _memory_figures(docs_a, docs_b)
@@ -191,7 +218,14 @@ def _compare_variant(name, docs_a, docs_b, file_a, file_b, threshold, data_chang
         if abs(delta) > max(MEMORY_FLOOR_BYTES, threshold * peak_a):
             memory = "more" if delta > 0 else "less"
 
-    cause = slowdown_cause(docs_a, docs_b) if verdict == "slower" and size == "same" else None
+    cause = None
+    if verdict == "slower":
+        if size == "changed":
+            # Another file under the same name (a new quantizer, another calibration set): the file is the
+            # first suspect; `check --confirm` runs both files in interleaved pairs to tell.
+            cause = f"the {name} file changed (sha256 {file_a['sha256'][:12]} -> {file_b['sha256'][:12]})"
+        else:
+            cause = slowdown_cause(docs_a, docs_b)
     accuracy_a, accuracy_b = docs_a[0].get("accuracy") or {}, docs_b[0].get("accuracy") or {}
     accuracy, interval = "n/a", None
     if _counts(accuracy_a) and _counts(accuracy_b):
@@ -202,8 +236,48 @@ def _compare_variant(name, docs_a, docs_b, file_a, file_b, threshold, data_chang
     return VariantComparison(
         name, verdict, reason, median_a, median_b, ratio, mean_ratio, p_value, memory, delta, accuracy,
         accuracy_a.get("top1"), accuracy_b.get("top1"), size, statistics_only, interval,
-        floor.describe() if floor else None, cause,
+        floor.describe() if floor else None, cause, len(process_medians(docs_a)), len(process_medians(docs_b)),
+        "mean" if verdict == "slower" and ": stalls, " in reason else "p50",
     )  # fmt: skip
+
+
+def process_medians(documents: Sequence[dict], statistic: str = "p50") -> list[float]:
+    """One latency statistic per agent process (a round, or a night of a 'last:N' baseline): its median, or
+    its mean ("mean": what stalls move)."""
+    return [d["timing"]["stats"][statistic] for d in documents if (d["timing"].get("stats") or {}).get(statistic)]
+
+
+@dataclass(frozen=True)
+class ProcessTest:
+    """Two sets of process medians compared on their logarithms."""
+
+    processes_a: int
+    processes_b: int
+    log_shift: float  # mean log median of B minus A's
+    p_value: float  # two-sided
+    error: float  # standard error of the shift
+    degrees: int  # of freedom of the pooled variance
+
+    def describe(self) -> str:
+        return f"{self.processes_a} vs {self.processes_b} processes, p={self.p_value:.2g}"
+
+
+def process_test(medians_a: Sequence[float], medians_b: Sequence[float]) -> ProcessTest | None:
+    """A t-test on the log medians of the two sides' processes, the variance pooled from every side with more
+    than one (so a one-round candidate against a 'last:5' baseline is judged against the baseline's spread).
+    None with one process on each side: there is no between-process variation to judge by."""
+    logs_a, logs_b = np.log(medians_a), np.log(medians_b)
+    sides = [x for x in (logs_a, logs_b) if len(x) >= 2]
+    degrees = sum(len(x) - 1 for x in sides)
+    if not sides or not len(logs_a) or not len(logs_b):
+        return None
+    variance = sum(float(np.sum((x - x.mean()) ** 2)) for x in sides) / degrees
+    shift = float(logs_b.mean() - logs_a.mean())
+    error = math.sqrt(variance * (1 / len(logs_a) + 1 / len(logs_b)))
+    # Identical medians on a side (a clock too coarse to see the spread) leave only the shift to judge by.
+    exact = 1.0 if shift == 0 else 0.0
+    p_value = float(2 * student_t.sf(abs(shift) / error, degrees)) if error else exact
+    return ProcessTest(len(logs_a), len(logs_b), shift, p_value, error, degrees)
 
 
 # What in a device's recorded environment can make the same file slower, and how it is shown.
@@ -284,55 +358,44 @@ def stalls(samples_a: Sequence[float], samples_b: Sequence[float], median_ratio:
     return Stalls(above / len(samples_b), float(binomtest(above, len(samples_b), 0.01, alternative="greater").pvalue))
 
 
-def rounds_order(p50s_a: Sequence[float], p50s_b: Sequence[float]) -> str | None:
-    """'above' or 'below' when every candidate round's median lies beyond every baseline round's, 'mixed'
-    when they interleave, None with a single round on both sides. Rounds of a 'last:N' baseline are
-    its N runs, so a single-round candidate must lie beyond all of them."""
-    if len(p50s_a) < 2 and len(p50s_b) < 2:
-        return None  # one round each: no between-run variation to judge by
-    if min(p50s_b) > max(p50s_a):
-        return "above"
-    if max(p50s_b) < min(p50s_a):
-        return "below"
-    return "mixed"
-
-
 def latency_verdict(
     median_ratio: float, mean_ratio: float, p_value: float, threshold: float, tail: Stalls | None = None,
-    rounds: str | None = None, floor: NoiseFloor | None = None,
+    processes: ProcessTest | None = None, floor: NoiseFloor | None = None,
 ) -> tuple[str, str]:  # fmt: skip
     """Slower, faster or same: calibrated so that a nightly that says 'slower' is worth waking someone for.
 
-    Shift: the median moved by the threshold or more, significantly (Mann-Whitney on every sample),
-    and, where both runs have rounds, every candidate round lies beyond every baseline round:
-    5,000 consecutive samples of one process are not 5,000 independent runs, and drift between
-    processes is what the rounds show. Stalls (time lost to a busy core or throttling, which leaves
-    the median alone): significantly more than the 1% of samples above the baseline's p99 that
-    chance gives, at least STALL_SHARE of them, and the mean up by the threshold. A few outliers
-    (the old mean-ratio criterion's false alarms) pass neither test.
+    Shift: the median moved by the threshold (or the board's noise floor, if larger) or more, and
+    significantly: between processes where the runs have three or more between them (`processes`),
+    else on every sample of the one process each side has (5,000 consecutive samples of one process
+    are not 5,000 independent runs: such a verdict says so, and `check --confirm` re-measures it).
+    Stalls (time lost to a busy core or throttling, which leaves the median alone): significantly
+    more than the 1% of samples above the baseline's p99 that chance gives, at least STALL_SHARE of
+    them, and the mean up by the threshold. A few outliers pass neither test.
     """
     change = f"median {(median_ratio - 1) * 100:+.1f}%, mean {(mean_ratio - 1) * 100:+.1f}%"
     limit = f"the {threshold:.0%} threshold"
     if floor is not None and floor.floor is not None and floor.floor > threshold:
         # This board's quiet nights move the median further than the threshold: the floor is the threshold.
         threshold, limit = floor.floor, floor.describe()
+    if processes is not None:
+        evidence, p_value = processes.describe(), processes.p_value
+    else:
+        evidence = f"one process each, p={p_value:.2g} on the samples"
     if tail is not None and tail.flagged and mean_ratio >= 1 + threshold:
         return (
             "slower",
             f"{change}: stalls, {tail.share:.1%} of samples above the baseline's p99 (p={tail.p_value:.2g})",
         )
     if p_value >= SIGNIFICANCE:
-        return "same", f"{change}, not significant (p={p_value:.2g})"
-    rounds_note = f", every round {rounds}" if rounds in ("above", "below") else ""
+        if p_value < SUSPICION and median_ratio >= 1 + threshold:
+            # Not enough to page anyone, enough to look again: `check --confirm` and the farm re-measure it.
+            return "same", f"{change}, {SUSPECTED} ({evidence})"
+        return "same", f"{change}, not significant ({evidence})"
     if median_ratio >= 1 + threshold:
-        if rounds == "mixed":
-            return "same", f"{change}: the rounds of the two runs overlap (p={p_value:.2g})"
-        return "slower", f"{change}, p={p_value:.2g}{rounds_note}"
+        return "slower", f"{change}, {evidence}"
     if median_ratio <= 1 / (1 + threshold):
-        if rounds == "mixed":
-            return "same", f"{change}: the rounds of the two runs overlap (p={p_value:.2g})"
-        return "faster", f"{change}, p={p_value:.2g}{rounds_note}"
-    return "same", f"{change}: within {limit} (p={p_value:.2g})"
+        return "faster", f"{change}, {evidence}"
+    return "same", f"{change}: within {limit} ({evidence})"
 
 
 def accuracy_difference(counts_a: tuple[int, int], counts_b: tuple[int, int]) -> tuple[float, float, float]:

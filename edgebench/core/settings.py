@@ -19,6 +19,13 @@ import typing
 from dataclasses import dataclass, field
 
 RUNTIMES = ("ai_edge_litert", "tflite_runtime", "tensorflow")
+# Without --rounds: this many rounds when a round is cheap (every variant's timed runs in round 1 took at most
+# CHEAP_ROUND_SECONDS), one otherwise (a large model on a slow board).
+AUTO_ROUNDS = 3
+CHEAP_ROUND_SECONDS = 3.0
+# A B pairs of fresh agent processes an A/B confirmation of a slower verdict measures (`check --confirm`, the
+# farm): enough for a paired test to tell 10% on a board whose processes differ by a few percent.
+CONFIRM_PAIRS = 10
 DELEGATES = ("xnnpack", "none")
 
 
@@ -69,7 +76,11 @@ class Settings:
                                    minimum=1, agent=True)  # fmt: skip
     # On the controller: how the run is driven.
     fidelity_samples: int = setting(100, "inputs on which outputs are compared with float32 (0: none)", minimum=0)
-    rounds: int = setting(1, "interleave the variants N times (A B C A B C ...)", minimum=1)
+    # Each round is a fresh agent process, and processes are the unit of evidence of a verdict (most of the
+    # noise is between processes): more of them where they are cheap, as pyperf runs 20.
+    rounds: int | None = setting(None, "interleave the variants N times (A B C A B C ...), each a fresh agent "
+                                 f"process (default: {AUTO_ROUNDS} where every variant's first round measured in "
+                                 f"under {CHEAP_ROUND_SECONDS:g} s, else 1)", minimum=1)  # fmt: skip
     timeout: float = setting(1800.0, "kill an agent that takes longer", unit="s", above=0)
     # The agent writes a line at least every 5 s (agent.HEARTBEAT_SECONDS): this much silence is a stall.
     stall_timeout: float = setting(45.0, "an agent that sends nothing this long (it beats every 5 s) is stalled: "
@@ -87,6 +98,11 @@ class Settings:
                 continue
             argv += [spec.agent_flag, ",".join(map(str, value)) if isinstance(value, tuple) else str(value)]
         return argv
+
+    @property
+    def planned_rounds(self) -> int:
+        """The most rounds this run can measure: --rounds, or what the automatic choice can reach."""
+        return self.rounds or AUTO_ROUNDS
 
     def agent_dict(self) -> dict:
         """The settings the device sees, by name: run.json's "settings"."""

@@ -50,7 +50,7 @@ class RunRecord(dict):
 
     @property
     def rounds(self) -> int:
-        return self.get("rounds", 1)
+        return self.get("rounds") or 1  # None: chosen after the first round, which is all there is so far
 
     @property
     def variant_files(self) -> list[dict]:

@@ -1,7 +1,7 @@
 """Where runs live on disk: results/<device>/<run-id>/.
 
-A run folder holds one agent document per measurement (`<variant>.json`, or
-`<variant>.r<round>.json` with several rounds) and `run.json`, the run summary,
+A run folder holds one agent document per measurement (`<variant>.json` for
+the first round, `<variant>.r<round>.json` for later ones) and `run.json`, the run summary,
 rewritten atomically after every measurement so that an interrupted run keeps
 everything measured so far.
 
@@ -110,10 +110,11 @@ class RunStore:
         self.measurements.append(measurement)
         try:
             if measurement.document is not None:
-                rounds = self.record.rounds
+                # The first round keeps the plain name: how many rounds follow may be decided after it.
                 name = (
-                    f"{measurement.variant}.json" if rounds == 1 else f"{measurement.variant}.r{measurement.round}.json"
-                )
+                    f"{measurement.variant}.json" if measurement.round == 1
+                    else f"{measurement.variant}.r{measurement.round}.json"
+                )  # fmt: skip
                 atomic_write_json(self.folder / name, measurement.document)
                 measurement.file = name
             self.record["measurements"].append(measurement.entry())

@@ -74,7 +74,7 @@ class PreparedRun:
 
     @property
     def total_measurements(self) -> int:
-        return len(self.plan.variants) * self.plan.settings.rounds
+        return len(self.plan.variants) * self.plan.settings.planned_rounds
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 from edgebench.backends.base import Backend, HostFiles, Progress, check_cpus
 from edgebench.core.errors import Cancelled
 from edgebench.core.fileio import sha256_file
-from edgebench.core.settings import Settings
+from edgebench.core.settings import AUTO_ROUNDS, CHEAP_ROUND_SECONDS, Settings
 from edgebench.quantize.variants import Variant
 from edgebench.results.store import FailureKind, Measurement, RunStore
 from edgebench.run.health import Cooldown, HealthLimits, check_health, cool_down
@@ -116,8 +116,15 @@ def _measure_all(plan: RunPlan, transport: Transport, backend: Backend, store: R
     failed: set[str] = set()  # a model that failed once is not retried in later rounds
     measured = 0
 
-    rounds = plan.settings.rounds
-    for round_number in range(1, rounds + 1):
+    rounds = plan.settings.planned_rounds
+    round_number = 0
+    while round_number < rounds:
+        round_number += 1
+        if round_number == 2 and plan.settings.rounds is None:
+            rounds = automatic_rounds(store.measurements)
+            store.note(rounds=rounds)
+            if rounds == 1:
+                break
         for variant in plan.variants:
             if variant.name in failed:
                 continue
@@ -168,6 +175,24 @@ def _measure_all(plan: RunPlan, transport: Transport, backend: Backend, store: R
     return status
 
 
+def automatic_rounds(first_round: Sequence[Measurement]) -> int:
+    """Rounds for a run given no --rounds, from its first: AUTO_ROUNDS when every variant's timed runs took at
+    most CHEAP_ROUND_SECONDS (a small model: two more fresh processes each cost a few seconds and make the
+    verdict rest on processes), else 1 (a large model on a slow board: a round can take minutes)."""
+    timed = [_timed_seconds(m.document["timing"]) for m in first_round if m.status == "ok"]
+    if timed and max(timed) <= CHEAP_ROUND_SECONDS:
+        return AUTO_ROUNDS
+    return 1
+
+
+def _timed_seconds(timing: dict) -> float:
+    """Seconds of timed runs in one document: its samples, or benchmark_model's mean times count."""
+    if timing.get("samples_us"):
+        return sum(timing["samples_us"]) / 1e6
+    stats = timing.get("stats") or {}
+    return (stats.get("mean") or 0) * (stats.get("count") or 0) / 1e6
+
+
 def _bytes_needed(plan: RunPlan) -> int:
     """Room the run needs on the device at least: its largest variant and the data files."""
     files = [p for p in (plan.dataset_path, plan.reference_path) if p]
@@ -184,7 +209,8 @@ def _device_lost(plan: RunPlan, failed: set[str], store: RunStore, variant: str,
     emit("done", variant, round_number, status="failed", message=error)
     names = [v.name for v in plan.variants if v.name not in failed]
     later = [(n, round_number) for n in names[names.index(variant) + 1 :]]
-    later += [(n, r) for r in range(round_number + 1, plan.settings.rounds + 1) for n in names]
+    rounds = store.record.rounds if plan.settings.rounds is None and round_number > 1 else plan.settings.rounds or 1
+    later += [(n, r) for r in range(round_number + 1, rounds + 1) for n in names]
     for name, number in later:
         store.add(Measurement.failed(name, number, FailureKind.NOT_MEASURED, f"not measured: {error}"))
         emit("done", name, number, status="failed", message=error)
