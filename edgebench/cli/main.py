@@ -31,6 +31,7 @@ from edgebench.cli.options import (
 from edgebench.cli.render import emit, emit_farm
 from edgebench.core.errors import EdgebenchError
 from edgebench.core.quiet import real_stderr
+from edgebench.core.settings import CONFIRM_PAIRS
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1  # the command ran, but some variant failed
@@ -114,6 +115,21 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="the compare verdict as an exit code: 0 fine, 1 regression, 2 cannot")
     check.add_argument("run", nargs="?", help="the candidate run (default: the newest under the results folder)")
     check.add_argument("--baseline", required=True, help="last, last:N (the N previous runs as one), best or a run")
+    check.add_argument(
+        "--confirm",
+        action="store_true",
+        help="re-measure a slower variant on its device before exit 1: both files interleaved",
+    )
+    check.add_argument(
+        "--confirm-pairs",
+        type=int,
+        default=CONFIRM_PAIRS,
+        metavar="N",
+        help=f"A B pairs of fresh processes a confirmation measures ({CONFIRM_PAIRS})",
+    )
+    devices_dir_option(check)
+    cache_dir_option(check)
+    trust_option(check)
     _comparison_options(check)
     check.set_defaults(handler=cmd_check)
 
@@ -140,6 +156,13 @@ def _parser() -> argparse.ArgumentParser:
     cache_dir_option(farm_run)
     trust_option(farm_run)
     farm_run.add_argument("--report", type=Path, metavar="HTML", help="also write the HTML report of this farm run")
+    farm_run.add_argument(
+        "--no-confirm",
+        dest="confirm",
+        action="store_false",
+        default=None,
+        help="answer from the night's runs alone: no A/B re-measurement of a slower verdict",
+    )
     farm_output = farm_run.add_mutually_exclusive_group()
     farm_output.add_argument("--json", action="store_true", help="print the farm summary as JSON")
     format_option(farm_output, ("table", "markdown"))
@@ -315,13 +338,16 @@ def cmd_report(args: argparse.Namespace) -> int:
         folders = [resolve_run(spec, results_dir) for spec in args.runs] or [latest_run(results_dir)]
         comparison = None
         if args.baseline:
+            from edgebench.compare.confirmation import apply, kept
             from edgebench.compare.verdicts import compare_runs
             from edgebench.history.lookup import baseline_data, noise_floors
+            from edgebench.results.confirmations import read_confirmations
             from edgebench.results.store import load
 
             candidate = load(folders[-1])
             baseline = baseline_data(args.baseline, candidate, results_dir)
             comparison = compare_runs(baseline, candidate, threshold, noise_floors(candidate, results_dir))
+            comparison = apply(comparison, kept(read_confirmations(folders[-1])))
         report = runs_report(folders, args.output, comparison)
     path = write(report, args.output)
     size = path.stat().st_size
@@ -372,21 +398,29 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def _comparison(args, run_specs: list[str]):
+    """The comparison the command line asks for, with the confirmations already kept in the candidate's folder,
+    and what a confirmation needs: (comparison, baseline, candidate, candidate's folder, noise floors)."""
+    from edgebench.compare.confirmation import apply, kept
     from edgebench.compare.verdicts import compare_runs
     from edgebench.history.lookup import baseline_data, latest_run, load, noise_floors, resolve_run
+    from edgebench.results.confirmations import read_confirmations
 
     results_dir = results_folder(args)
     threshold = _threshold(args.threshold)
     if args.baseline:
         if len(run_specs) > 1:
             raise EdgebenchError("with --baseline give only the candidate run")
-        candidate = load(resolve_run(run_specs[0], results_dir) if run_specs else latest_run(results_dir))
+        folder = resolve_run(run_specs[0], results_dir) if run_specs else latest_run(results_dir)
+        candidate = load(folder)
         baseline = baseline_data(args.baseline, candidate, results_dir)
     else:
         if len(run_specs) != 2:
             raise EdgebenchError("compare takes two runs (baseline, then candidate) or one run with --baseline")
-        baseline, candidate = (load(resolve_run(spec, results_dir)) for spec in run_specs)
-    return compare_runs(baseline, candidate, threshold, noise_floors(candidate, results_dir))
+        baseline_folder, folder = (resolve_run(spec, results_dir) for spec in run_specs)
+        baseline, candidate = load(baseline_folder), load(folder)
+    floors = noise_floors(candidate, results_dir)
+    comparison = compare_runs(baseline, candidate, threshold, floors)
+    return apply(comparison, kept(read_confirmations(folder))), baseline, candidate, folder, floors
 
 
 def _emit_comparison(args, comparison) -> None:
@@ -406,7 +440,7 @@ def _emit_comparison(args, comparison) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    comparison = _comparison(args, args.runs)
+    comparison, *_ = _comparison(args, args.runs)
     _emit_comparison(args, comparison)
     return EXIT_OK
 
@@ -415,11 +449,38 @@ EXIT_REGRESSION, EXIT_NOT_COMPARABLE = 1, 2
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    comparison = _comparison(args, [args.run] if args.run else [])
+    comparison, baseline, candidate, folder, floors = _comparison(args, [args.run] if args.run else [])
+    if args.confirm and comparison.comparable:
+        comparison = _confirm(args, comparison, baseline, candidate, folder, floors)
     _emit_comparison(args, comparison)
     if not comparison.comparable or any(v.verdict == "not comparable" for v in comparison.variants):
         return EXIT_NOT_COMPARABLE
     return EXIT_REGRESSION if comparison.regressions else EXIT_OK
+
+
+def _confirm(args, comparison, baseline, candidate, folder, floors):
+    """check --confirm: the slower variants re-measured on their device; the comparison with what that showed."""
+    from edgebench.compare.confirmation import apply
+    from edgebench.run.confirm import ConfirmRequest, confirm_slowdowns, keep, suspects
+
+    names = suspects(comparison)
+    if not names:
+        return comparison
+    if args.confirm_pairs < 3:
+        raise EdgebenchError(f"--confirm-pairs must be at least 3, got {args.confirm_pairs}")
+    stderr = Console(file=real_stderr())
+    request = ConfirmRequest(
+        comparison, baseline, candidate, _threshold(args.threshold), floors, args.confirm_pairs,
+        devices_dir=args.devices_dir, cache_dir=args.cache_dir, trust_new_host=args.trust_new_host,
+        command=("edgebench", *sys.argv[1:]),
+    )  # fmt: skip
+    total = sum(2 if v.size == "changed" else 1 for v in comparison.variants if v.variant in names)
+    with _RunProgress(stderr, total * args.confirm_pairs) as progress:
+        confirmations = confirm_slowdowns(request, progress.on_event)
+    problem = keep(folder, confirmations)
+    if problem:
+        stderr.print(f"edgebench: {problem}", markup=False, highlight=False, soft_wrap=True)
+    return apply(comparison, confirmations)
 
 
 class _RunProgress:
@@ -485,7 +546,7 @@ def cmd_farm_run(args: argparse.Namespace) -> int:
     farm = load_farm_file(args.farm)
     options = FarmOptions(
         results_dir=args.results_dir, devices_dir=args.devices_dir, cache_dir=args.cache_dir,
-        trust_new_host=args.trust_new_host, resume=args.resume,
+        trust_new_host=args.trust_new_host, resume=args.resume, confirm=args.confirm,
         command=["edgebench", *(sys.argv[1:] if args.argv is None else args.argv)],
     )  # fmt: skip
     stderr = Console(file=real_stderr())

@@ -12,6 +12,8 @@
     [baseline]
     policy = "last:5"                            # last, best, last:N or a pinned run id
     threshold = "10%"
+    confirm = true                               # re-measure a slower verdict (A/B) before saying so (default)
+    confirm_pairs = 10                           # A B pairs of fresh processes it measures
     [health]
     quarantine_after = 3                         # consecutive failed runs
     [retry]
@@ -28,7 +30,7 @@ from pathlib import Path
 
 from edgebench.core.errors import EdgebenchError
 from edgebench.core.fileio import read_toml, sha256_file
-from edgebench.core.settings import SettingError, read_table, resolve
+from edgebench.core.settings import CONFIRM_PAIRS, SettingError, read_table, resolve
 from edgebench.devices.inventory import DEVICE_NAME, Device, InventoryError, list_devices, resolve_device
 from edgebench.quantize.variants import parse_variant_names
 from edgebench.transport.options import OptionsError, check_types
@@ -57,12 +59,14 @@ class FarmFile:
     settings: dict  # the [run] section by setting name (core/settings.py), checked; FARM_DEFAULTS under it
     baseline: str = "last"
     threshold: str = "5%"
+    confirm: bool = True  # a slower verdict is re-measured on its board (A/B) before the night says so
+    confirm_pairs: int = CONFIRM_PAIRS
     quarantine_after: int = 3
     connect_attempts: int = 3
     rerun_failed: int = 0
 
     @property
-    def rounds(self) -> int:
+    def rounds(self) -> int | None:
         return resolve(self.settings).rounds
 
 
@@ -79,7 +83,7 @@ _TOP = {
 _MODEL = {"model": str, "variants": list, "dataset": str, "calibration": str}
 # Where a night differs from `edgebench run`: a device another run holds is waited for an hour, not refused.
 FARM_DEFAULTS = {"wait": 3600.0}
-_BASELINE = {"policy": str, "threshold": str}
+_BASELINE = {"policy": str, "threshold": str, "confirm": bool, "confirm_pairs": int}
 _HEALTH = {"quarantine_after": int}
 _RETRY = {"connect_attempts": int, "rerun_failed": int}
 
@@ -146,6 +150,8 @@ def _validate(data: dict, path: Path) -> FarmFile:
         parse_threshold(threshold)
     except ValueError as error:
         raise FarmFileError(f"{path}: key 'baseline.threshold': {error}") from None
+    if baseline.get("confirm_pairs", CONFIRM_PAIRS) < 3:
+        raise FarmFileError(f"{path}: key 'baseline.confirm_pairs' must be at least 3")
     health, retry = data.get("health", {}), data.get("retry", {})
     check_types("health.", health, _HEALTH)
     check_types("retry.", retry, _RETRY)
@@ -163,6 +169,8 @@ def _validate(data: dict, path: Path) -> FarmFile:
         settings=settings,
         baseline=baseline.get("policy", "last"),
         threshold=threshold,
+        confirm=baseline.get("confirm", True),
+        confirm_pairs=baseline.get("confirm_pairs", CONFIRM_PAIRS),
         quarantine_after=health.get("quarantine_after", 3),
         connect_attempts=retry.get("connect_attempts", 3),
         rerun_failed=retry.get("rerun_failed", 0),

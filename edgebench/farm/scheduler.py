@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgebench.core.errors import Cancelled, EdgebenchError
+from edgebench.core.settings import resolve
 from edgebench.devices.inventory import Device
 from edgebench.farm import quarantine
 from edgebench.farm.config import FarmFile, select_devices
+from edgebench.farm.confirm import confirm_farm
 from edgebench.farm.summary import FarmSummary, merged_run, summarize_farm
 from edgebench.results.farm_run import FarmRunStore
 from edgebench.results.layout import default_results_dir, new_id
@@ -47,6 +49,7 @@ class FarmOptions:
     cache_dir: Path | None = None
     trust_new_host: bool = False
     resume: str | None = None  # a farm run id: measure only what it is missing
+    confirm: bool | None = None  # re-measure slower verdicts before answering (None: the farm file's choice)
     command: list[str] = field(default_factory=list)
 
 
@@ -91,6 +94,16 @@ def run_farm(farm: FarmFile, options: FarmOptions, on_event: Callable[[FarmEvent
     # Summarized with the final status: a summary made while the document still said "running" would
     # store exit code 2 ("cannot tell") for a night that is fine.
     summary = dataclasses.replace(summarize_farm(store.document, results_dir), status=status)
+    confirm = farm.confirm if options.confirm is None else options.confirm
+    if confirm and status == "done" and summary.unconfirmed:
+        problems = confirm_farm(
+            summary, store.document, results_dir, pairs=farm.confirm_pairs, devices_dir=options.devices_dir,
+            cache_dir=options.cache_dir, trust_new_host=options.trust_new_host, cancel=cancel,
+            on_event=lambda event: on_event(FarmEvent(event.device, "confirming", event.variant)),
+            command=tuple(options.command),
+        )  # fmt: skip
+        summary = dataclasses.replace(summarize_farm(store.document, results_dir), status=status,
+                                      notes=tuple(problems))  # fmt: skip
     store.finish(status, {"summary": summary.document()})
     return FarmOutcome(store.folder, summary)
 
@@ -177,7 +190,7 @@ class DeviceWorker:
         self.inherited = inherited
         self.farm_run = store.document["farm_run"]
         self.done = 0
-        self.total = sum(len(w.variants) for w in self.works) * farm.rounds
+        self.total = sum(len(w.variants) for w in self.works) * resolve(farm.settings).planned_rounds
 
     def emit(self, state: str, detail: str = "") -> None:
         self.on_event(FarmEvent(self.device.name, state, detail, self.done, self.total))
@@ -274,7 +287,8 @@ class DeviceWorker:
             return [v.name for v in work.variants]
         measured = {m.variant for m in merged.measurements if m.kind != FailureKind.NOT_MEASURED}
         rounds_done = {v: sum(m.variant == v for m in merged.measurements) for v in measured}
-        return [v.name for v in work.variants if rounds_done.get(v.name, 0) < self.farm.rounds]
+        # With rounds chosen automatically, a variant with its first round kept is done.
+        return [v.name for v in work.variants if rounds_done.get(v.name, 0) < (self.farm.rounds or 1)]
 
     def _relay(self, event: RunEvent) -> None:
         label = event.variant + (f" (round {event.round})" if event.round > 1 else "")

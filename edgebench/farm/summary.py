@@ -16,10 +16,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from edgebench.compare.confirmation import apply, kept
 from edgebench.compare.run_summary import summarize
 from edgebench.compare.verdicts import compare_runs, parse_threshold
 from edgebench.core.errors import EdgebenchError
 from edgebench.history.lookup import baseline_data, noise_floors
+from edgebench.results.confirmations import read_confirmations
 from edgebench.results.record import RunRecord
 from edgebench.results.store import FailureKind, Measurement, ResultsError, RunData, load
 
@@ -48,6 +50,8 @@ class Cell:
     verdict_reason: str = ""
     noise: str | None = None  # the noise floor the verdict used, or why there is none yet
     cause: str | None = None  # what a slower verdict can be put down to (the same file: the device)
+    confirmation: dict | None = None  # the A/B re-measurement of a slower verdict (compare/confirmation.py)
+    suspected: bool = False  # slower, or a shift that fell short of significance: an A/B confirmation decides
     memory: str = "n/a"
     accuracy: str = "n/a"
     regression: bool = False
@@ -72,10 +76,16 @@ class FarmSummary:
     devices: tuple[DeviceResult, ...]
     models: tuple[str, ...]
     variants: tuple[str, ...]
+    notes: tuple[str, ...] = ()  # what the night could not do beside the cells (a confirmation that failed)
 
     @property
     def regressions(self) -> list[Cell]:
         return [c for d in self.devices for c in d.cells if c.regression]
+
+    @property
+    def unconfirmed(self) -> list[Cell]:
+        """Cells whose latency is slower or suspected and was not re-measured yet."""
+        return [c for d in self.devices for c in d.cells if c.suspected and not c.confirmation]
 
     @property
     def undecided(self) -> list[str]:
@@ -107,6 +117,7 @@ class FarmSummary:
             "exit_code": self.exit_code,
             "regressions": [asdict(c) for c in self.regressions],
             "undecided": self.undecided,
+            "notes": list(self.notes),
             "devices": [asdict(d) for d in self.devices],
         }
 
@@ -181,6 +192,7 @@ def _model_cells(device: str, model: dict, runs: list[dict], results_dir: Path, 
         try:
             base = baseline_data(policy, merged, results_dir)
             comparison = compare_runs(base, merged, limit, noise_floors(merged, results_dir))
+            comparison = apply(comparison, kept_confirmations(runs, origin, results_dir))
             baseline = base.run_id
             if comparison.not_comparable:
                 baseline = f"{base.run_id} (not comparable: {'; '.join(comparison.not_comparable)})"
@@ -205,12 +217,24 @@ def _model_cells(device: str, model: dict, runs: list[dict], results_dir: Path, 
             if comparison is not None:
                 fields |= {"verdict": comparison.verdict, "verdict_reason": comparison.reason,
                            "noise": comparison.noise, "cause": comparison.cause, "memory": comparison.memory,
+                           "confirmation": comparison.confirmation, "suspected": comparison.suspected,
                            "accuracy": comparison.accuracy,
                            "regression": comparison.regression}  # fmt: skip
             elif not baseline.startswith("none") and "not comparable" in baseline:
                 fields |= {"verdict": "not comparable", "verdict_reason": not_comparable}
         cells.append(Cell(device, model["key"], name, row.status, **fields))
     return cells, baseline
+
+
+def kept_confirmations(runs: list[dict], origin: dict[str, tuple[str, int]], results_dir: Path) -> dict:
+    """Each variant's A/B confirmation, as kept in the folder of the run that measured it tonight."""
+    folders = {run["run_id"]: Path(results_dir) / run["folder"] for run in runs if run.get("folder")}
+    found = {}
+    for variant, (run_id, _) in origin.items():
+        stored = read_confirmations(folders[run_id]) if run_id in folders else {}
+        if variant in kept(stored):
+            found[variant] = kept(stored)[variant]
+    return found
 
 
 def _start_temperature(run: RunData, variant: str) -> float | None:

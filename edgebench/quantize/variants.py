@@ -356,3 +356,15 @@ def _recipe(name: str):
         "int16x8": recipe.static_wi8_ai16,
         "int4-weights": recipe.weight_only_wi4_afp32,
     }[name]()
+
+
+def cached_variant_file(sha256: str, model_sha256: str, cache_dir: Path | None = None) -> Path | None:
+    """The variant file with this content that was built from the model with `model_sha256`, if the cache still
+    holds it (an A/B confirmation measures a baseline's exact file, not a rebuilt one)."""
+    folder = (cache_dir or default_cache_dir()) / model_sha256[:16]
+    if not folder.is_dir():
+        return None
+    for path in sorted(folder.rglob("*.tflite")):
+        if path.is_file() and sha256_file(path) == sha256:
+            return path
+    return None

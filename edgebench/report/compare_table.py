@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from edgebench.compare.confirmation import Confirmation
 from edgebench.compare.verdicts import RunComparison
 from edgebench.history.index import HistoryRow
 from edgebench.report.table import Column, DataTable
@@ -42,6 +43,8 @@ def compare_table(comparison: RunComparison) -> DataTable:
             notes.append(f"{v.variant}: {v.noise}")
         if v.cause:
             notes.append(f"{v.variant}: {v.cause}")
+        if v.confirmation and v.verdict != "slower":  # a slower one says it in its REGRESSION line
+            notes.append(f"{v.variant}: {Confirmation.from_dict(v.confirmation).describe()}")
         if v.accuracy in ("worse", "better") and v.accuracy_delta_pp:
             difference, low, high = v.accuracy_delta_pp
             notes.append(f"{v.variant}: top-1 {v.accuracy} by {difference:+.2f} points (95% interval {low:+.2f} to "

@@ -29,6 +29,7 @@ def farm_matrix(summary: FarmSummary) -> DataTable:
     )
     notes = [f"REGRESSION {_where(c)}: {_regression(c)}" for c in summary.regressions]
     notes += [f"cannot tell: {line}" for line in summary.undecided]
+    notes += list(summary.notes)
     notes += [f"{d.name}: emulated: its latencies are an emulator's, not a board's" for d in summary.devices
               if d.emulated]  # fmt: skip
     return DataTable(f"Farm {summary.farm_run}", columns, tuple(rows), tuple(notes), header)
