@@ -15,7 +15,7 @@ from edgebench.compare.verdicts import accuracy_verdict, compare_runs, parse_thr
 from edgebench.history import index as history
 from edgebench.history.lookup import load, resolve_baseline
 from edgebench.results.latency import early_stopping, latency
-from edgebench.results.store import Measurement, RunStore
+from edgebench.results.store import Measurement, ResultsError, RunStore
 from tests.helpers import BASE_US, agent_document, assert_one_line_error, latency_samples, run_edgebench, run_main
 
 
@@ -598,3 +598,12 @@ def test_a_slower_same_file_is_put_down_to_the_device_with_what_changed(tmp_path
     assert checked.returncode == 1 and "int8: the same file ran slower" in " ".join(checked.stdout.split())
     (same,) = verdict(tmp_path / "quiet", {"int8": fast}, {"int8": agent_document(latency_samples(2))}).variants
     assert same.cause is None  # no slowdown, nothing to explain
+
+
+def test_a_latency_sample_that_is_not_a_number_names_the_file(tmp_path):
+    """Checked in one pass over the samples (a validator per item took minutes on a micro model's runs)."""
+    document = agent_document(latency_samples(1))
+    document["timing"]["samples_us"][7] = "7.5"
+    folder = record_run(tmp_path, "20260101T000000Z-mnist-0001", {"int8": document})
+    with pytest.raises(ResultsError, match=r"int8\.json is damaged \(timing/samples_us: every sample must be a number"):
+        load(folder)

@@ -38,6 +38,7 @@ def run_table(view: RunSummaryView, title: str) -> DataTable:
         + (f" · {view.runtime}" if view.runtime else "")
         + (f" · Python {view.python} · numpy {view.numpy}" if view.python else "")
         + (f" · {view.threads} thread{'s' if view.threads != 1 else ''}" if view.threads else "")
+        + _rounds(view)
         + _temperatures(view.temperature_c)
     ]
     if view.sources:
@@ -134,6 +135,12 @@ def _fidelity_cells(v: VariantSummary) -> tuple[str, str, str]:
 
 def _fmt(value, pattern: str) -> str:
     return "—" if value is None else pattern.format(value)
+
+
+def _rounds(view: RunSummaryView) -> str:
+    """How many fresh agent processes each variant's figures rest on (the rounds), when more than one."""
+    rounds = max((v.rounds for v in view.variants), default=0)
+    return f" · {rounds} rounds (fresh processes)" if rounds > 1 else ""
 
 
 def _temperatures(pair) -> str:
