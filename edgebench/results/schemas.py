@@ -58,6 +58,7 @@ RUN = {
     },
 }
 
+
 def _samples_problem(document: dict) -> str | None:
     """Every latency sample is a number (bool is not), checked in one pass instead of a validator per item."""
     samples = (document.get("timing") or {}).get("samples_us") if document.get("status") == "ok" else None
