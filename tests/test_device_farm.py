@@ -14,7 +14,7 @@ def run_command(device, results, cache):
     return [
         sys.executable, "-m", "edgebench", "run", "--device", str(device), "--model", "mnist",
         "--variants", "float32,int8", "--samples", "200", "--min-runs", "10", "--min-seconds", "0.1",
-        "--results-dir", str(results), "--cache-dir", str(cache), "--json",
+        "--rounds", "1", "--results-dir", str(results), "--cache-dir", str(cache), "--json",
     ]  # fmt: skip
 
 

@@ -40,7 +40,7 @@ def test_setup_makes_an_environment_that_runs_the_agent(ssh_host, tmp_path, mode
     ready = ssh_host.device_file(tmp_path / "ready.toml", python=str(venv_python), workdir=str(workdir))
     run = run_edgebench(
         "run", "--device", str(ready), "--model", "mnist", "--variants", "int8", "--samples", "100",
-        "--min-runs", "5", "--min-seconds", "0.05", "--results-dir", str(tmp_path / "r"),
+        "--min-runs", "5", "--min-seconds", "0.05", "--rounds", "1", "--results-dir", str(tmp_path / "r"),
         "--cache-dir", str(variant_cache),
     )  # fmt: skip
     assert run.returncode == 0, run.stderr

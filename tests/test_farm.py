@@ -323,8 +323,8 @@ def test_a_cool_down_pause_runs_before_every_measurement_but_the_first_and_is_re
     device.write_text('transport = "local"\n[thermal]\ncooldown_seconds = 1.5\n')
     completed = run_edgebench(
         "run", "--device", str(device), "--model", "mnist", "--variants", "float32,int8", "--samples", "0",
-        "--min-runs", "5", "--min-seconds", "0.1", "--warmup-seconds", "0", "--results-dir", str(tmp_path / "r"),
-        "--cache-dir", str(variant_cache), "--json",
+        "--min-runs", "5", "--min-seconds", "0.1", "--warmup-seconds", "0", "--rounds", "1",
+        "--results-dir", str(tmp_path / "r"), "--cache-dir", str(variant_cache), "--json",
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr
     run = json.loads((tmp_path / "r" / "cool").glob("*/run.json").__next__().read_text())

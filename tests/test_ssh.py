@@ -20,7 +20,7 @@ from edgebench.emulated.sshd import keygen, make_host
 from edgebench.results.store import load_run
 from tests.helpers import assert_one_line_error, run_edgebench, run_main
 
-QUICK = ["--min-runs", "10", "--min-seconds", "0.1", "--warmup-seconds", "0"]
+QUICK = ["--min-runs", "10", "--min-seconds", "0.1", "--warmup-seconds", "0", "--rounds", "1"]
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ from tests.helpers import assert_one_line_error, run_edgebench, run_main
 from tests.third_party_models import write_model
 
 INT8_FAMILY = ("dynamic-int8", "int8", "int16x8")
-QUICK = ["--min-runs", "10", "--min-seconds", "0.05", "--warmup-seconds", "0", "--fidelity-samples", "20"]
+QUICK = ["--min-runs", "10", "--min-seconds", "0.05", "--warmup-seconds", "0", "--fidelity-samples", "20",
+         "--rounds", "1"]  # fmt: skip
 # (shape, build options): no SignatureDef; float16-stored weights; pre-TF-2.3 operator codes; PRELU throughout;
 # two outputs; two inputs.
 SHAPES = [

@@ -54,7 +54,8 @@ def test_run_it_on_the_local_device(tmp_path):
     result = run_edgebench(
         "run", "--device", "local", "--model", "mobilenet-digits", "--variants", "float32,dynamic-int8",
         "--samples", "200", "--fidelity-samples", "20", "--min-runs", "10", "--min-seconds", "0.05",
-        "--warmup-seconds", "0", "--json", "--results-dir", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"),
+        "--warmup-seconds", "0", "--rounds", "1", "--json", "--results-dir", str(tmp_path / "r"),
+        "--cache-dir", str(tmp_path / "c"),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     rows = {v["name"]: v for v in json.loads(result.stdout)["variants"]}

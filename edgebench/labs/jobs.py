@@ -77,6 +77,9 @@ _FARM = {
         "quarantine_after": {"type": "integer", "minimum": 1},
         "connect_attempts": {"type": "integer", "minimum": 1},
         "rerun_failed": {"type": "integer", "minimum": 0},
+        # Optional: jobs of controllers from before A/B confirmation leave them out, and the defaults hold.
+        "confirm": {"type": "boolean"},
+        "confirm_pairs": {"type": "integer", "minimum": 3},
     },
     "additionalProperties": False,
 }  # fmt: skip
