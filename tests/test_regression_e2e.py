@@ -26,10 +26,12 @@ from tests.third_party_models import GraphBuilder
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity")
 
-# Quiet runs on a shared VM (and beside the other tests of this suite) drift 10-17% apart: the bar of
-# these tests is 20%, which the slowdowns below clear several times over.
-THRESHOLD = "20%"
-CPU = min(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
+# Quiet runs on a shared VM beside the other tests of this suite drift 10-20% apart, for minutes at a time:
+# the bar of these tests is 40%, which the slowdowns below (about +100%) clear easily and a busy spell does not.
+THRESHOLD = "40%"
+# The last CPU: tests in other files pin their agents and CPU hogs to the first one (test_agent.py,
+# test_adb.py), and two tests' competitors on one core would blur both tests' effects.
+CPU = max(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
 TIMING = ["--samples", "0", "--fidelity-samples", "0", "--min-runs", "100", "--min-seconds", "0.4",
           "--warmup-seconds", "0.1", "--rounds", "3", "--cpus", str(CPU)]  # fmt: skip
 
@@ -97,13 +99,13 @@ def test_a_board_still_slow_when_re_measured_is_named_as_the_device(nights, tmp_
     throttling = throttle()
     try:
         slow = run(results, cache, "mnist", "int8")
-        code, verdict = check(results, cache, quiet, slow, "--confirm", "--confirm-pairs", "5")
+        code, verdict = check(results, cache, quiet, slow, "--confirm", "--confirm-pairs", "8")
     finally:
         stop(throttling)
     assert code == 1 and verdict["verdict"] == "slower", verdict["reason"]
     assert verdict["confirmation"]["mode"] == "again" and verdict["confirmation"]["p_value"] < 0.01
     assert "the device or its software got slower" in verdict["cause"]
-    assert "confirmation, 5 fresh processes against the baseline's 3" in verdict["reason"]
+    assert "confirmation, 8 fresh processes against the baseline's 3" in verdict["reason"]
 
 
 def layered(folder: Path, layers: int) -> Path:
@@ -150,7 +152,7 @@ def test_the_farm_confirms_a_slower_night_before_it_answers(tmp_path, variant_ca
     farm.write_text(
         'devices = ["local"]\n[[models]]\nmodel = "mnist"\nvariants = ["int8"]\n[run]\nsamples = 0\n'
         f"fidelity_samples = 0\nmin_runs = 100\nmin_seconds = 0.4\nwarmup_seconds = 0.1\nrounds = 3\ncpus = [{CPU}]\n"
-        '[baseline]\nthreshold = "20%"\nconfirm_pairs = 4\n'
+        '[baseline]\nthreshold = "40%"\nconfirm_pairs = 6\n'
     )
     command = ["farm", "run", str(farm), "--results-dir", str(tmp_path / "results"), "--cache-dir",
                str(variant_cache), "--json"]  # fmt: skip
@@ -164,8 +166,8 @@ def test_the_farm_confirms_a_slower_night_before_it_answers(tmp_path, variant_ca
     summary = json.loads(second.stdout)
     assert second.returncode == 1, second.stdout + second.stderr
     (regression,) = summary["regressions"]
-    assert regression["confirmation"]["mode"] == "again" and len(regression["confirmation"]["medians_b_us"]) == 4
+    assert regression["confirmation"]["mode"] == "again" and len(regression["confirmation"]["medians_b_us"]) == 6
     assert "the device or its software got slower" in regression["cause"]
     assert regression["noise"].startswith("no noise floor yet: 1 earlier comparable night(s)")
     table = run_edgebench("farm", "check", "--results-dir", str(tmp_path / "results"))
-    assert table.returncode == 1 and "confirmation, 4 fresh processes" in table.stdout
+    assert table.returncode == 1 and "confirmation, 6 fresh processes" in table.stdout
