@@ -51,6 +51,9 @@ def run_main(capfd, *args) -> subprocess.CompletedProcess:
 
 AGENT = agent.__file__
 QUICK = ["--min-runs", "5", "--min-seconds", "0.05", "--warmup-min-seconds", "0"]  # the agent's flags
+# `edgebench run` flags for a short MNIST run of one round (a cheap model would otherwise get three).
+MNIST_QUICK = ["--model", "mnist", "--samples", "200", "--min-runs", "20", "--min-seconds", "0.2",
+               "--warmup-seconds", "0.1", "--rounds", "1"]  # fmt: skip
 
 
 def run_agent(model, *args, python=sys.executable, env=None):

@@ -22,22 +22,9 @@ from edgebench.devices.inventory import load_device_file
 from edgebench.results.store import load_run
 from edgebench.transport.base import ConnectionLost, DeviceError, Unreachable
 from tests.adb_helpers import binary_wrapper, phone_file, start_phone, wait_until
-from tests.helpers import assert_one_line_error, run_edgebench, run_main
+from tests.helpers import MNIST_QUICK, assert_one_line_error, run_edgebench, run_main
 
-QUICK = [
-    "--model",
-    "mnist",
-    "--samples",
-    "200",
-    "--min-runs",
-    "20",
-    "--min-seconds",
-    "0.2",
-    "--warmup-seconds",
-    "0.1",
-    "--rounds",
-    "1",
-]
+QUICK = MNIST_QUICK
 
 
 @pytest.fixture(scope="module")

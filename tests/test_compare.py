@@ -100,19 +100,6 @@ def test_stalls_that_leave_the_median_alone_are_slower(tmp_path):
     assert v.ratio < 1.05 < v.mean_ratio and v.verdict == "slower"
 
 
-def record_documents(results, run_id, documents):
-    summary = {
-        "device": {"name": "pi4", "emulated": False}, "model": {"name": "mnist", "sha256": "m" * 64},
-        "settings": {"threads": 1, "delegate": "xnnpack", "cpus": []}, "rounds": len(documents),
-        "variants": [{"name": "int8", "bytes": 3_309_008, "sha256": "a" * 64}],
-    }  # fmt: skip
-    store = RunStore.create(results, "pi4", run_id, summary)
-    for number, document in enumerate(documents, 1):
-        store.add(Measurement("int8", number, "ok", document))
-    store.finish("ok")
-    return load(store.folder)
-
-
 def stalled(seed):
     return [s + 8000.0 if i % 8 == 0 else s for i, s in enumerate(latency_samples(seed))]
 
@@ -142,21 +129,22 @@ def test_a_few_outliers_are_not_a_regression(tmp_path):
     assert v.mean_ratio > 1.10 and v.verdict == "same", v.reason
 
 
-def record_rounds(results, run_id, scales):
+def record_documents(results, run_id, documents):
     summary = {
         "device": {"name": "pi4", "emulated": False}, "model": {"name": "mnist", "sha256": "m" * 64},
-        "settings": {"threads": 1, "delegate": "xnnpack", "cpus": []}, "rounds": len(scales),
+        "settings": {"threads": 1, "delegate": "xnnpack", "cpus": []}, "rounds": len(documents),
         "variants": [{"name": "int8", "bytes": 3_309_008, "sha256": "a" * 64}],
     }  # fmt: skip
     store = RunStore.create(results, "pi4", run_id, summary)
-    for number, scale in enumerate(scales, 1):
-        store.add(
-            Measurement(
-                "int8", number, "ok", agent_document(latency_samples(hash((run_id, number)) % 999, scale=scale))
-            )
-        )
+    for number, document in enumerate(documents, 1):
+        store.add(Measurement("int8", number, "ok", document))
     store.finish("ok")
     return load(store.folder)
+
+
+def record_rounds(results, run_id, scales):
+    documents = [agent_document(latency_samples(hash((run_id, n)) % 999, scale=s)) for n, s in enumerate(scales, 1)]
+    return record_documents(results, run_id, documents)
 
 
 def test_rounds_that_overlap_are_drift_not_a_regression(tmp_path):

@@ -15,22 +15,9 @@ from edgebench.report import plot_data
 from edgebench.results.record import RunRecord
 from edgebench.results.store import Measurement, RunData
 from tests.browser import chromium_unavailable_reason, visit
-from tests.helpers import assert_one_line_error, run_edgebench, run_main
+from tests.helpers import MNIST_QUICK, assert_one_line_error, run_edgebench, run_main
 
-QUICK = [
-    "--model",
-    "mnist",
-    "--samples",
-    "200",
-    "--min-runs",
-    "20",
-    "--min-seconds",
-    "0.2",
-    "--warmup-seconds",
-    "0.1",
-    "--rounds",
-    "1",
-]
+QUICK = MNIST_QUICK
 MAX_BYTES = 2_000_000
 ARTIFACTS = Path(os.environ.get("EDGEBENCH_ARTIFACTS", "")) if os.environ.get("EDGEBENCH_ARTIFACTS") else None
 

@@ -191,7 +191,8 @@ def _compare_variant(name, docs_a, docs_b, file_a, file_b, threshold, data_chang
     mean_ratio = latency_b.mean_us / latency_a.mean_us
     samples_a = [s for d in docs_a for s in d["timing"]["samples_us"]]
     samples_b = [s for d in docs_b for s in d["timing"]["samples_us"]]
-    processes = process_test(process_medians(docs_a), process_medians(docs_b))
+    medians_a, medians_b = process_medians(docs_a), process_medians(docs_b)
+    processes = process_test(medians_a, medians_b)
     statistics_only = not (samples_a and samples_b)
     if not statistics_only:
         p_value = float(mannwhitneyu(samples_a, samples_b, alternative="two-sided").pvalue)
@@ -200,7 +201,7 @@ def _compare_variant(name, docs_a, docs_b, file_a, file_b, threshold, data_chang
         if tail.flagged and means is not None and means.p_value >= SIGNIFICANCE:
             # One process each side can show stalls; with more, stalls count only when the processes' means
             # moved beyond their own spread (a busy spell during one process is not the board getting slower).
-            tail = dataclasses.replace(tail, share=tail.share, p_value=max(tail.p_value, means.p_value))
+            tail = dataclasses.replace(tail, p_value=max(tail.p_value, means.p_value))
         verdict, reason = latency_verdict(ratio, mean_ratio, p_value, threshold, tail, processes, floor)
     else:
         # benchmark_model gives statistics, not samples: Welch's t-test on mean, std and count, no stall test.
@@ -236,7 +237,7 @@ def _compare_variant(name, docs_a, docs_b, file_a, file_b, threshold, data_chang
     return VariantComparison(
         name, verdict, reason, median_a, median_b, ratio, mean_ratio, p_value, memory, delta, accuracy,
         accuracy_a.get("top1"), accuracy_b.get("top1"), size, statistics_only, interval,
-        floor.describe() if floor else None, cause, len(process_medians(docs_a)), len(process_medians(docs_b)),
+        floor.describe() if floor else None, cause, len(medians_a), len(medians_b),
         "mean" if verdict == "slower" and ": stalls, " in reason else "p50",
     )  # fmt: skip
 

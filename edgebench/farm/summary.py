@@ -229,12 +229,9 @@ def _model_cells(device: str, model: dict, runs: list[dict], results_dir: Path, 
 def kept_confirmations(runs: list[dict], origin: dict[str, tuple[str, int]], results_dir: Path) -> dict:
     """Each variant's A/B confirmation, as kept in the folder of the run that measured it tonight."""
     folders = {run["run_id"]: Path(results_dir) / run["folder"] for run in runs if run.get("folder")}
-    found = {}
-    for variant, (run_id, _) in origin.items():
-        stored = read_confirmations(folders[run_id]) if run_id in folders else {}
-        if variant in kept(stored):
-            found[variant] = kept(stored)[variant]
-    return found
+    by_run = {run_id: kept(read_confirmations(folder)) for run_id, folder in folders.items()}
+    return {variant: by_run[run_id][variant] for variant, (run_id, _) in origin.items()
+            if variant in by_run.get(run_id, {})}  # fmt: skip
 
 
 def _start_temperature(run: RunData, variant: str) -> float | None:

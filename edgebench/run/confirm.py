@@ -55,7 +55,12 @@ class Plan:
     name: str
     baseline_file: Path
     candidate_file: Path
-    identical: bool
+    baseline_sha256: str
+    candidate_sha256: str
+
+    @property
+    def identical(self) -> bool:
+        return self.baseline_sha256 == self.candidate_sha256
 
 
 def suspects(comparison: RunComparison) -> list[str]:
@@ -81,7 +86,8 @@ def confirm_slowdowns(request: ConfirmRequest, on_event: Callable[[RunEvent], No
     for plan in plans:
         files = [plan.candidate_file] if plan.identical else [plan.baseline_file, plan.candidate_file]
         labels = [plan.name] if plan.identical else [f"{plan.name}.baseline", f"{plan.name}.tonight"]
-        variants += [_variant(label, path) for label, path in zip(labels, files, strict=True)]
+        shas = [plan.candidate_sha256] if plan.identical else [plan.baseline_sha256, plan.candidate_sha256]
+        variants += [_variant(label, path, sha) for label, path, sha in zip(labels, files, shas, strict=True)]
     run_id = f"confirm-{candidate.run_id}"
     owner = Owner.of_run(run_id, list(request.command))
     with tempfile.TemporaryDirectory(prefix="edgebench-confirm-") as scratch:
@@ -132,7 +138,7 @@ def keep(run_folder: Path, confirmations: dict[str, Confirmation]) -> str | None
 
 
 def _plan(name: str, baseline: RunData, candidate: RunData, cache_dir: Path | None) -> Plan:
-    files = {}
+    files, shas = {}, {}
     for side, run in (("baseline", baseline), ("candidate", candidate)):
         meta = next((v for v in run.record.variant_files if v["name"] == name), None)
         if meta is None or not meta.get("sha256"):
@@ -140,14 +146,14 @@ def _plan(name: str, baseline: RunData, candidate: RunData, cache_dir: Path | No
         path = cached_variant_file(meta["sha256"], run.record.model_sha256 or "", cache_dir)
         model_path = Path((run.record.get("model") or {}).get("path") or "")
         if path is None and meta["sha256"] == run.record.model_sha256 and model_path.is_file():
-            path = model_path  # float32 of a model that needed no change is the model's own file
-        if path is None or sha256_file(path) != meta["sha256"]:
+            # float32 of a model that needed no change is the model's own file, if it is still that file
+            path = model_path if sha256_file(model_path) == meta["sha256"] else None
+        if path is None:
             raise EdgebenchError(f"cannot confirm {name}: the {side} run's file (sha256 {meta['sha256'][:12]}) is "
                                  "no longer in the variant cache")  # fmt: skip
-        files[side] = path
-    identical = sha256_file(files["baseline"]) == sha256_file(files["candidate"])
-    return Plan(name, files["baseline"], files["candidate"], identical)
+        files[side], shas[side] = path, meta["sha256"]
+    return Plan(name, files["baseline"], files["candidate"], shas["baseline"], shas["candidate"])
 
 
-def _variant(label: str, path: Path) -> Variant:
-    return Variant(label, path, path.stat().st_size, "confirmation", sha256_file(path), True)
+def _variant(label: str, path: Path, sha256: str) -> Variant:
+    return Variant(label, path, path.stat().st_size, "confirmation", sha256, True)
