@@ -234,7 +234,8 @@ def test_a_full_phone_fails_the_model_that_does_not_fit_and_measures_the_rest(ph
         _summary, measurements = load_run(next((tmp_path / "results" / "full").iterdir()))
         assert {m.variant: m.status for m in measurements} == {"float32": "failed", "int8": "ok"}
     finally:
-        subprocess.run(["umount", str(workdir)], capture_output=True)
+        # Lazy: a phone shell may still be in it, and a busy mount left behind breaks the next temp-folder clean-up.
+        subprocess.run(["umount", "--lazy", str(workdir)], capture_output=True)
 
 
 def test_a_phone_that_drops_off_mid_run_ends_it_with_what_was_measured(adb_server, tmp_path, variant_cache):
@@ -280,6 +281,30 @@ def test_a_frozen_phone_ends_the_run_and_its_watchdog_kills_the_binary(adb_serve
         fake.thaw()
         # The phone's own watchdog: the binary dies at its deadline + 30 s even though the host gave up on it.
         assert wait_until(lambda: not process_running(marker), 60), "the benchmark binary outlived its watchdog"
+    finally:
+        fake.stop()
+
+
+def test_a_frozen_phone_is_a_stall_long_before_the_timeout(adb_server, tmp_path, variant_cache):
+    """The default 30-minute --timeout left in place: the phone beats while benchmark_model runs, so its silence
+    is seen after --stall-timeout, as on every other backend."""
+    fake = start_phone(tmp_path / "root", env={"EDGEBENCH_STANDIN_HANG": "60"})
+    device = phone_file(tmp_path, fake)
+    marker = f"--graph={fake.root}"
+    try:
+        run = subprocess.Popen(
+            [sys.executable, "-m", "edgebench", "run", "--device", str(device), *QUICK, "--variants", "float32,int8",
+             "--stall-timeout", "8", "--results-dir", str(tmp_path / "results"), "--cache-dir", str(variant_cache)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert wait_until(lambda: process_running(marker), 60)
+        frozen = time.monotonic()
+        fake.freeze()
+        out, err = run.communicate(timeout=300)
+        assert time.monotonic() - frozen < 8 + 30, "the frozen phone was waited on past the stall timeout + 30 s"
+        assert run.returncode == 1, err
+        assert "stopped answering" in out and "sent nothing for 8s (stalled)" in out, out
+        assert "int8 failed: not measured" in out
     finally:
         fake.stop()
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -98,3 +100,52 @@ def test_an_expired_lease_is_taken_over_and_a_live_one_is_not(tmp_path):
     assert agent.lease("renew", workdir, alive, ttl=60)["acquired"]
     assert agent.lease("release", workdir, alive, ttl=60)["released"]
     assert agent.lease("acquire", workdir, dead, ttl=60)["acquired"]
+
+
+def test_a_killed_controller_leaves_nothing_that_blocks_the_next_run(ssh_host, tmp_path, variant_cache):
+    """SIGKILL, as an OOM killer or a lost CI job does it: no code of the dead run gives its lease back. The
+    next run on this host sees the holder's pid is gone (with its start time, so a reused pid is not taken for
+    it), takes the lease at once instead of after its expiry (32 minutes with the defaults), and closes the
+    dead run as interrupted."""
+    workdir = tmp_path / "board-workdir"
+    device = ssh_host.device_file(tmp_path / "board.toml", workdir=str(workdir))
+    env = {**os.environ, "HOME": str(tmp_path), "EDGEBENCH_LOCK_DIR": str(tmp_path / "locks")}
+    results = tmp_path / "results"
+    killed = start_run(device, results, variant_cache, env=env, min_seconds="60")
+    wait_for(f"{agent.AGENTS_FOLDER}/*.json", workdir)  # its agent is measuring on the board
+    (killed_folder,) = list(results.glob("board/*"))
+    killed.kill()
+    killed.communicate()
+    lease = json.loads((workdir / agent.LEASE_FOLDER / "owner.json").read_text())
+    assert lease["pid"] == killed.pid and lease["expires"] > time.time() + 1800  # left behind, far from expiring
+    started = time.monotonic()
+    second = run_edgebench("run", "--device", str(device), "--model", "mnist", "--variants", "float32", *QUICK,
+                           "--min-seconds", "0.1", "--results-dir", str(results), "--cache-dir", str(variant_cache),
+                           env=env)  # fmt: skip
+    assert second.returncode == 0, second.stderr
+    assert time.monotonic() - started < 120
+    assert f"took over the lease of run {lease['id']}: its controller (pid {killed.pid} on this host) is dead" in (
+        second.stderr
+    )
+    dead_run = json.loads((killed_folder / "run.json").read_text())
+    assert dead_run["status"] == "interrupted" and f"pid {killed.pid}" in dead_run["error"]
+    (new_folder,) = [f for f in results.glob("board/*") if f != killed_folder]
+    assert json.loads((new_folder / "run.json").read_text())["lease_taken_over"]["id"] == lease["id"]
+    with contextlib.closing(sqlite3.connect(results / "history.sqlite")) as index:  # and indexed so
+        assert index.execute("SELECT status FROM runs WHERE run_id = ?", (dead_run["run_id"],)).fetchall() == [
+            ("interrupted",)
+        ]
+
+
+def test_a_live_controllers_lease_is_never_taken_for_a_dead_one(tmp_path):
+    """Only certain death counts: this process (alive), a pid reused by a later process, another host."""
+    from edgebench.core.controller import Controller
+    from edgebench.run.lease import dead_holder
+
+    me = Controller.current()
+    assert not dead_holder({"id": "x", "process": me.as_dict()})
+    reused = {**me.as_dict(), "started": me.started - 3600}  # same pid, started an hour earlier: another process
+    assert dead_holder({"id": "x", "process": reused})
+    assert not dead_holder({"id": "x", "process": {**reused, "host": "another-host"}})
+    assert not dead_holder({"id": "x", "process": {**reused, "pid_namespace": 1}})  # another container
+    assert not dead_holder({"id": "x", "controller": "old-edgebench", "pid": 1})  # an older lease: expiry only

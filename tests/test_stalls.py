@@ -31,7 +31,7 @@ def board(tmp_path):
     host.stop()
 
 
-def run_and_freeze(board, tmp_path, variant_cache, *, with_listener: bool):
+def run_and_freeze(board, tmp_path, variant_cache, *, with_listener: bool, min_seconds: float = 5):
     host, stopped = board
     device = host.device_file(tmp_path / "board.toml")
     results = tmp_path / "results"
@@ -39,7 +39,7 @@ def run_and_freeze(board, tmp_path, variant_cache, *, with_listener: bool):
     process = subprocess.Popen(
         [sys.executable, "-m", "edgebench", "run", "--device", str(device), "--model", "mnist",
          "--variants", "float32,dynamic-int8,int8", "--samples", "0", "--fidelity-samples", "0",
-         "--min-runs", "10", "--min-seconds", "5", "--warmup-seconds", "0", "--stall-timeout", str(STALL),
+         "--min-runs", "10", "--min-seconds", str(min_seconds), "--warmup-seconds", "0", "--stall-timeout", str(STALL),
          "--results-dir", str(results), "--cache-dir", str(variant_cache)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
@@ -63,12 +63,21 @@ def run_and_freeze(board, tmp_path, variant_cache, *, with_listener: bool):
 def test_a_frozen_session_fails_that_variant_and_the_run_goes_on_over_a_fresh_connection(
     board, tmp_path, variant_cache
 ):  # fmt: skip
-    code, stderr, _, (summary, measurements) = run_and_freeze(board, tmp_path, variant_cache, with_listener=False)
+    # 15 s a variant: the stalled agent is still measuring when the stall is seen and the next variant is due.
+    code, stderr, _, (summary, measurements) = run_and_freeze(
+        board, tmp_path, variant_cache, with_listener=False, min_seconds=15
+    )
     assert code == 1 and "Traceback" not in stderr, stderr
     statuses = {m.variant: (m.status, m.error) for m in measurements}
     assert statuses["float32"][0] == "ok" and statuses["int8"][0] == "ok", statuses
     assert statuses["dynamic-int8"][0] == "failed" and statuses["dynamic-int8"][1].startswith("stalled: no output")
     assert summary["status"] == "partial"
+    # The stalled agent was still alive on the board (its sshd frozen, it blocks writing its document): int8 was
+    # measured only after the board stopped it, through the new connection, and confirmed it gone.
+    (int8,) = [m for m in measurements if m.variant == "int8"]
+    (leftover,) = int8.context["stopped_leftover_agents"]
+    assert leftover["stopped"] and leftover["model"].endswith(".tflite") and "dynamic-int8" in leftover["model"]
+    assert "stopped 1 agent(s) an earlier measurement left running" in stderr
 
 
 def test_a_frozen_board_ends_the_run_within_the_stall_timeout_plus_30s(board, tmp_path, variant_cache):

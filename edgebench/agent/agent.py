@@ -11,6 +11,7 @@ model exactly the same bytes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import hashlib
 import importlib
@@ -19,6 +20,7 @@ import math
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -872,6 +874,7 @@ def lease(action, directory, owner, ttl):
             except OSError:  # another controller took it over first
                 return {"kind": LEASE_KIND, "acquired": False, "holder": _read_json(owner_file)}
             shutil.rmtree(stale, ignore_errors=True)
+    answer_extra = {"stopped_agents": stop_leftover_agents(directory)}  # nobody else may measure now
     record = dict(owner, expires=now + ttl, renewed=now)
     record.setdefault("since", now)
     if mine:
@@ -880,7 +883,77 @@ def lease(action, directory, owner, ttl):
     with open(temporary, "w") as f:
         json.dump(record, f)
     os.replace(temporary, owner_file)
-    return {"kind": LEASE_KIND, "acquired": True, "holder": record}
+    return {"kind": LEASE_KIND, "acquired": True, "holder": record, **answer_extra}
+
+
+# ---- agents measuring on this device, so a leftover one can be stopped -------------
+
+AGENTS_FOLDER = "edgebench.agents"
+STOP_WAIT_S = 5.0
+
+
+def process_start(pid):
+    """When a process started (clock ticks since boot, /proc/<pid>/stat field 22); None when it is gone or a
+    zombie. With the pid it names one process: a pid reused later has another start."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()  # the command name in parentheses may hold spaces
+    return None if fields[0] == "Z" else int(fields[19])
+
+
+def register_agent(directory, model):
+    """Say on the device that this agent is measuring `model`; returns the file to remove when done."""
+    folder = os.path.join(directory, AGENTS_FOLDER)
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{os.getpid()}.json")
+    with open(path, "w") as f:
+        json.dump({"pid": os.getpid(), "start": process_start(os.getpid()), "model": model, "since": time.time()}, f)
+    return path
+
+
+def stop_leftover_agents(directory):
+    """Stop every agent still measuring here: run by the lease's holder before it measures, so an agent
+    whose controller lost it (a stalled connection, a killed controller) never measures beside the next
+    one. TERM, then KILL; returns what was found, each with "stopped" true once confirmed gone."""
+    folder = os.path.join(directory, AGENTS_FOLDER)
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        path = os.path.join(folder, name)
+        record = _read_json(path)
+        if not isinstance(record, dict) or record.get("pid") == os.getpid():
+            continue
+        pid, start = record.get("pid"), record.get("start")
+        alive = isinstance(pid, int) and start is not None and process_start(pid) == start
+        if alive:
+            gone = any(_signal_and_wait(pid, start, sig) for sig in (signal.SIGTERM, signal.SIGKILL))
+            found.append({"pid": pid, "model": record.get("model"), "since": record.get("since"), "stopped": gone})
+            if not gone:
+                continue  # still there: its file stays, and the holder is told
+        with contextlib.suppress(OSError):
+            os.remove(path)
+    return found
+
+
+def _signal_and_wait(pid, start, sig):
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    deadline = time.monotonic() + STOP_WAIT_S
+    while time.monotonic() < deadline:
+        if process_start(pid) != start:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def _read_json(path):
@@ -913,6 +986,7 @@ def parse_settings(argv):
     parser.add_argument("--output", help="write the document here instead of stdout")
     parser.add_argument("--probe", action="store_true", help="describe what this device can run, and exit")
     parser.add_argument("--workdir", help="with --probe: report free disk space here")
+    parser.add_argument("--register", help="while measuring, record this agent's pid in this folder (the workdir)")
     parser.add_argument("--lease", choices=("acquire", "renew", "release"), help="take or give back the device lease")
     parser.add_argument("--lease-dir", help="with --lease: the folder the lease lives in (the device's workdir)")
     parser.add_argument("--owner", help="with --lease: JSON describing the holder, with a unique 'id'")
@@ -958,13 +1032,18 @@ def main(argv=None):
         "schema_version": SCHEMA_VERSION,
         "kind": RESULT_KIND,
         "status": "ok",
-        "settings": {key: value for key, value in settings.items() if key not in ("model", "probe", "workdir")},
+        "settings": {
+            key: value for key, value in settings.items() if key not in ("model", "probe", "workdir", "register")
+        },
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         # The device's clock, to the microsecond: when two runs shared a board, these show whether they overlapped.
         "started_unix": time.time(),
     }
     exit_code = EXIT_OK
+    registration = None
     try:
+        if settings.get("register"):
+            registration = register_agent(settings["register"], settings["model"])
         if settings["cpus"]:
             os.sched_setaffinity(0, settings["cpus"])  # before the runtime starts its threads
         measure(settings, progress, document)
@@ -976,6 +1055,10 @@ def main(argv=None):
         document["status"] = "error"
         document["error"] = {"kind": "os-error", "message": " ".join(str(error).split())}
         exit_code = EXIT_AGENT_ERROR
+    finally:
+        if registration:
+            with contextlib.suppress(OSError):
+                os.remove(registration)
     progress("done", force=True)
     document["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     document["finished_unix"] = time.time()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shlex
 import time
 from collections.abc import Callable
@@ -124,9 +125,12 @@ class BenchmarkModelBackend(Backend):
         on_progress(Progress("latency", None, None))
         before = self.facts.get("temperature_c")
         started = time.time()
-        # benchmark_model logs to stderr; both streams are read whole, in order.
+        # benchmark_model logs to stderr; both streams are read whole, in order. It prints nothing while it
+        # measures, so the phone beats for it: a line every few seconds while its CPU time grows. A frozen
+        # phone, or a binary that stops progressing, falls silent and is a stall after --stall-timeout.
         timeout = settings.timeout
-        result = self.transport.run(["sh", "-c", shlex.join(argv) + " 2>&1"], timeout=timeout, stall_timeout=None)
+        result = self.transport.run(["sh", "-c", heartbeat_script(shlex.join(argv))], timeout=timeout,
+                                    stall_timeout=settings.stall_timeout)  # fmt: skip
         if result.timed_out:
             why = f"benchmark_model timed out after {timeout:g}s"
             return Measurement.failed(variant, round_number, FailureKind.TIMED_OUT, why)
@@ -231,8 +235,9 @@ class BenchmarkModelBackend(Backend):
         """The device lease with plain shell: the agent's folder protocol (mkdir), for a phone with no Python."""
         owner_json = json.dumps(dataclasses.asdict(owner))
 
-        def call(action: str) -> dict:
+        def call(action: str, replaces: tuple[str, ...] = ()) -> dict:
             values = {
+                "@REPLACES@": " ".join(shlex.quote(f"{run_id}") for run_id in (*owner.replaces, *replaces)) or "''",
                 "@DIR@": shlex.quote(lease_dir),
                 "@LEASE@": agent.LEASE_FOLDER,
                 "@ID@": shlex.quote(owner.id),
@@ -240,13 +245,29 @@ class BenchmarkModelBackend(Backend):
                 "@ACTION@": shlex.quote(action),
                 "@OWNER@": shlex.quote(owner_json),
             }
-            script = LEASE_SCRIPT
-            for placeholder, value in values.items():
-                script = script.replace(placeholder, value)
+            # One pass: a value that happens to contain a placeholder's text is never substituted into again.
+            script = re.sub(r"@[A-Z]+@", lambda match: values[match.group()], LEASE_SCRIPT)
             result = self.transport.shell(script, timeout=stall_timeout)
             return _lease_answer(result.stdout, action)
 
         return call
+
+
+HEARTBEAT_SECONDS = 5
+
+
+def heartbeat_script(command: str) -> str:
+    """`command` (its stderr into its stdout) in the background, and a line on stderr every few seconds for as
+    long as its CPU time (utime + stime, /proc/PID/stat fields 14-15) keeps growing. Lines carry the agent's
+    progress prefix, so they are read as heartbeats and never shown as the command's own output."""
+    prefix = shlex.quote(agent.PROGRESS_PREFIX + ' {"heartbeat": true}')
+    # The sleep holds no pipe, so killing the beating subshell closes the last one and the command ends at once.
+    return (
+        f"{command} 2>&1 & b=$!; "
+        f"(last=; while kill -0 $b 2>/dev/null; do t=$(cut -d' ' -f14,15 /proc/$b/stat 2>/dev/null); "
+        f'[ "$t" != "$last" ] && echo {prefix} >&2; last=$t; sleep {HEARTBEAT_SECONDS} </dev/null >/dev/null 2>&1; '
+        "done) & h=$!; wait $b; c=$?; kill $h 2>/dev/null; exit $c"
+    )
 
 
 # Mirrors agent.lease: mkdir is atomic; an expired holder's folder is renamed away before taking over.
@@ -260,6 +281,7 @@ if [ "$held" != "$id" ]; then
   if ! mkdir "$p" 2>/dev/null; then
     if [ -n "$exp" ]; then expired=$([ "$exp" -lt "$now" ] && echo 1); else
       expired=$([ $(( now - $(stat -c %Y "$p" 2>/dev/null || echo $now) )) -gt 60 ] && echo 1); fi
+    for dead in @REPLACES@; do [ -n "$held" ] && [ "$dead" = "$held" ] && expired=1; done
     if [ -z "$expired" ]; then echo acquired=0; cat "$p/owner.json" 2>/dev/null; exit 0; fi
     stale="$p.expired-$now-$$"
     if ! { mv "$p" "$stale" && mkdir "$p"; } 2>/dev/null; then echo acquired=0; exit 0; fi

@@ -76,6 +76,9 @@ class PythonAgent(Backend):
         if reference_path and round_number == 1:
             argv += ["--reference", reference_path]
         argv += settings.agent_argv(with_accuracy=round_number == 1)
+        lease_dir = self.transport.lease_dir()
+        if lease_dir:  # so the next lease holder can stop this agent if its controller loses it
+            argv += ["--register", lease_dir]
         result = self.transport.run(
             argv, timeout=settings.timeout, on_stderr_line=_progress_relay(on_progress),
             stall_timeout=settings.stall_timeout,
@@ -94,9 +97,10 @@ class PythonAgent(Backend):
         """agent.py --lease ACTION on the device, as a function for DeviceLease. A lease action takes a second;
         one that says nothing for the stall timeout is a frozen board (Stalled), not a busy one."""
 
-        def call(action: str) -> dict:
+        def call(action: str, replaces: tuple[str, ...] = ()) -> dict:
+            who = owner.replacing(replaces) if replaces else owner
             argv = [*self.transport.python(), self.agent_path, "--lease", action, "--lease-dir", lease_dir,
-                    "--owner", json.dumps(dataclasses.asdict(owner)), "--ttl", str(ttl)]  # fmt: skip
+                    "--owner", json.dumps(dataclasses.asdict(who)), "--ttl", str(ttl)]  # fmt: skip
             result = self.transport.run(argv, timeout=stall_timeout or PROBE_TIMEOUT_S, stall_timeout=stall_timeout)
             if result.timed_out:
                 raise Stalled(

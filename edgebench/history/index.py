@@ -21,7 +21,7 @@ from filelock import FileLock, Timeout
 from edgebench.core.errors import EdgebenchError
 from edgebench.results.layout import run_folders
 from edgebench.results.record import RunRecord
-from edgebench.results.store import ResultsError, latency, load_run
+from edgebench.results.store import ResultsError, close_if_abandoned, latency, load_run
 
 INDEX_SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 30_000
@@ -198,6 +198,10 @@ def rebuild(path: Path, results_dir: Path) -> tuple[int, list[str], str | None]:
     """Re-create the index from every run.json under results_dir, whatever state the index file is in.
 
     Returns (runs indexed, skipped folders, what happened to a bad index file or None)."""
+    folder = Path(path).parent
+    if not os.access(folder if folder.exists() else folder.parent, os.W_OK):
+        raise HistoryError(f"cannot rebuild the history index {path}: {folder} is not writable (read-only disk or "
+                           "permissions); 'edgebench history' reads an index there without writing")  # fmt: skip
     problem = index_problem(path)
     moved = f"{path} was moved aside to {move_aside(path)}: {problem}" if problem else None
     skipped = []
@@ -207,6 +211,7 @@ def rebuild(path: Path, results_dir: Path) -> tuple[int, list[str], str | None]:
         connection.execute("DELETE FROM runs")
         for folder in run_folders(results_dir):
             try:
+                close_if_abandoned(folder)  # a run a killed controller left "running" is indexed as interrupted
                 _insert(connection, folder)
                 count += 1
             except (ResultsError, KeyError, ValueError, OSError) as error:
@@ -275,5 +280,55 @@ def query(
         f" FROM runs r JOIN variants v USING (run_id) {clause or 'WHERE 1'} {runs_clause}"
         " ORDER BY r.started_at, r.run_id, v.rowid"
     )
-    with connect(path) as connection:
+    with reader(path) as connection:
+        if connection is None:
+            return []
         return [HistoryRow(*row) for row in connection.execute(sql, params)]
+
+
+@contextlib.contextmanager
+def reader(path: Path) -> Iterator[sqlite3.Connection | None]:
+    """The index opened for reading only: no lock file, no set-up, nothing written, so a results folder on a
+    read-only disk (an archive, a CI artifact) can be queried. None when there is no index yet."""
+    path = Path(path)
+    if not path.is_file():
+        yield None
+        return
+    connection = None
+    # mode=ro reads a WAL index alongside a writer; on a read-only disk SQLite cannot make the WAL's shared
+    # memory file, and immutable=1 (nothing can change it there) is how such a file is read.
+    for options in ("mode=ro", "immutable=1"):
+        try:
+            connection = sqlite3.connect(f"{path.resolve().as_uri()}?{options}", uri=True,
+                                         timeout=BUSY_TIMEOUT_MS / 1000)  # fmt: skip
+            version = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            break
+        except sqlite3.OperationalError as error:
+            connection.close()
+            connection = None
+            if "no such table" in str(error):
+                raise HistoryError(f"{path} is not an edgebench history index: run 'edgebench history rebuild' to "
+                                   "move it aside and re-create it") from None  # fmt: skip
+        except sqlite3.DatabaseError as error:
+            connection.close()
+            raise _unreadable(path, error) from None
+    if connection is None:
+        raise HistoryError(f"cannot open the history index {path} for reading")
+    try:
+        if version is None or version[0] != str(INDEX_SCHEMA_VERSION):
+            raise HistoryError(f"{path} is history index version {version[0] if version else '?'}, this edgebench "
+                               f"reads {INDEX_SCHEMA_VERSION}: run 'edgebench history rebuild'")  # fmt: skip
+        yield connection
+    except sqlite3.DatabaseError as error:
+        raise _unreadable(path, error) from None
+    finally:
+        connection.close()
+
+
+def _unreadable(path: Path, error: Exception) -> HistoryError:
+    return HistoryError(f"the history index {path} is unreadable ({error}): run 'edgebench history rebuild'")
+
+
+def indexed_runs(path: Path) -> int:
+    with reader(path) as connection:
+        return 0 if connection is None else connection.execute("SELECT COUNT(*) FROM runs").fetchone()[0]

@@ -22,6 +22,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from edgebench.agent.agent import RESULT_KIND
+from edgebench.core.controller import Controller
 from edgebench.core.fileio import atomic_write_json
 from edgebench.results import layout, schemas
 from edgebench.results.documents import ResultsError, header, make_folder, read_document, utc_now
@@ -100,7 +101,9 @@ class RunStore:
     def create(cls, results_dir: Path, device_name: str, run_id: str, fields: dict) -> RunStore:
         folder = make_folder(layout.run_folder(results_dir, device_name, run_id), "results folder")
         first = header(RUN_KIND, RUN_SCHEMA_VERSION, run_id=run_id)
-        record = RunRecord({**first, **fields, "status": "running", "started_at": utc_now(), "measurements": []})
+        # Who measures: a run left "running" by a controller that is gone can then be closed as interrupted.
+        record = RunRecord({**first, **fields, "status": "running", "started_at": utc_now(),
+                            "controller": Controller.current().as_dict(), "measurements": []})  # fmt: skip
         store = cls(folder, record)
         store._write_record()
         return store
@@ -249,6 +252,31 @@ def _read_document(folder: Path, name: str) -> dict:
     )
     _require_valid(path, document, schemas.AGENT_RESULT)
     return document
+
+
+def close_if_abandoned(folder: Path) -> bool:
+    """A run still "running" whose controller is certainly dead (core/controller.py) is closed as interrupted:
+    its measurements stay; it is no longer shown, resumed or waited on as if someone were measuring."""
+    try:
+        summary = json.loads(layout.run_file(folder).read_text())
+    except (OSError, ValueError):
+        return False
+    if not isinstance(summary, dict) or summary.get("status") != "running":
+        return False
+    controller = Controller.of(summary.get("controller"))
+    if controller is None or not controller.certainly_dead():
+        return False
+    mark_interrupted(folder, f"its controller ({controller.describe()}) died mid-run")
+    return True
+
+
+ABANDONED_LOOKBACK = 50  # runs of one device looked at: a dead controller's run is among the latest
+
+
+def close_abandoned(device_folder: Path, keep: Path | None = None) -> list[Path]:
+    """Close the runs of one device that a dead controller of this host left "running"; returns them."""
+    folders = [f for f in layout.run_folders(device_folder.parent, device_folder.name) if f != keep]
+    return [folder for folder in folders[-ABANDONED_LOOKBACK:] if close_if_abandoned(folder)]
 
 
 def mark_interrupted(folder: Path, reason: str) -> None:

@@ -19,15 +19,15 @@ import contextlib
 import json
 import os
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from edgebench.core.controller import Controller
 from edgebench.core.errors import Cancelled, EdgebenchError
 from edgebench.core.fileio import atomic_write_json
 from edgebench.devices.inventory import Device
@@ -40,6 +40,10 @@ class DeviceBusy(EdgebenchError):
     """Another run holds the device; nothing was measured."""
 
 
+class LeftoverAgent(DeviceBusy):
+    """An agent of an earlier measurement still runs on the device and did not stop when told to."""
+
+
 @dataclass(frozen=True)
 class Owner:
     id: str  # the run id: unique per run
@@ -49,10 +53,23 @@ class Owner:
     # Runs known to be dead (a lab worker the broker saw die): their leases are taken over at once,
     # not after their expiry. Only the lab worker that inherits their job names them.
     replaces: tuple[str, ...] = ()
+    # This process exactly (Controller.as_dict): lets another edgebench on this host see that it died.
+    process: dict | None = None
 
     @classmethod
     def of_run(cls, run_id: str, command: list[str], replaces: tuple[str, ...] = ()) -> Owner:
-        return cls(run_id, socket.gethostname(), os.getpid(), " ".join(command), tuple(replaces))
+        me = Controller.current()
+        return cls(run_id, me.host, me.pid, " ".join(command), tuple(replaces), me.as_dict())
+
+    def replacing(self, run_ids: tuple[str, ...]) -> Owner:
+        return replace(self, replaces=(*self.replaces, *run_ids))
+
+
+def dead_holder(holder: dict | None) -> bool:
+    """A lease held by an edgebench of this host that has died (SIGKILL, power cut of a container): it can be
+    taken over at once instead of blocking the board until it expires (the agent's timeout + 2 minutes)."""
+    controller = Controller.of((holder or {}).get("process"))
+    return controller is not None and controller.certainly_dead()
 
 
 def describe(holder: dict | None) -> str:
@@ -104,27 +121,50 @@ class DeviceLease:
     """The lease on the device. `call(action)` runs the agent's --lease there and returns its answer
     (the runner owns the agent protocol), so the lease works wherever the agent runs."""
 
-    def __init__(self, call: Callable[[str], dict], device_name: str, cancel: threading.Event | None = None):
+    def __init__(self, call: Callable[..., dict], device_name: str, cancel: threading.Event | None = None):
         self.call, self.device_name = call, device_name
         self.cancel = cancel or threading.Event()
         self.held = False
+        self.taken_from: dict | None = None  # the dead controller's lease this one replaced, if any
+        self.stopped_agents: list[dict] = []  # leftover agents the device stopped when the lease was taken
 
     def acquire(self, wait: float) -> None:
         deadline = time.monotonic() + wait
         while True:
             answer = self.call("acquire")
+            holder = answer.get("holder")
+            if not answer.get("acquired") and dead_holder(holder):
+                answer = self.call("acquire", replaces=(holder["id"],))
+                if answer.get("acquired"):
+                    self.taken_from = holder
             if answer.get("acquired"):
                 self.held = True
+                self.stopped_agents = self._leftovers(answer)
                 return
             if time.monotonic() + POLL_S > deadline:
                 raise DeviceBusy(_busy_message(self.device_name, answer.get("holder"), wait))
             if self.cancel.wait(POLL_S):
                 raise Cancelled("cancelled while waiting for the device lease")
 
-    def renew(self) -> None:
-        if self.held and not self.call("renew").get("acquired"):
+    def renew(self) -> list[dict]:
+        """Hold the device for one more measurement; returns the leftover agents the device stopped first."""
+        if not self.held:
+            return []
+        answer = self.call("renew")
+        if not answer.get("acquired"):
             self.held = False
             raise DeviceBusy(f"the lease on {self.device_name} was lost (it expired and was taken over); stopping")
+        return self._leftovers(answer)
+
+    def _leftovers(self, answer: dict) -> list[dict]:
+        found = answer.get("stopped_agents") or []
+        running = [agent for agent in found if not agent.get("stopped")]
+        if running:
+            raise LeftoverAgent(
+                f"an earlier agent (pid {running[0]['pid']}, measuring {running[0].get('model')}) is still running "
+                f"on {self.device_name} and could not be stopped; measuring beside it would measure both"
+            )
+        return found
 
     def release(self) -> None:
         if self.held:

@@ -5,6 +5,7 @@ Kept apart from the CLI so tests and scripts can drive a run without a terminal.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -35,7 +36,7 @@ from edgebench.quantize.variants import (
 )
 from edgebench.results.layout import RUN_FILE, default_results_dir, new_id
 from edgebench.results.record import RunRecord
-from edgebench.results.store import ResultsWriteError, RunStore, load_run
+from edgebench.results.store import ResultsWriteError, RunStore, close_abandoned, load_run
 from edgebench.run.health import Cooldown, HealthLimits
 from edgebench.run.lease import DeviceBusy, Owner, host_lock
 from edgebench.run.retry import RetryPolicy
@@ -173,7 +174,8 @@ def start_run(work: PreparedWork, device: Device, request: RunRequest, settings:
     )  # fmt: skip
     settings = settings or resolve_settings(device, request.settings)
     evaluated = work.evaluated
-    if evaluated is not None and holdout:
+    if evaluated is not None and (holdout or (settings.samples or 0) > evaluated):
+        # Stored as evaluated: --samples 999999999 on a 10,000-sample set is 10,000, and compares with it.
         settings = dataclasses.replace(settings, samples=min(settings.samples or evaluated, evaluated))
     fields = {
         "command": request.command,
@@ -236,6 +238,7 @@ def run_on_device(
             host_lock(prepared.device, prepared.plan.owner, prepared.plan.settings.wait, cancel=prepared.plan.cancel),
             open_transport(prepared.device, trust_new_host=trust_new_host) as transport,
         ):
+            _close_abandoned_runs(prepared)
             status = execute(
                 prepared.plan, transport, make_backend(prepared.device, transport), prepared.store, on_event
             )
@@ -244,12 +247,12 @@ def run_on_device(
         if prepared.store.record["status"] == "running":
             _discard_or_finish(prepared.store, "interrupted", "stopped before the device was free")
         raise
-    except DeviceBusy:
+    except DeviceBusy as error:
         if not prepared.store.measurements:
             # Never had the device: no run to keep, index or pick as a baseline.
             shutil.rmtree(prepared.store.folder, ignore_errors=True)
         else:
-            prepared.store.finish("failed", {"error": "the device lease was lost"})
+            prepared.store.finish("failed", {"error": str(error)})
         raise
     except ResultsWriteError as error:
         # The results folder is full: stop measuring, show what is held in memory, index nothing.
@@ -268,6 +271,15 @@ def run_on_device(
         return dataclasses.replace(outcome, history_error=f"history index not updated ({error}); {RUN_FILE} is "
                                    "safe: 'edgebench history rebuild' re-creates the index")  # fmt: skip
     return outcome
+
+
+def _close_abandoned_runs(prepared: PreparedRun) -> None:
+    """Runs of this device that a killed controller of this host left "running" are closed as interrupted (and
+    re-indexed), so they are never taken for a run in progress. Done holding the host lock: no live run of
+    this host is measuring the device."""
+    for folder in close_abandoned(prepared.store.folder.parent, keep=prepared.store.folder):
+        with contextlib.suppress(EdgebenchError, OSError):
+            history.index_run(prepared.history_path, folder)
 
 
 def _discard_or_finish(store: RunStore, status: str, error: str) -> None:

@@ -82,6 +82,12 @@ def execute(plan: RunPlan, transport: Transport, backend: Backend, store: RunSto
         emit("health", status="ok")
         if plan.settings.cpus and probe.get("cores"):
             check_cpus(plan.settings.cpus, range(probe["cores"]), device_name)
+        cores = len(plan.settings.cpus) or probe.get("cores")
+        if cores and plan.settings.threads > cores:
+            # More threads than cores time-share them: a slower figure that is the setting's, not the model's.
+            emit("health", status="warning", message=f"--threads {plan.settings.threads} on {cores} core(s) of "
+                 f"{device_name}: threads beyond the cores only take turns")  # fmt: skip
+            store.note(warnings=[f"threads {plan.settings.threads} > {cores} core(s) available"])
         lease = None
         lease_dir = transport.lease_dir()
         if plan.owner and lease_dir:
@@ -90,6 +96,14 @@ def execute(plan: RunPlan, transport: Transport, backend: Backend, store: RunSto
             lease = DeviceLease(call, device_name, plan.cancel)
             emit("lease", message="waiting for the device lease")
             lease.acquire(plan.settings.wait)
+            if lease.stopped_agents:
+                store.note(stopped_leftover_agents=lease.stopped_agents)
+                emit("lease", message=_leftovers_message(lease.stopped_agents))
+            if lease.taken_from:
+                dead = lease.taken_from
+                store.note(lease_taken_over={key: dead.get(key) for key in ("id", "controller", "pid", "since")})
+                emit("lease", message=f"took over the lease of run {dead.get('id')}: its controller (pid "
+                                      f"{dead.get('pid')} on this host) is dead")  # fmt: skip
         try:
             return _measure_all(plan, transport, backend, store, emit, lease)
         finally:
@@ -141,7 +155,12 @@ def _measure_all(plan: RunPlan, transport: Transport, backend: Backend, store: R
                     emit("cooldown", variant.name, round_number, message=plan.cooldown.describe())
                     context["cooldown"] = cool_down(plan.cooldown, backend.temperature, plan.cancel)
                 if lease:
-                    lease.renew()  # for one more agent timeout: a dead controller's lease expires soon
+                    # For one more agent timeout (a dead controller's lease expires soon); the device stops any
+                    # agent an earlier measurement left running (a stalled connection's) before this one starts.
+                    leftovers = lease.renew()
+                    if leftovers:
+                        context["stopped_leftover_agents"] = leftovers
+                        emit("lease", variant.name, round_number, message=_leftovers_message(leftovers))
                 emit("start", variant.name, round_number)
                 measured += 1
                 measurement = backend.measure(
@@ -229,3 +248,8 @@ def _progress_relay(emit, variant: str, round_number: int) -> Callable[[Progress
         emit("progress", variant, round_number, phase=progress.phase, done=progress.done, total=progress.total)
 
     return relay
+
+
+def _leftovers_message(agents: list[dict]) -> str:
+    shown = ", ".join(f"pid {agent['pid']} measuring {Path(str(agent.get('model'))).name}" for agent in agents)
+    return f"stopped {len(agents)} agent(s) an earlier measurement left running on the device ({shown})"

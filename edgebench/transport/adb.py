@@ -176,9 +176,10 @@ class AdbTransport(Transport):
             if not self._responsive():
                 # A frozen phone: every later command would wait out its own deadline. Its watchdog
                 # (timeout -s KILL) ends the command if it ever runs again.
+                how = f"sent nothing for {stall_timeout:g}s (stalled)" if outcome.stalled else "ran past its deadline"
                 self._lost = (
                     f"device {self.endpoint.name!r} ({self.options.serial}) stopped answering: no reply within "
-                    f"{self.options.connect_timeout:g}s after a command ran past its deadline"
+                    f"{self.options.connect_timeout:g}s after a command {how}"
                 )
                 raise ConnectionLost(self._lost)
             self._kill_remote(pidfile)

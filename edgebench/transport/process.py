@@ -44,7 +44,7 @@ def run_process(
     stdout: list[str] = []
     readers = [
         threading.Thread(target=_pump, args=(process.stderr, tail), daemon=True),
-        threading.Thread(target=lambda: stdout.append(process.stdout.read()), daemon=True),
+        threading.Thread(target=_collect, args=(process.stdout, stdout, tail), daemon=True),
     ]
     for reader in readers:
         reader.start()
@@ -86,3 +86,11 @@ def run_process(
 def _pump(stream, tail: StderrTail) -> None:
     for line in stream:
         tail.feed(line)
+
+
+def _collect(stream, chunks: list[str], tail: StderrTail) -> None:
+    """stdout whole; each line is also a sign of life (a phone without shell protocol v2 sends its stderr,
+    heartbeats included, on stdout)."""
+    for line in stream:
+        chunks.append(line)
+        tail.last_activity = time.monotonic()
