@@ -287,9 +287,15 @@ def test_different_settings_are_not_comparable(tmp_path, b_options, b_runtime, r
     assert not result.comparable and reason in result.not_comparable and result.variants == ()
 
 
-@pytest.mark.parametrize(("text", "value"), [("5%", 0.05), ("5", 0.05), ("0.05", 0.05), ("12.5%", 0.125)])
+@pytest.mark.parametrize(("text", "value"), [("5%", 0.05), ("0.05", 0.05), ("12.5%", 0.125), ("0.9", 0.9)])
 def test_thresholds_parse(text, value):
     assert parse_threshold(text) == pytest.approx(value)
+
+
+@pytest.mark.parametrize("text", ["1", "5", "90"])
+def test_a_bare_threshold_of_one_or_more_is_refused_not_guessed(text):
+    with pytest.raises(ValueError, match=f"write {text}% for a percentage, or a fraction below 1"):
+        parse_threshold(text)
 
 
 def test_bad_threshold():
@@ -456,8 +462,9 @@ class TestHistory:
         path = tmp_path / "history.sqlite"
         monkeypatch.setattr(history, "BUSY_TIMEOUT_MS", 300)
         held_by_another = FileLock(f"{path}.lock")
-        with held_by_another, pytest.raises(history.HistoryError, match="stayed locked by another edgebench"):
-            history.query(path)
+        locked = pytest.raises(history.HistoryError, match="stayed locked by another edgebench")
+        with held_by_another, locked, history.connect(path):  # a writer's set-up (a query reads without any lock)
+            pass
         with history.connect(path) as connection:  # usable once the other edgebench lets go
             assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
@@ -594,4 +601,13 @@ def test_a_latency_sample_that_is_not_a_number_names_the_file(tmp_path):
     document["timing"]["samples_us"][7] = "7.5"
     folder = record_run(tmp_path, "20260101T000000Z-mnist-0001", {"int8": document})
     with pytest.raises(ResultsError, match=r"int8\.json is damaged \(timing/samples_us: every sample must be a number"):
+        load(folder)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1.0])
+def test_a_latency_sample_that_is_nan_or_infinite_names_the_file_instead_of_p_nan(tmp_path, bad):
+    document = agent_document(latency_samples(1))
+    document["timing"]["samples_us"][3] = bad
+    folder = record_run(tmp_path, "20260101T000000Z-mnist-0001", {"int8": document})
+    with pytest.raises(ResultsError, match=r"int8\.json is damaged \(timing/samples_us: every sample must be a finite"):
         load(folder)

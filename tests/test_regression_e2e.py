@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -71,9 +72,20 @@ def require_slowdown(quiet: Path, slow: Path, variant: str = "int8") -> None:
     """The premise of a throttled night: the throttle made the agent slower. With other processes busy on
     every core it can take no time from the model at all; then the verdict has nothing to find, and the
     test says so (pytest -rs) instead of failing on a slowdown that never happened."""
-    p50 = [json.loads((folder / f"{variant}.json").read_text())["timing"]["stats"]["p50"] for folder in (quiet, slow)]
-    if p50[1] < 1.4 * p50[0]:
-        pytest.skip(f"the throttle did not slow the agent on this busy machine ({p50[1] / p50[0] - 1:+.0%})")
+    quiet_p50, slow_p50 = (process_p50s(folder, variant) for folder in (quiet, slow))
+    shift = statistics.median(slow_p50) / statistics.median(quiet_p50) - 1
+    # Every process: a throttle that slowed one round of three gives the verdict nothing to be sure of.
+    if shift < 0.4 or min(slow_p50) <= max(quiet_p50):
+        pytest.skip(
+            f"the throttle did not slow every process of the agent on this busy machine (median {shift:+.0%},"
+            f" rounds {[round(v) for v in quiet_p50]} -> {[round(v) for v in slow_p50]} µs)"
+        )
+
+
+def process_p50s(folder: Path, variant: str) -> list[float]:
+    """Each round's (fresh process's) median: the evidence the verdict weighs."""
+    files = sorted(folder.glob(f"{variant}.json")) + sorted(folder.glob(f"{variant}.r*.json"))
+    return [json.loads(path.read_text())["timing"]["stats"]["p50"] for path in files]
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@ and runtime. The models are real flatbuffers built by tests/third_party_models.p
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -28,6 +29,7 @@ SHAPES = [
     ("landmark", {"legacy_opcodes": True}),
     ("detector", {}),
     ("two-input", {"signature": True}),
+    ("detector", {"sparse_weights": True}),  # float16 weights stored SPARSE behind DENSIFY -> DEQUANTIZE
 ]
 
 
@@ -101,6 +103,12 @@ def test_normalization_gives_a_plain_float32_reference_that_computes_the_same(mo
     if options.get("float16_weights"):
         assert normalized.changes == ("unfolded from float16-stored weights (10 constant(s) behind DEQUANTIZE)",)
         assert inspect_model(path).dequantized_constants == {"float16": 10}
+    elif options.get("sparse_weights"):
+        assert normalized.changes == (
+            "densified 11 sparse float16 constant(s) (DENSIFY folded)",
+            "unfolded from float16-stored weights (11 constant(s) behind DEQUANTIZE)",
+        )
+        assert inspect_model(path).operators["DENSIFY"] == 11 and "DENSIFY" not in info.operators
     elif options.get("legacy_opcodes"):
         assert "operator code(s) upgraded from the pre-TF-2.3 schema" in normalized.changes[0]
     else:
@@ -142,12 +150,30 @@ def test_a_copy_of_the_reference_is_never_reported_as_a_variant(models):
     assert reason == "the quantizer returned the float32 model unchanged: no int8 weights" and share == 0
 
 
+def test_the_converted_share_counts_only_what_the_variant_converted(models):
+    """Shares against a reference that still holds float16 weights (one normalization could not unfold): the
+    float16 variant's weights were float16 already (not 1219%), and a dynamic-int8 file that converted 7.4% of
+    the float weights is 7.4% (not 90.9% of the few float32 ones), so it is refused."""
+    reference_path, variant_path = models[("detector", ())], models[("landmark", ("legacy_opcodes",))]
+    reference = dataclasses.replace(inspect_model(reference_path), weight_elements={"float16": 2_700_000,
+                                                                                    "float32": 16_400})  # fmt: skip
+    float16 = dataclasses.replace(inspect_model(variant_path), weight_elements={"float16": 2_716_400})
+    reason, share = verify_variant(VARIANT_SPECS["float16"], reference, float16)
+    assert share <= 1.0 and share < 0.01 and reason.startswith("only 1% of the float weights became float16")
+    few = dataclasses.replace(inspect_model(variant_path), weight_elements={"int8": 200_000, "float16": 2_500_000,
+                                                                            "float32": 16_400})  # fmt: skip
+    reason, share = verify_variant(VARIANT_SPECS["dynamic-int8"], reference, few)
+    assert round(share, 3) == 0.074 and reason.startswith("only 7% of the float weights became int8")
+    most = dataclasses.replace(few, weight_elements={"int8": 2_000_000, "float16": 700_000, "float32": 16_400})
+    assert verify_variant(VARIANT_SPECS["dynamic-int8"], reference, most) == (None, 2_000_000 / 2_716_400)
+
+
 def test_a_variant_the_quantizer_left_mostly_float_is_refused(models):
     """float16 weights claimed, but the file still holds float32 everywhere (a float32 model under another name)."""
     reference = inspect_model(models[("detector", ())])
     not_converted = inspect_model(models[("landmark", ("legacy_opcodes",))])
     reason, _ = verify_variant(VARIANT_SPECS["float16"], reference, not_converted)
-    assert reason.startswith("only 0% of the float32 weights became float16; float32 weights remain in FULLY_CONNECTED")
+    assert reason.startswith("only 0% of the float weights became float16; float32 weights remain in FULLY_CONNECTED")
 
 
 def test_without_calibration_the_static_recipes_are_skipped_and_nothing_fails(models, tmp_path):

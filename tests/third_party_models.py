@@ -26,9 +26,10 @@ _ACT = schema.ActivationFunctionType
 class GraphBuilder:
     """One subgraph, NHWC float32 activations; constants float32, or float16 behind DEQUANTIZE."""
 
-    def __init__(self, *, seed: int = 0, float16_weights: bool = False):
+    def __init__(self, *, seed: int = 0, float16_weights: bool = False, sparse_weights: bool = False):
         self.rng = np.random.default_rng(seed)
-        self.float16_weights = float16_weights
+        self.float16_weights = float16_weights or sparse_weights
+        self.sparse_weights = sparse_weights
         self.model = schema.ModelT()
         self.model.version = 3
         self.model.description = "edgebench third-party-style test model"
@@ -72,8 +73,38 @@ class GraphBuilder:
     def constant(self, name: str, values: np.ndarray) -> int:
         if not self.float16_weights or values.ndim < 2:
             return self._tensor(name, values.shape, np.float32, values)
+        if self.sparse_weights:
+            return self._sparse_float16(name, values)
         stored = self._tensor(name + "_fp16", values.shape, np.float16, values.astype(np.float16))
         return self._op(_OP.DEQUANTIZE, [stored], name, values.shape)
+
+    def _sparse_float16(self, name: str, values: np.ndarray) -> int:
+        """SPARSE float16 -> DENSIFY -> DEQUANTIZE, as some published detectors store weights: 60% of each
+        tensor pruned by magnitude, then stored in TFLite's sparse format. A 2-D (fully connected) weight in 1x4
+        blocks along its input dimension (the block map the converter uses for sparse FC kernels), anything
+        else as plain CSR over its last dimension."""
+        pruned = np.where(np.abs(values) < np.quantile(np.abs(values), 0.6), 0, values).astype(np.float16)
+        sparsity = schema.SparsityParametersT()
+        rank = pruned.ndim
+        if rank == 2 and pruned.shape[1] % 4 == 0:
+            rows, blocks = pruned.shape[0], pruned.shape[1] // 4
+            grid = pruned.reshape(rows, blocks, 4)
+            keep = np.abs(grid).sum(axis=2) > 0
+            sparsity.traversalOrder, sparsity.blockMap = [0, 1, 2], [1]
+            levels = [_dense_level(rows), _csr_level(keep), _dense_level(4)]
+            stored = grid[keep].reshape(-1)
+        else:
+            flat = pruned.reshape(-1, pruned.shape[-1])
+            keep = flat != 0
+            sparsity.traversalOrder = list(range(rank))
+            levels = [_dense_level(size) for size in pruned.shape[:-1]] + [_csr_level(keep)]
+            stored = flat[keep]
+        sparsity.dimMetadata = levels
+        index = self._tensor(name + "_sparse_fp16", pruned.shape, np.float16, stored)
+        self.subgraph.tensors[index].sparsity = sparsity
+        dense = self._op(_OP.DENSIFY, [index], name + "_fp16", pruned.shape)
+        self.subgraph.tensors[dense].type = schema.TensorType.FLOAT16
+        return self._op(_OP.DEQUANTIZE, [dense], name, pruned.shape)
 
     # ---- operators -----------------------------------------------------------
     def _opcode(self, builtin: int) -> int:
@@ -182,6 +213,24 @@ class GraphBuilder:
         return bytes(flatbuffer_utils.convert_object_to_bytearray(self.model))
 
 
+def _dense_level(size: int):
+    level = schema.DimensionMetadataT()
+    level.format, level.denseSize = schema.DimensionType.DENSE, size
+    return level
+
+
+def _csr_level(keep: np.ndarray):
+    """One SPARSE_CSR level over the rows of `keep` (rows x columns): which columns each row stores."""
+    level = schema.DimensionMetadataT()
+    level.format = schema.DimensionType.SPARSE_CSR
+    segments, indices = schema.Int32VectorT(), schema.Int32VectorT()
+    segments.values = [0, *np.cumsum(keep.sum(axis=1)).tolist()]
+    indices.values = np.nonzero(keep)[1].tolist()
+    level.arraySegmentsType = level.arrayIndicesType = schema.SparseIndexVector.Int32Vector
+    level.arraySegments, level.arrayIndices = segments, indices
+    return level
+
+
 def _tensor_map(name: str, index: int):
     entry = schema.TensorMapT()
     entry.name, entry.tensorIndex = name, index
@@ -209,10 +258,15 @@ def landmark_model(
 
 
 def detector_model(
-    *, float16_weights: bool = False, signature: bool = False, legacy_opcodes: bool = False, seed: int = 2
+    *,
+    float16_weights: bool = False,
+    signature: bool = False,
+    legacy_opcodes: bool = False,
+    seed: int = 2,
+    sparse_weights: bool = False,
 ) -> bytes:
     """A detector-like head: one 64x64x3 image in, boxes (1, 40) and class scores (1, 10) out."""
-    graph = GraphBuilder(seed=seed, float16_weights=float16_weights)
+    graph = GraphBuilder(seed=seed, float16_weights=float16_weights, sparse_weights=sparse_weights)
     x = graph.input("image", (1, 64, 64, 3))
     features = graph.dense(graph.mean_hw(_backbone(graph, x)), 1024, "hidden", relu=True)
     graph.output(graph.logistic(graph.dense(features, 40, "boxes/dense"), "boxes"))
@@ -255,3 +309,4 @@ if __name__ == "__main__":
     for shape in SHAPES:
         for options in ({}, {"float16_weights": True}, {"legacy_opcodes": True}):
             print(write_model(out, shape, **options))
+    print(write_model(out, "detector", sparse_weights=True))

@@ -12,8 +12,6 @@ import threading
 import time
 from pathlib import Path
 
-from rich.console import Console
-
 from edgebench.cli.interrupt import interrupted_exit_code
 from edgebench.cli.options import (
     broker_option,
@@ -23,7 +21,7 @@ from edgebench.cli.options import (
     results_folder,
     trust_option,
 )
-from edgebench.cli.render import emit, emit_farm
+from edgebench.cli.render import emit, emit_farm, plain_console
 from edgebench.core.errors import EdgebenchError
 from edgebench.core.quiet import real_stderr
 
@@ -89,7 +87,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise EdgebenchError(f"--devices {args.devices}: no such folder")
     devices = list_devices(args.devices)
     client = connect(args.broker)
-    stderr = Console(file=real_stderr())
+    stderr = plain_console(file=real_stderr())
 
     def say(text: str) -> None:
         stderr.print(f"{time.strftime('%H:%M:%S')} {text}", markup=False, highlight=False, soft_wrap=True)
@@ -119,7 +117,7 @@ def cmd_farm_submit(args: argparse.Namespace) -> int:
     deadline = parse_duration(args.deadline)
     farm = load_farm_file(args.farm)
     client = connect(args.broker)
-    stderr = Console(file=real_stderr())
+    stderr = plain_console(file=real_stderr())
     command = ["edgebench", *(sys.argv[1:] if args.argv is None else args.argv)]
     with stderr.status("preparing") as spinner:
         submission = submit_farm(farm, client, broker_url(args.broker), deadline, command, args.cache_dir,
@@ -168,7 +166,7 @@ def cmd_farm_collect(args: argparse.Namespace) -> int:
     client = connect(args.broker)
     results_dir = results_folder(args)
     farm_run = args.farm_run or newest_farm_run(client)
-    stderr = Console(file=real_stderr())
+    stderr = plain_console(file=real_stderr())
     while True:
         collected = Patience().call(lambda: collect(client, farm_run, results_dir), f"collecting {farm_run}")
         for problem in collected.problems:

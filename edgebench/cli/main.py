@@ -28,8 +28,9 @@ from edgebench.cli.options import (
     setting_flags,
     trust_option,
 )
-from edgebench.cli.render import emit, emit_farm
+from edgebench.cli.render import emit, emit_farm, plain_console
 from edgebench.core.errors import EdgebenchError
+from edgebench.core.fileio import unwritable, where_unwritable
 from edgebench.core.quiet import real_stderr
 from edgebench.core.settings import CONFIRM_PAIRS
 
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     args.argv = argv
-    stderr = Console(file=real_stderr())
+    stderr = plain_console(file=real_stderr())
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, terminate)
@@ -53,6 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as interruption:
         stderr.print("edgebench: interrupted", markup=False, highlight=False)
         return interrupted_exit_code(interruption)
+    except OSError as error:
+        # A read-only or full place that no command's own handling named: still one line and exit 2. Every
+        # measurement is written as it arrives, so nothing measured is lost by stopping here.
+        if not unwritable(error):
+            raise
+        stderr.print(f"edgebench: error: {where_unwritable(error, 'a file')}", markup=False, highlight=False,
+                     soft_wrap=True)  # fmt: skip
+        return EdgebenchError.exit_code
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -229,7 +238,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
             raise EdgebenchError("--evaluate needs an evaluation set: pass --dataset data.npz")
         dataset = load_dataset(source.dataset_path)
 
-    status = Console(file=real_stderr())
+    status = plain_console(file=real_stderr())
     with status.status("quantizing") as spinner:
         results = build_variants(
             source, names, cache_dir=args.cache_dir, on_variant=lambda name: spinner.update(f"quantizing: {name}")
@@ -265,7 +274,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         command=["edgebench", *(sys.argv[1:] if args.argv is None else args.argv)],
     )
-    stderr = Console(file=real_stderr())
+    stderr = plain_console(file=real_stderr())
     with stderr.status("preparing variants"):
         prepared = prepare_run(request)
     display = _RunProgress(stderr, prepared.total_measurements)
@@ -297,8 +306,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     elif args.report:
         from edgebench.report.html_report import runs_report, write
 
-        write(runs_report([outcome.folder], args.report), args.report)
-        stderr.print(f"report: {args.report}", markup=False, highlight=False, soft_wrap=True)
+        try:
+            write(runs_report([outcome.folder], args.report), args.report)
+            stderr.print(f"report: {args.report}", markup=False, highlight=False, soft_wrap=True)
+        except EdgebenchError as error:  # the measurement is saved: its exit status stands
+            stderr.print(f"edgebench: warning: {error}; the run is in {outcome.folder} ('edgebench report' makes "
+                         "the report again)", markup=False, highlight=False, soft_wrap=True)  # fmt: skip
     return EXIT_OK if outcome.status == "ok" else EXIT_PARTIAL
 
 
@@ -351,7 +364,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         report = runs_report(folders, args.output, comparison)
     path = write(report, args.output)
     size = path.stat().st_size
-    Console(file=real_stderr()).print(f"report: {path} ({size / 1e6:.2f} MB)", markup=False, highlight=False)
+    plain_console(file=real_stderr()).print(f"report: {path} ({size / 1e6:.2f} MB)", markup=False, highlight=False)
     return EXIT_OK
 
 
@@ -381,7 +394,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     path = args.history_db or history.default_history_path(results_dir)
     if args.action == "rebuild":
         count, skipped, moved = history.rebuild(path, results_dir)
-        stderr = Console(file=real_stderr())
+        stderr = plain_console(file=real_stderr())
         if moved:
             stderr.print(moved, markup=False, highlight=False, soft_wrap=True)
         for line in skipped:
@@ -393,6 +406,13 @@ def cmd_history(args: argparse.Namespace) -> int:
     if args.last is not None and args.last < 1:
         raise EdgebenchError("--last must be at least 1")
     rows = history.query(path, device=args.device, model=args.model, variant=args.variant, last=args.last)
+    if not rows and not history.indexed_runs(path):
+        from edgebench.results.layout import run_folders
+
+        found = len(run_folders(results_dir))
+        if found:  # the index is missing or empty, not the history
+            raise EdgebenchError(f"the history index {path} lists no runs, but {results_dir} holds {found} run "
+                                 "folder(s): run 'edgebench history rebuild' to index them")  # fmt: skip
     emit(args.format, history_table(rows, _threshold(args.threshold)), {"runs": [r.__dict__ for r in rows]})
     return EXIT_OK
 
@@ -468,7 +488,7 @@ def _confirm(args, comparison, baseline, candidate, folder, floors):
         return comparison
     if args.confirm_pairs < 3:
         raise EdgebenchError(f"--confirm-pairs must be at least 3, got {args.confirm_pairs}")
-    stderr = Console(file=real_stderr())
+    stderr = plain_console(file=real_stderr())
     request = ConfirmRequest(
         comparison, baseline, candidate, _threshold(args.threshold), floors, args.confirm_pairs,
         devices_dir=args.devices_dir, cache_dir=args.cache_dir, trust_new_host=args.trust_new_host,
@@ -490,7 +510,7 @@ class _RunProgress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
         self.progress = Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
             console=console, transient=True,
         )  # fmt: skip
         self.task = self.progress.add_task("starting", total=total)
@@ -514,16 +534,27 @@ class _RunProgress:
             self.progress.update(self.task, description=f"{label}: {event.phase}{done}{runs}")
         elif event.kind == "done":
             self.progress.advance(self.task)
+        elif event.kind in ("lease", "health") and event.message:
+            if event.message.startswith("waiting"):
+                self.progress.update(self.task, description=event.message)
+            else:  # a dead controller's lease taken over, a leftover agent stopped: worth a line of its own
+                self.progress.console.print(
+                    f"{event.device}: {event.message}", markup=False, highlight=False, soft_wrap=True
+                )
 
 
 def cmd_devices_list(args: argparse.Namespace) -> int:
-    from edgebench.devices.inventory import default_devices_dir, list_devices
+    from edgebench.devices.inventory import default_devices_dir, scan_devices
     from edgebench.farm.quarantine import load_states
     from edgebench.report.devices_table import devices_table
 
     folder = args.devices_dir or default_devices_dir()
-    emit("table", devices_table(list_devices(folder), folder, load_states(results_folder(args))), {})
-    return EXIT_OK
+    devices, broken = scan_devices(folder)
+    emit("table", devices_table(devices, folder, load_states(results_folder(args))), {})
+    stderr = plain_console(file=real_stderr(), soft_wrap=True)
+    for bad in broken:
+        stderr.print(f"edgebench: broken device file (not listed): {bad.problem}")
+    return EXIT_PARTIAL if broken else EXIT_OK
 
 
 def cmd_devices_release(args: argparse.Namespace) -> int:
@@ -535,7 +566,7 @@ def cmd_devices_release(args: argparse.Namespace) -> int:
         if lifted
         else (f"{args.name} was not quarantined")
     )
-    Console(file=real_stderr()).print(message, markup=False, highlight=False, soft_wrap=True)
+    plain_console(file=real_stderr()).print(message, markup=False, highlight=False, soft_wrap=True)
     return EXIT_OK
 
 
@@ -549,7 +580,7 @@ def cmd_farm_run(args: argparse.Namespace) -> int:
         trust_new_host=args.trust_new_host, resume=args.resume, confirm=args.confirm,
         command=["edgebench", *(sys.argv[1:] if args.argv is None else args.argv)],
     )  # fmt: skip
-    stderr = Console(file=real_stderr())
+    stderr = plain_console(file=real_stderr())
     cancel = threading.Event()
     display = _FarmProgress(stderr)
     try:
@@ -567,8 +598,11 @@ def cmd_farm_run(args: argparse.Namespace) -> int:
         from edgebench.report.html_report import farm_report, write
 
         results_dir = args.results_dir or results_folder(args)
-        write(farm_report(outcome.folder.name, results_dir, args.report), args.report)
-        stderr.print(f"report: {args.report}", markup=False, highlight=False, soft_wrap=True)
+        try:
+            write(farm_report(outcome.folder.name, results_dir, args.report), args.report)
+            stderr.print(f"report: {args.report}", markup=False, highlight=False, soft_wrap=True)
+        except EdgebenchError as error:  # the night is measured and judged: its exit status stands
+            stderr.print(f"edgebench: warning: {error}", markup=False, highlight=False, soft_wrap=True)
     return outcome.summary.exit_code
 
 
@@ -618,12 +652,13 @@ class _FarmProgress:
 
     def _render(self):
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(title=f"farm: {self.status}", title_justify="left")
         for header in ("device", "state", "now", "done"):
             table.add_column(header)
         for device, (state, detail, count) in self.rows.items():
-            table.add_row(device, state, detail[:80], count)
+            table.add_row(*(Text(cell) for cell in (device, state, detail[:80], count)))  # user text, never markup
         return table
 
 
@@ -640,7 +675,7 @@ def cmd_devices_trust(args: argparse.Namespace) -> int:
     from edgebench.devices.check import trust_device
 
     message = trust_device(args.name, args.devices_dir)
-    Console(file=real_stderr()).print(message, markup=False, highlight=False, soft_wrap=True)
+    plain_console(file=real_stderr()).print(message, markup=False, highlight=False, soft_wrap=True)
     return EXIT_OK
 
 
@@ -648,7 +683,7 @@ def cmd_devices_setup(args: argparse.Namespace) -> int:
     from edgebench.devices.inventory import resolve_device
     from edgebench.devices.setup import setup_device
 
-    stderr = Console(file=real_stderr())
+    stderr = plain_console(file=real_stderr())
     device = resolve_device(args.name, args.devices_dir)
     if args.benchmark_binary or device.backend == "benchmark_model":
         from edgebench.devices.binary_setup import setup_binary

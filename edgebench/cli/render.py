@@ -8,6 +8,12 @@ import sys
 from rich.console import Console
 
 
+def plain_console(**options) -> Console:
+    """A console that prints text as given: model, device and run names are user text, and rich would read
+    "[...]" in them as markup and ":name:" as an emoji code (a baseline "last:-1:" printed a thumbs-down)."""
+    return Console(markup=False, emoji=False, highlight=False, **options)
+
+
 def emit(output_format: str, table, document: dict) -> None:
     if output_format == "json":
         print(json.dumps(document, indent=2, default=str))
@@ -19,7 +25,7 @@ def emit(output_format: str, table, document: dict) -> None:
         from edgebench.report.terminal import rich_table
 
         # Piped into a file or a CI log, rich would squeeze the table to 80 columns.
-        Console(width=None if sys.stdout.isatty() else 200).print(rich_table(table))
+        plain_console(width=None if sys.stdout.isatty() else 200).print(rich_table(table))
 
 
 def emit_farm(output_format: str, summary) -> None:

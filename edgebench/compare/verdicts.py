@@ -426,14 +426,18 @@ def accuracy_verdict(counts_a: tuple[int, int], counts_b: tuple[int, int]) -> tu
 
 
 def parse_threshold(text: str) -> float:
-    """'5%', '5' or '0.05' -> 0.05."""
-    value = text.strip()
+    """'5%' or '0.05' -> 0.05. A bare number is a fraction, and only below 1: "1" meant 1% and "0.9" meant 90%
+    before, so a bare number of 1 or more is refused with both spellings instead of guessed."""
+    value = str(text).strip()
     try:
         number = float(value.rstrip("%"))
     except ValueError:
-        raise ValueError(f"a threshold is a percentage like 5%, got {text!r}") from None
-    if value.endswith("%") or number >= 1:
+        raise ValueError(f"a threshold is a percentage like 5% (or a fraction like 0.05), got {text!r}") from None
+    if value.endswith("%"):
         number /= 100
-    if not 0 < number < 1:
+    elif number >= 1:
+        raise ValueError(f"{text!r} is ambiguous: write {number:g}% for a percentage, or a fraction below 1 "
+                         f"(0.05 means 5%)")  # fmt: skip
+    if not (0 < number < 1) or not math.isfinite(number):
         raise ValueError(f"a threshold must be between 0% and 100%, got {text!r}")
     return number

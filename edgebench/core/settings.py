@@ -172,7 +172,7 @@ class Setting:
         if self.type is tuple:
             if not isinstance(value, (list, tuple)) or not all(_is_int(c) for c in value):
                 raise TypeError("a list of CPU numbers")
-            return tuple(value)
+            return tuple(sorted(set(value)))  # a set of CPUs: "0,0" and "1,0" mean 0 and 0,1, and compare so
         if self.type is int:
             if not _is_int(value):
                 raise TypeError("int")
@@ -189,7 +189,7 @@ class Setting:
         """A command-line value -> this setting's Python type; ValueError on a malformed one."""
         if self.type is tuple:
             try:
-                return tuple(int(c) for c in text.split(",") if c.strip())
+                return tuple(sorted({int(c) for c in text.split(",") if c.strip()}))  # a set, as coerce() keeps it
             except ValueError:
                 return ()  # problem() says what is wrong with it
         return self.type(text)

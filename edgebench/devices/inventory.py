@@ -108,12 +108,20 @@ def load_device_file(path: Path, name: str | None = None) -> Device:
 DEVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
+# Names the results folder uses beside the device folders (results/layout.py): a device named so would write its
+# runs into the history index's path.
+RESERVED_NAMES = re.compile(r"history\.sqlite.*", re.IGNORECASE)
+
+
 def _validate(data: dict, path: Path, name: str) -> Device:
     if not DEVICE_NAME.fullmatch(name):
         raise InventoryError(
             f"{path}: the device name {name!r} (the file name without .toml) must be letters, digits, '.', '_' "
             "or '-', starting with a letter or digit"
         )
+    if RESERVED_NAMES.fullmatch(name):
+        raise InventoryError(f"{path}: the device name {name!r} is reserved (the results folder keeps its history "
+                             "index under that name); rename the file")  # fmt: skip
     if "transport" not in data:
         raise InventoryError(f"{path}: missing key 'transport' (one of {', '.join(TRANSPORTS)})")
     transport = data["transport"]
@@ -187,9 +195,35 @@ def _benchmark_binary(section: dict, path: Path) -> BenchmarkBinary:
     return BenchmarkBinary(host_path, section.get("device_path"), tuple(flags), section.get("version"))
 
 
-def list_devices(devices_dir: Path | None = None) -> list[Device]:
+@dataclass(frozen=True)
+class BrokenDevice:
+    """A device file that does not load: named with its problem, never a reason to hide the others."""
+
+    path: Path
+    problem: str
+    tags: tuple[str, ...] | None  # as the file says, where its TOML can still be read
+
+
+def scan_devices(devices_dir: Path | None = None) -> tuple[list[Device], list[BrokenDevice]]:
+    """Every device file of the folder: the ones that load, and the broken ones with their problem."""
     folder = devices_dir or default_devices_dir()
-    return [load_device_file(path) for path in sorted(Path(folder).glob("*.toml"))]
+    devices, broken = [], []
+    for path in sorted(Path(folder).glob("*.toml")):
+        try:
+            devices.append(load_device_file(path))
+        except InventoryError as error:
+            try:
+                tags = read_toml(path, InventoryError, "device file").get("tags")
+                tags = tuple(str(t) for t in tags) if isinstance(tags, list) else ()
+            except InventoryError:
+                tags = None
+            broken.append(BrokenDevice(path, str(error), tags))
+    return devices, broken
+
+
+def list_devices(devices_dir: Path | None = None) -> list[Device]:
+    """The devices that load (scan_devices names the others)."""
+    return scan_devices(devices_dir)[0]
 
 
 def resolve_device(spec: str, devices_dir: Path | None = None) -> Device:

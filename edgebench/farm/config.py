@@ -31,7 +31,7 @@ from pathlib import Path
 from edgebench.core.errors import EdgebenchError
 from edgebench.core.fileio import read_toml, sha256_file
 from edgebench.core.settings import CONFIRM_PAIRS, SettingError, read_table, resolve
-from edgebench.devices.inventory import DEVICE_NAME, Device, InventoryError, list_devices, resolve_device
+from edgebench.devices.inventory import DEVICE_NAME, Device, InventoryError, resolve_device, scan_devices
 from edgebench.quantize.variants import parse_variant_names
 from edgebench.transport.options import OptionsError, check_types
 
@@ -150,6 +150,12 @@ def _validate(data: dict, path: Path) -> FarmFile:
         parse_threshold(threshold)
     except ValueError as error:
         raise FarmFileError(f"{path}: key 'baseline.threshold': {error}") from None
+    from edgebench.history.lookup import check_policy
+
+    try:
+        check_policy(baseline.get("policy", "last"))  # the syntax here; a pinned run's existence when it runs
+    except EdgebenchError as error:
+        raise FarmFileError(f"{path}: key 'baseline.policy': {error}") from None
     if baseline.get("confirm_pairs", CONFIRM_PAIRS) < 3:
         raise FarmFileError(f"{path}: key 'baseline.confirm_pairs' must be at least 3")
     health, retry = data.get("health", {}), data.get("retry", {})
@@ -200,7 +206,13 @@ def select_devices(farm: FarmFile, devices_dir: Path | None = None) -> list[Devi
         nonlocal inventory
         if spec.startswith("tag:"):
             if inventory is None:
-                inventory = list_devices(devices_dir)
+                inventory, broken = scan_devices(devices_dir)
+                # A broken file stops the farm only when it carries a tag the farm selects; an unrelated one does
+                # not (`devices list` names it), nor one whose TOML cannot be read at all to say its tags.
+                selected_tags = {s[4:] for s in farm.devices if s.startswith("tag:")}
+                for bad in broken:
+                    if bad.tags and selected_tags & set(bad.tags):
+                        raise FarmFileError(f"{farm.path}: key 'devices': {bad.problem}")
             found = [d for d in inventory if spec[4:] in d.tags]
             if not found:
                 raise FarmFileError(f"{farm.path}: key 'devices': no device in the inventory has tag {spec[4:]!r}")

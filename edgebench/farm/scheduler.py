@@ -20,9 +20,10 @@ from edgebench.core.errors import Cancelled, EdgebenchError
 from edgebench.core.settings import resolve
 from edgebench.devices.inventory import Device
 from edgebench.farm import quarantine
-from edgebench.farm.config import FarmFile, select_devices
+from edgebench.farm.config import FarmFile, FarmFileError, select_devices
 from edgebench.farm.confirm import confirm_farm
 from edgebench.farm.summary import FarmSummary, merged_run, summarize_farm
+from edgebench.history.lookup import check_policy
 from edgebench.results.farm_run import FarmRunStore
 from edgebench.results.layout import default_results_dir, new_id
 from edgebench.results.store import FailureKind
@@ -63,6 +64,10 @@ def run_farm(farm: FarmFile, options: FarmOptions, on_event: Callable[[FarmEvent
              cancel: threading.Event, on_prepare: Callable[[str], None] = lambda _: None) -> FarmOutcome:  # fmt: skip
     """Measure the farm; returns when every device is done, or has stopped after `cancel` was set."""
     results_dir = options.results_dir or default_results_dir()
+    try:
+        check_policy(farm.baseline, results_dir)
+    except EdgebenchError as error:
+        raise FarmFileError(f"{farm.path}: key 'baseline.policy': {error}") from None
     devices = select_devices(farm, options.devices_dir)
     works = []
     for job in farm.models:

@@ -59,6 +59,23 @@ def baseline_data(spec: str, candidate: RunData, results_dir: Path) -> RunData:
     return RunData(record, measurements)
 
 
+def check_policy(spec: str, results_dir: Path | None = None) -> None:
+    """A baseline policy, checked before anything is measured: 'last', 'best', 'last:N', or a run id that exists
+    under `results_dir` (with None, only that it could be one). A typo found after the whole night costs the
+    night's verdict."""
+    if spec in ("last", "best") or _last_count(spec) is not None:
+        return
+    if results_dir is None:
+        if ":" in spec or not spec.strip():
+            raise EdgebenchError(f"baseline {spec!r}: a policy is 'last', 'best', 'last:N' or a run id")
+        return
+    try:
+        resolve_run(spec, results_dir)
+    except EdgebenchError:
+        raise EdgebenchError(f"baseline {spec!r} is neither a policy ('last', 'best', 'last:N') nor a run under "
+                             f"{results_dir}") from None  # fmt: skip
+
+
 def _last_count(spec: str) -> int | None:
     if not spec.startswith("last:"):
         return None

@@ -61,6 +61,8 @@ def load_dataset(path: str | Path, *, require_labels: bool = True) -> Dataset:
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"data set not found: {path}")
+    if not zipfile.is_zipfile(path):  # numpy would answer with advice about allow_pickle
+        raise DatasetError(f"{path} is not an .npz archive (numpy.savez writes one, with an 'x' array)")
     try:
         arrays = agent.load_npz(path)
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as error:

@@ -20,6 +20,7 @@ TFLITE_IDENTIFIER = b"TFL3"
 
 FLOAT_WEIGHT_TYPES = ("float32", "float16", "float64", "bfloat16")
 DEQUANTIZE = 6  # BuiltinOperator.DEQUANTIZE
+DENSIFY = 124  # BuiltinOperator.DENSIFY
 FLOAT32 = 0  # TensorType.FLOAT32
 
 

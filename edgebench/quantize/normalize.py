@@ -26,6 +26,7 @@ import numpy as np
 
 from edgebench.core.fileio import atomic_write_bytes, sha256_file
 from edgebench.model.tflite_model import (
+    DENSIFY,
     DEQUANTIZE,
     builtin_code,
     constant_data,
@@ -34,7 +35,7 @@ from edgebench.model.tflite_model import (
 )
 
 # Bump when normalization changes, so cached references are rebuilt.
-NORMALIZE_VERSION = 2
+NORMALIZE_VERSION = 3  # 3: sparse constants densified
 SIGNATURE_KEY = "serving_default"
 
 
@@ -54,6 +55,8 @@ def normalize_model(model_path: Path, cache_dir: Path) -> NormalizedModel:
     upgraded = _upgrade_operator_codes(model)
     if upgraded:
         changes.append(f"{upgraded} operator code(s) upgraded from the pre-TF-2.3 schema")
+    for dtype, count in sorted(_densify_sparse_constants(model).items()):
+        changes.append(f"densified {count} sparse {dtype} constant(s) (DENSIFY folded)")
     for dtype, count in sorted(_fold_dequantized_constants(model).items()):
         changes.append(f"unfolded from {dtype}-stored weights ({count} constant(s) behind DEQUANTIZE)")
 
@@ -108,6 +111,77 @@ def _fold_dequantized_constants(model) -> dict[str, int]:
             subgraph.operators = kept
             _drop_unused_tensors(model, subgraph_index)
     return folded
+
+
+_NUMPY_TYPES = {"float32": "<f4", "float16": "<f2", "int8": "i1", "uint8": "u1", "int16": "<i2", "int32": "<i4"}
+
+
+def _densify_sparse_constants(model) -> dict[str, int]:
+    """Replace DENSIFY(sparse constant) by the dense constant (same dtype); returns counts by dtype. A
+    DEQUANTIZE after it (sparse float16 weights, as some published detectors store them) is then folded
+    like any other."""
+    names = tensor_type_names()
+    densified: dict[str, int] = {}
+    codes = model.operatorCodes or []
+    for subgraph_index, subgraph in enumerate(model.subgraphs):
+        kept = []
+        for operator in subgraph.operators or []:
+            values = None
+            if builtin_code(codes[operator.opcodeIndex]) == DENSIFY and len(operator.inputs) == 1:
+                source = subgraph.tensors[operator.inputs[0]]
+                values = densified_values(model, source, names)
+            if values is None:
+                kept.append(operator)
+                continue
+            target = subgraph.tensors[operator.outputs[0]]
+            target.buffer = _new_buffer(model, values.tobytes())
+            target.sparsity = None
+            densified[names[source.type]] = densified.get(names[source.type], 0) + 1
+        if len(kept) != len(subgraph.operators):
+            subgraph.operators = kept
+            _drop_unused_tensors(model, subgraph_index)
+    return densified
+
+
+def densified_values(model, tensor, names: dict[int, str]) -> np.ndarray | None:
+    """The dense values of a constant tensor stored in TFLite's sparse format (traversal order, block map,
+    per-level DENSE or SPARSE_CSR metadata), as the runtime's FormatConverter expands it; None when the tensor
+    is not a sparse constant this can read. Vectorized level by level: a few million weights take
+    milliseconds, not a Python loop per element."""
+    sparsity, data = tensor.sparsity, constant_data(model, tensor)
+    numpy_type = _NUMPY_TYPES.get(names.get(tensor.type, ""))
+    if sparsity is None or data is None or numpy_type is None or not sparsity.dimMetadata:
+        return None
+    values = np.frombuffer(np.asarray(data, dtype=np.uint8).tobytes(), dtype=numpy_type)
+    shape = [int(d) for d in tensor.shape]
+    rank, order = len(shape), [int(i) for i in sparsity.traversalOrder]
+    block_map = [int(i) for i in sparsity.blockMap] if sparsity.blockMap is not None else []
+    previous = np.zeros(1, dtype=np.int64)  # the position reached at each level, per element
+    coordinates: list[np.ndarray] = []  # per traversal level, the index of each element
+    for level in sparsity.dimMetadata:
+        if level.format == 0:  # DENSE
+            size = int(level.denseSize)
+            coordinates = [np.repeat(c, size) for c in coordinates] + [np.tile(np.arange(size), previous.size)]
+            previous = (previous[:, None] * size + np.arange(size)[None, :]).reshape(-1)
+        else:  # SPARSE_CSR: this level's indices of the children of each position, delimited by the segments
+            segments = np.asarray(level.arraySegments.values, dtype=np.int64)
+            indices = np.asarray(level.arrayIndices.values, dtype=np.int64)
+            starts, counts = segments[previous], segments[previous + 1] - segments[previous]
+            positions = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+            positions += np.repeat(starts, counts)
+            coordinates = [np.repeat(c, counts) for c in coordinates] + [indices[positions]]
+            previous = positions
+    if previous.size != values.size or len(coordinates) != len(order):
+        return None
+    original = [np.zeros(0)] * rank
+    for level in range(rank):
+        original[order[level]] = coordinates[level]
+    for level in range(rank, len(order)):  # a block level: refine the blocked dimension's index
+        dimension = block_map[order[level] - rank]
+        original[dimension] = original[dimension] * int(sparsity.dimMetadata[level].denseSize) + coordinates[level]
+    dense = np.zeros(shape, dtype=numpy_type)
+    dense[tuple(original)] = values
+    return dense
 
 
 def _dequantized(model, tensor, names: dict[int, str]) -> np.ndarray | None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgebench.core.errors import EdgebenchError, QuantizationError
-from edgebench.core.fileio import atomic_copy, atomic_write_bytes, sha256_file
+from edgebench.core.fileio import atomic_copy, atomic_write_bytes, sha256_file, unwritable, where_unwritable
 from edgebench.core.quiet import library_output_silenced
 from edgebench.model.dataset import Dataset, load_dataset
 from edgebench.model.source import ModelSource
@@ -152,6 +152,13 @@ def build_variants(
             results.append(builder.build(VARIANT_SPECS[name]))
         except EdgebenchError as error:
             results.append(VariantSkipped(name, str(error)))
+        except OSError as error:
+            if unwritable(error):  # no variant can be kept: stop at the door, before any device work
+                raise QuantizationError(
+                    f"{where_unwritable(error, f'variant {name} into the cache')}; pass --cache-dir a writable "
+                    "folder (a read-only cache serves only the variants already in it)"
+                ) from None
+            results.append(VariantSkipped(name, f"the quantizer failed: {type(error).__name__}: {error}"))
         except Exception as error:  # the quantizer raises anything; one variant must not sink the others
             results.append(
                 VariantSkipped(name, " ".join(f"the quantizer failed: {type(error).__name__}: {error}".split()))
@@ -172,18 +179,23 @@ def export_variants(variants: Sequence[Variant], out_dir: Path, stem: str) -> li
 
 
 def verify_variant(spec: VariantSpec, reference: ModelInfo, variant: ModelInfo) -> tuple[str | None, float]:
-    """Is this file what `spec` claims? (reason it is not, or None; share of float32 weights converted)."""
-    reference_float = reference.weight_elements.get("float32", 0)
+    """Is this file what `spec` claims? (reason it is not, or None; share of the float weights converted).
+
+    The share is of every float weight element of the reference (float32, and float16 or others where the
+    reference could not be made plain float32), counting only the elements the variant added in its own
+    weight type: weights that were already of that type in the reference were not converted by the variant.
+    So it is never above 100%, and a file that converted a few layers is called partial, not 90%."""
     if spec.weight_dtype is None:
         return (None if variant.is_plain_float32 else "its weights are not plain float32"), 0.0
     if variant.path.read_bytes() == reference.path.read_bytes():
         return f"the quantizer returned the float32 model unchanged: no {spec.weight_dtype} weights", 0.0
-    converted = variant.weight_elements.get(spec.weight_dtype, 0)
-    share = converted / reference_float if reference_float else 0.0
+    reference_float = reference.float_weight_elements
+    added = variant.weight_elements.get(spec.weight_dtype, 0) - reference.weight_elements.get(spec.weight_dtype, 0)
+    share = min(1.0, max(0, added) / reference_float) if reference_float else 0.0
     if share < MIN_CONVERTED_SHARE:
         left = ", ".join(f"{op} ({count:,})" for op, count in variant.float32_weight_consumers.most_common(3))
         return (
-            f"only {share:.0%} of the float32 weights became {spec.weight_dtype}"
+            f"only {share:.0%} of the float weights became {spec.weight_dtype}"
             + (f"; float32 weights remain in {left}" if left else ""),
             share,
         )
@@ -235,7 +247,7 @@ class _Builder:
         # Rounded down: 99.97% shows as 99.9%, never as a 100% it is not.
         weights = "float32" if spec.weight_dtype is None else f"{spec.weight_dtype} {math.floor(share * 1000) / 10}%"
         if spec.weight_dtype and share < PARTIAL_WARNING:
-            notes += (f"partial: only {share:.0%} of the float32 weights became {spec.weight_dtype}",)
+            notes += (f"partial: only {share:.0%} of the float weights became {spec.weight_dtype}",)
         return Variant(spec.name, path, path.stat().st_size, spec.recipe, sha256_file(path), from_cache, weights,
                        notes, holdout)  # fmt: skip
 

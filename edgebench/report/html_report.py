@@ -306,8 +306,15 @@ def history_report(items: Sequence[tuple[Path, RunData]], threshold: float, out:
 
 
 def write(report: Report, out: Path) -> Path:
-    from edgebench.core.fileio import atomic_write_bytes
+    """The report's one file; a folder that cannot take it is named in one line (EdgebenchError)."""
+    from edgebench.core.errors import EdgebenchError
+    from edgebench.core.fileio import atomic_write_bytes, unwritable, where_unwritable
 
     out = Path(out)
-    atomic_write_bytes(out, report.render().encode())
+    try:
+        atomic_write_bytes(out, report.render().encode())
+    except OSError as error:
+        if not unwritable(error):
+            raise
+        raise EdgebenchError(where_unwritable(error, f"the report {out}")) from None
     return out

@@ -48,6 +48,9 @@ def run_table(view: RunSummaryView, title: str) -> DataTable:
         )
     if view.emulated:
         header.append("EMULATED device: latencies come from an emulator, not hardware; accuracy and memory still hold")
+    if view.unlabelled_dataset:
+        header.append(f"no accuracy: {view.unlabelled_dataset} has no 'y' labels (inputs only); add one integer "
+                      "class label per sample for top-1")  # fmt: skip
     with_accuracy = any(v.top1 is not None for v in view.variants)
     with_fidelity = any(v.fidelity_outputs for v in view.variants)
     if with_fidelity:

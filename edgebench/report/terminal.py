@@ -11,7 +11,8 @@ from edgebench.report.table import DataTable
 
 def rich_table(table: DataTable) -> Group:
     """The table, then its notes as full-width lines (a caption would wrap them to the table's width)."""
-    rendered = Table(title=table.title, title_justify="left")
+    # Text, not str: cells hold user text (model, device, run names) that rich would read as markup.
+    rendered = Table(title=Text(table.title) if table.title else None, title_justify="left")
     names = max((len(row[0]) for row in table.rows), default=0)
     for index, column in enumerate(table.columns):
         # The first column names the row: it is never squeezed away on a narrow console.
@@ -21,5 +22,5 @@ def rich_table(table: DataTable) -> Group:
             min_width=names if first else None,
         )  # fmt: skip
     for row in table.rows:
-        rendered.add_row(*row)
+        rendered.add_row(*(Text(cell) if isinstance(cell, str) else cell for cell in row))
     return Group(*(Text(line) for line in table.header), rendered, *(Text(note) for note in table.notes))

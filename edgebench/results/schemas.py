@@ -6,6 +6,8 @@ Validation uses jsonschema; the agent itself never imports this (it only writes)
 
 from __future__ import annotations
 
+import math
+
 from jsonschema import Draft202012Validator
 
 AGENT_RESULT = {
@@ -62,8 +64,12 @@ RUN = {
 def _samples_problem(document: dict) -> str | None:
     """Every latency sample is a number (bool is not), checked in one pass instead of a validator per item."""
     samples = (document.get("timing") or {}).get("samples_us") if document.get("status") == "ok" else None
-    if isinstance(samples, list) and not set(map(type, samples)) <= {float, int}:
-        return "timing/samples_us: every sample must be a number"
+    if isinstance(samples, list):
+        if not set(map(type, samples)) <= {float, int}:
+            return "timing/samples_us: every sample must be a number"
+        # JSON as Python writes it allows NaN and Infinity: a verdict on them would read "p=nan".
+        if samples and not (math.isfinite(sum(samples)) and min(samples) >= 0):
+            return "timing/samples_us: every sample must be a finite time of 0 or more (found NaN, infinity or < 0)"
     return None
 
 

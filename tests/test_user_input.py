@@ -1,0 +1,110 @@
+"""What users type, taken at its word or refused in one line: names with markup in them, reserved and broken device
+files, a misspelt baseline policy, settings typed in forms that would make later runs "not comparable"."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from tests.farm_helpers import write_farm
+from tests.helpers import MNIST_QUICK, assert_one_line_error, run_main
+
+SSH_DEVICE = 'transport = "ssh"\ntags = ["nightly"]\n[ssh]\nhost = "10.0.0.9"\nuser = "pi"\n'
+
+
+def test_user_text_is_printed_as_typed_never_as_markup_or_emoji(tmp_path, mnist, variant_cache, capfd):
+    model = tmp_path / ":fire:[bold]x.tflite"
+    model.write_bytes(mnist.model_path.read_bytes())
+    results = tmp_path / "results"
+    done = run_main(capfd, "run", "--device", "local", "--model", model, "--variants", "float32", "--samples", "0",
+                    "--min-runs", "5", "--min-seconds", "0.05", "--rounds", "1", "--results-dir", results,
+                    "--cache-dir", variant_cache)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (folder,) = list(results.glob("local/*"))
+    assert ":fire:[bold]x on local" in done.stdout and "🔥" not in done.stdout
+    assert f"results: {folder} " in done.stderr  # a path that exists, as printed
+    refused = run_main(capfd, "check", "--results-dir", results, "--baseline", "last:-1:")
+    assert_one_line_error(refused, "--baseline last:-1:: last:N takes a number of runs")
+    assert "👎" not in refused.stderr
+
+
+def test_a_device_cannot_take_the_history_index_name(tmp_path, capfd):
+    devices = tmp_path / "devices"
+    devices.mkdir()
+    (devices / "history.sqlite.toml").write_text(SSH_DEVICE)
+    refused = run_main(capfd, "devices", "check", devices / "history.sqlite.toml")
+    assert_one_line_error(refused, "the device name 'history.sqlite' is reserved")
+
+
+def test_one_broken_device_file_hides_no_other_and_stops_only_a_farm_that_selects_it(tmp_path, capfd):
+    devices = tmp_path / "devices"
+    devices.mkdir()
+    (devices / "pi4.toml").write_text(SSH_DEVICE)
+    (devices / "typo.toml").write_text('transport = "ssh"\ntags = ["lab"]\n[ssh]\nhots = "x"\n')
+    (devices / "garbled.toml").write_text("transport = = 'ssh'\n")
+    listed = run_main(capfd, "devices", "list", "--devices-dir", devices)
+    assert listed.returncode == 1
+    assert "pi4" in listed.stdout
+    assert "broken device file (not listed)" in listed.stderr and "typo.toml" in listed.stderr
+    assert "garbled.toml" in listed.stderr
+
+    from edgebench.farm.config import FarmFileError, load_farm_file, select_devices
+
+    nightly = load_farm_file(write_farm(tmp_path / "nightly.toml", ["tag:nightly"], ["float32"]))
+    assert [d.name for d in select_devices(nightly, devices)] == ["pi4"]  # typo.toml is not a nightly board
+    lab = load_farm_file(write_farm(tmp_path / "lab.toml", ["tag:lab"], ["float32"]))
+    try:
+        select_devices(lab, devices)
+        raise AssertionError("a farm that selects the broken file must stop on it")
+    except FarmFileError as error:
+        assert "typo.toml" in str(error) and "hots" in str(error)
+
+
+def test_a_misspelt_baseline_policy_is_refused_before_the_night(tmp_path, capfd):
+    devices = tmp_path / "devices"
+    devices.mkdir()
+    farm = write_farm(tmp_path / "farm.toml", ["local"], ["float32"], sections='\n[baseline]\npolicy = "yester:day"\n')
+    refused = run_main(capfd, "farm", "run", farm, "--devices-dir", devices, "--results-dir", tmp_path / "results")
+    assert_one_line_error(refused, "key 'baseline.policy'", "'last', 'best', 'last:N' or a run id")
+    pinned_policy = '\n[baseline]\npolicy = "yesterday"\n'
+    pinned = write_farm(tmp_path / "pinned.toml", ["local"], ["float32"], sections=pinned_policy)
+    refused = run_main(capfd, "farm", "run", pinned, "--devices-dir", devices, "--results-dir", tmp_path / "results")
+    assert_one_line_error(refused, "key 'baseline.policy'", "'yesterday' is neither a policy")
+    assert not (tmp_path / "results" / "local").exists()  # nothing was measured
+
+
+def test_settings_are_stored_as_they_act(tmp_path, mnist, variant_cache, capfd):
+    """--cpus 0,0 is CPU 0; --samples past the data set is the data set; both compare with runs typed plainly."""
+    import os
+
+    cpu = min(os.sched_getaffinity(0))
+    results = tmp_path / "results"
+    threads = len(os.sched_getaffinity(0)) + 1
+    done = run_main(capfd, "run", "--device", "local", *MNIST_QUICK[:1], MNIST_QUICK[1], "--variants", "float32",
+                    "--samples", "999999999", "--min-runs", "5", "--min-seconds", "0.05", "--rounds", "1",
+                    "--cpus", f"{cpu},{cpu}", "--threads", str(threads), "--results-dir", results,
+                    "--cache-dir", variant_cache)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (folder,) = list(results.glob("local/*"))
+    record = json.loads((folder / "run.json").read_text())
+    assert record["settings"]["cpus"] == [cpu]
+    assert record["settings"]["samples"] == 10_000  # the MNIST test set
+    assert f"--threads {threads} on 1 core(s) of local: threads beyond the cores only take turns" in done.stderr
+
+
+def test_a_data_set_that_is_not_an_npz_or_has_no_labels_says_so(tmp_path, mnist, variant_cache, capfd):
+    not_npz = tmp_path / "data.npz"
+    np.save(tmp_path / "data.npy", np.zeros((4, 28, 28), np.float32))
+    (tmp_path / "data.npy").rename(not_npz)
+    refused = run_main(capfd, "run", "--device", "local", "--model", "mnist", "--dataset", not_npz)
+    assert_one_line_error(refused, "is not an .npz archive")
+    assert "allow_pickle" not in refused.stderr
+    unlabelled = tmp_path / "inputs.npz"
+    with np.load(mnist.dataset_path) as arrays:
+        np.savez(unlabelled, x=arrays["x"][:50], **{k: arrays[k] for k in arrays.files if k.startswith("x_")})
+    done = run_main(capfd, "run", "--device", "local", "--model", "mnist", "--dataset", unlabelled, "--variants",
+                    "float32", "--min-runs", "5", "--min-seconds", "0.05", "--rounds", "1", "--results-dir",
+                    tmp_path / "results", "--cache-dir", variant_cache)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"no accuracy: {unlabelled} has no 'y' labels" in " ".join(done.stdout.split())
