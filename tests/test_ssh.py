@@ -141,6 +141,46 @@ def test_a_wrong_key_fails_authentication(ssh_host, tmp_path, variant_cache, hom
     assert_one_line_error(completed, "authentication failed for", str(stranger))
 
 
+@pytest.mark.parametrize("key_format", ["openssh-ed25519", "pem-rsa"])
+def test_an_encrypted_key_is_named_and_works_through_ssh_agent(ssh_host, tmp_path, home, key_format):
+    """A passphrase-protected key (OpenSSH's own format, and the PEM RSA paramiko misreads as "expected OPENSSH
+    key"): without an agent, one line saying it is encrypted and what to do; loaded into a real ssh-agent, it
+    logs in."""
+    if not (shutil.which("ssh-agent") and shutil.which("ssh-add")):
+        pytest.skip("ssh-agent is not installed (openssh-client)")
+    key = tmp_path / "deploy_key"
+    kind = ["-t", "ed25519"] if key_format == "openssh-ed25519" else ["-t", "rsa", "-b", "2048", "-m", "PEM"]
+    subprocess.run(["ssh-keygen", "-q", *kind, "-N", "s3cret-phrase", "-f", str(key)], check=True)
+    with open(ssh_host.folder / "authorized_keys", "a") as authorized:
+        authorized.write((tmp_path / "deploy_key.pub").read_text())
+    device = ssh_host.device_file(tmp_path / "encrypted.toml", identity_file=str(key))
+    no_agent = {k: v for k, v in home.items() if k != "SSH_AUTH_SOCK"}
+    refused = run_edgebench("devices", "check", str(device), env=no_agent)
+    said = " ".join(refused.stdout.split())
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert f"problem: cannot log in to {getpass.getuser()}@" in said
+    assert f"the key {key} is encrypted (passphrase-protected)" in said and f"'ssh-add {key}'" in said
+    socket_path = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(socket_path)], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not socket_path.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        askpass = tmp_path / "askpass.sh"
+        askpass.write_text("#!/bin/sh\necho s3cret-phrase\n")
+        askpass.chmod(0o700)
+        with_agent = {**no_agent, "SSH_AUTH_SOCK": str(socket_path)}
+        added = subprocess.run(["ssh-add", str(key)], env={**with_agent, "SSH_ASKPASS": str(askpass),
+                               "SSH_ASKPASS_REQUIRE": "force", "DISPLAY": ":0"}, stdin=subprocess.DEVNULL,
+                               capture_output=True, text=True)  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        checked = run_edgebench("devices", "check", str(device), env=with_agent)
+        assert checked.returncode == 0, checked.stderr
+    finally:
+        agent.kill()
+        agent.wait()
+
+
 def test_connection_refused(ssh_host, tmp_path, variant_cache, home):
     with socket.socket() as s:  # a port that was free a moment ago and has no listener
         s.bind(("127.0.0.1", 0))

@@ -66,6 +66,41 @@ _WATCHDOG = (
 _SFTP_FAILURES = (OSError, EOFError, paramiko.SSHException)
 
 
+def key_is_encrypted(path: Path) -> bool:
+    """Whether a private key file needs a passphrase: a PEM key with an ENCRYPTED header, or an OpenSSH key whose
+    cipher is not "none" (the first field after the "openssh-key-v1" magic)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return False
+    if "ENCRYPTED" in text.split("\n\n", 1)[0] or "BEGIN ENCRYPTED PRIVATE KEY" in text:
+        return True
+    if "BEGIN OPENSSH PRIVATE KEY" not in text:
+        return False
+    body = "".join(line for line in text.splitlines() if line and not line.startswith("-----"))
+    try:
+        raw = base64.b64decode(body)
+    except ValueError:
+        return False
+    magic = b"openssh-key-v1\0"
+    if not raw.startswith(magic) or len(raw) < len(magic) + 4:
+        return False
+    length = int.from_bytes(raw[len(magic) : len(magic) + 4], "big")
+    return raw[len(magic) + 4 : len(magic) + 4 + length] != b"none"
+
+
+def _refuse_encrypted_keys(target, user_at: str) -> None:
+    """paramiko says "authentication failed", or "encountered RSA key, expected OPENSSH key" for an encrypted PEM
+    key: neither tells the user that edgebench never asks for passphrases."""
+    encrypted = [path for path in target.identity_files if key_is_encrypted(Path(path))]
+    if encrypted:
+        raise DeviceError(
+            f"cannot log in to {user_at}: the key {encrypted[0]} is encrypted (passphrase-protected) and no ssh-agent "
+            f"offered it; run 'ssh-add {encrypted[0]}' (edgebench uses the agent at SSH_AUTH_SOCK) or give the device "
+            "an unencrypted deploy key"
+        ) from None
+
+
 class HostKeyError(DeviceError):
     """Unknown or changed host key."""
 
@@ -219,7 +254,8 @@ class SshTransport(Transport):
                 username=target.user,
                 key_filename=list(target.identity_files) or None,
                 look_for_keys=not target.identity_files,
-                allow_agent=not target.identity_files,
+                # The agent too, as OpenSSH does without IdentitiesOnly: it is how people hold encrypted keys.
+                allow_agent=True,
                 timeout=self.connect_timeout,
                 banner_timeout=self.connect_timeout,
                 auth_timeout=self.connect_timeout,
@@ -237,8 +273,9 @@ class SshTransport(Transport):
             ) from None
         except paramiko.AuthenticationException:
             client.close()
-            key = f"key {', '.join(target.identity_files)}" if target.identity_files else "the default keys and agent"
-            raise DeviceError(f"authentication failed for {user_at} with {key}") from None
+            _refuse_encrypted_keys(target, user_at)
+            key = f"key {', '.join(target.identity_files)}" if target.identity_files else "the default keys"
+            raise DeviceError(f"authentication failed for {user_at} with {key} and the ssh-agent's keys") from None
         except socket.gaierror:
             client.close()
             raise Unreachable(f"cannot resolve host name {target.hostname!r} of device {device.name!r}") from None
@@ -252,6 +289,7 @@ class SshTransport(Transport):
             raise Unreachable(f"cannot connect to {where}: {reason}") from None
         except (paramiko.SSHException, EOFError, OSError) as error:
             client.close()
+            _refuse_encrypted_keys(target, user_at)  # an encrypted PEM key: "encountered RSA key, expected OPENSSH"
             message = str(error) or type(error).__name__
             # A silent peer fails in paramiko's reader thread as a banner error, or the
             # handshake then finds "No existing session"; both mean no SSH came back.
