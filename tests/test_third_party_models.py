@@ -277,3 +277,20 @@ def test_a_dataset_that_does_not_fit_the_model_stops_before_anything_runs(models
         result, "wrong-shape.npz", "'x' samples are (28, 28), detector's input 'image' takes (64, 64, 3)"
     )
     assert not (tmp_path / "results").exists()
+
+
+def test_a_custom_operator_is_named_with_the_users_file_before_anything_is_quantized(tmp_path, capfd):
+    from tests.third_party_models import GraphBuilder
+
+    graph = GraphBuilder(seed=4)
+    x = graph.input("features", (1, 32))
+    graph.output(graph.dense(graph.custom(graph.dense(x, 32, "first"), "VendorFancyNorm"), 10, "out"))
+    model = tmp_path / "vendor.tflite"
+    model.write_bytes(graph.build())
+    cache = tmp_path / "cache"
+    refused = run_main(capfd, "run", "--device", "local", "--model", model, "--cache-dir", cache,
+                       "--results-dir", tmp_path / "results")  # fmt: skip
+    assert_one_line_error(refused, f"{model} uses the custom operator VendorFancyNorm", "cannot load")
+    assert not cache.exists() or not any(cache.rglob("*.tflite"))  # nothing was quantized first
+    quantized = run_main(capfd, "quantize", model, "--variants", "float16", "--cache-dir", cache)
+    assert "edgebench: warning: " in quantized.stderr and "VendorFancyNorm" in quantized.stderr

@@ -193,6 +193,19 @@ class GraphBuilder:
         options.beta = 1.0
         return self._op(_OP.SOFTMAX, [x], name, self.shapes[x], _OPTIONS.SoftmaxOptions, options)
 
+    def custom(self, x: int, code: str, name: str = "custom") -> int:
+        """An operator the runtime does not know (CUSTOM with this custom_code), shape-preserving."""
+        operator_code = schema.OperatorCodeT()
+        operator_code.builtinCode = operator_code.deprecatedBuiltinCode = _OP.CUSTOM
+        operator_code.customCode, operator_code.version = code, 1
+        self.model.operatorCodes.append(operator_code)
+        output = self._tensor(name, self.shapes[x])
+        operator = schema.OperatorT()
+        operator.opcodeIndex = len(self.model.operatorCodes) - 1
+        operator.inputs, operator.outputs = [x], [output]
+        self.subgraph.operators.append(operator)
+        return output
+
     def logistic(self, x: int, name: str = "sigmoid") -> int:
         return self._op(_OP.LOGISTIC, [x], name, self.shapes[x])
 

@@ -6,6 +6,7 @@ device number differ only by the runtime and the hardware.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,12 @@ def host_runner(model_path: str | Path, threads: int = 1) -> agent.ModelRunner:
             interpreter = interpreter_class(model_path=str(model_path), num_threads=threads)
             interpreter.allocate_tensors()
     except (RuntimeError, ValueError) as error:
+        custom = re.search(r"unresolved custom op: ([^\s.]+)", str(error))
+        if custom:
+            raise ModelError(
+                f"{model_path} uses the custom operator {custom.group(1)}, which ai_edge_litert cannot load (it is "
+                "not built into the runtime); edgebench cannot measure or compare it"
+            ) from None
         raise ModelError(f"{model_path} cannot be loaded by ai_edge_litert: {error}") from None
     return agent.ModelRunner(interpreter)
 

@@ -238,7 +238,13 @@ def cmd_quantize(args: argparse.Namespace) -> int:
             raise EdgebenchError("--evaluate needs an evaluation set: pass --dataset data.npz")
         dataset = load_dataset(source.dataset_path)
 
-    status = plain_console(file=real_stderr())
+    status = plain_console(file=real_stderr(), soft_wrap=True)
+    from edgebench.accuracy.evaluate import host_runner
+
+    try:
+        host_runner(source.model_path)
+    except EdgebenchError as error:  # quantizing may still serve a runtime that has the operator
+        status.print(f"edgebench: warning: {error}")
     with status.status("quantizing") as spinner:
         results = build_variants(
             source, names, cache_dir=args.cache_dir, on_variant=lambda name: spinner.update(f"quantizing: {name}")

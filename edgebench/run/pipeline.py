@@ -144,6 +144,9 @@ def prepare_work(request: RunRequest) -> PreparedWork:
     # Labels are optional: without them there is no top-1, and fidelity still applies.
     dataset = load_dataset(source.dataset_path, require_labels=False) if source.dataset_path else None
 
+    # The user's own file must load here before anything is quantized: a custom operator the runtime lacks is
+    # named with the user's path, not found later in a cache file's.
+    original_runner = host_runner(source.model_path)
     cache_dir = request.cache_dir or default_cache_dir()
     results = build_variants(source, names, cache_dir=cache_dir)
     variants = tuple(r for r in results if isinstance(r, Variant))
@@ -155,7 +158,8 @@ def prepare_work(request: RunRequest) -> PreparedWork:
     reference_model = next((v.path for v in variants if v.name == "float32"), None) or float32_reference(
         source, cache_dir
     )
-    runner = host_runner(reference_model)  # loaded once: the data-set check and the fidelity reference
+    # Loaded once: the data-set check and the fidelity reference.
+    runner = original_runner if Path(reference_model) == Path(source.model_path) else host_runner(reference_model)
     if dataset is not None:
         check_fits(dataset, runner.inputs, runner.outputs, source.name)
     reference = None
