@@ -611,3 +611,28 @@ def test_a_latency_sample_that_is_nan_or_infinite_names_the_file_instead_of_p_na
     folder = record_run(tmp_path, "20260101T000000Z-mnist-0001", {"int8": document})
     with pytest.raises(ResultsError, match=r"int8\.json is damaged \(timing/samples_us: every sample must be a finite"):
         load(folder)
+
+
+def test_fidelity_worst_figures_name_their_tensor_and_skip_outputs_near_zero(tmp_path):
+    """A detector-like model on random inputs: boxes carry the signal, a mask is ~1e-4 everywhere (its SQNR is
+    noise), and a one-element presence score has a cosine that is only a sign."""
+    from edgebench.report.run_table import shown_run
+
+    def output(name, elements, rms, sqnr, cosine, error):
+        return {"name": name, "elements": elements, "reference_rms": rms, "exact": False, "sqnr_db": sqnr,
+                "cosine_mean": cosine, "cosine_min": cosine, "max_abs_error": error}  # fmt: skip
+
+    outputs = [output("boxes", 40, 0.8, 31.5, 0.9990, 0.02), output("mask", 4096, 1e-4, -25.0, 0.2, 0.0009),
+               output("presence", 1, 0.3, 28.0, -1.0, 0.05)]  # fmt: skip
+    documents = {}
+    for variant in ("float32", "int8"):
+        document = agent_document(latency_samples(1))
+        document["fidelity"] = {"samples": 100, "source": "random", "outputs": outputs}
+        documents[variant] = document
+    run = load(record_run(tmp_path, "20260101T000000Z-det-0001", documents))
+    view, table = shown_run(run.record, list(run.measurements))
+    int8 = next(v for v in view.variants if v.name == "int8")
+    assert int8.sqnr_db == 28.0 and int8.cosine == 0.999 and int8.max_abs_error == 0.05
+    assert int8.fidelity_worst == {"sqnr": "presence", "cosine": "boxes", "max_abs_error": "presence"}
+    note = next(n for n in table.notes if n.startswith("int8 fidelity from:"))
+    assert "left out, negligible reference power: mask (reference RMS 0.0001)" in note

@@ -218,6 +218,8 @@ def test_run_a_detector_without_a_dataset_reports_fidelity(models, tmp_path):
         assert row["status"] == "ok" and len(row["fidelity_outputs"]) == 2, row
         assert [o["name"] for o in row["fidelity_outputs"]] == ["boxes", "scores"]
         assert -1 <= row["cosine"] <= 1 and row["max_abs_error"] >= 0
+        assert all(o["reference_rms"] > 0 for o in row["fidelity_outputs"])  # measured on the device, per tensor
+        assert set(row["fidelity_worst"].values()) <= {"boxes", "scores", None}
     # float32 on the device against float32 on the host: the same runtime, the same numbers.
     assert rows["float32"]["fidelity_exact"] and rows["float32"]["max_abs_error"] == 0
     assert rows["float16"]["sqnr_db"] > 40  # float16 weights barely move the outputs

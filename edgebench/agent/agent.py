@@ -252,6 +252,8 @@ def fidelity_metrics(outputs, reference):
         metrics.append(
             {
                 "elements": int(expected.shape[1]),
+                # How large the reference itself is: an output near zero on these inputs has an SQNR of noise.
+                "reference_rms": math.sqrt(signal / expected.size) if expected.size else 0.0,
                 "exact": noise == 0.0,
                 "sqnr_db": None if noise == 0.0 or signal == 0.0 else 10.0 * math.log10(signal / noise),
                 "cosine_mean": float(np.mean(cosine)),

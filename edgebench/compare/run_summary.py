@@ -46,6 +46,8 @@ class VariantSummary:
     max_abs_error: float | None = None  # largest absolute error over all outputs
     fidelity_exact: bool = False
     fidelity_outputs: tuple[dict, ...] = field(default=())  # per output tensor, as the agent measured
+    fidelity_worst: dict = field(default_factory=dict)  # column -> the output tensor its figure comes from
+    fidelity_left_out: tuple[str, ...] = ()  # outputs of negligible reference power, not in the worst figures
     weights: str = ""  # what the weights became, checked in the file
     notes: tuple[str, ...] = field(default=())  # how the file came to be
     warnings: tuple[str, ...] = field(default=())
@@ -186,16 +188,46 @@ def _peak(measurements: list[Measurement]) -> float | None:
     return max(peaks) / 1e6 if peaks and None not in peaks else None
 
 
+# An output whose reference RMS is below this share of the largest output's carries almost no signal on the
+# inputs used (a segmentation mask of RMS 1e-4 beside boxes of RMS 1): its SQNR measures noise, not the variant.
+NEGLIGIBLE_POWER = 1e-3
+
+
+def negligible_outputs(outputs: list[dict]) -> set[int]:
+    """The outputs (by position) left out of the worst figures: a reference power negligible beside the others."""
+    rms = [o.get("reference_rms") for o in outputs]
+    known = [r for r in rms if r is not None]
+    if len(outputs) < 2 or not known or max(known) == 0:
+        return set()
+    return {i for i, r in enumerate(rms) if r is not None and r < NEGLIGIBLE_POWER * max(known)}
+
+
 def _fidelity(document: dict | None) -> dict:
-    """The worst output tensor's figures: one number per column, whatever the model's output count."""
+    """The worst output tensor's figures, one number per column whatever the model's output count, each with
+    the tensor it comes from; outputs of negligible reference power are left out, and cosine is taken only
+    over outputs of more than one element (the cosine of two numbers is only their sign)."""
     outputs = (document or {}).get("outputs") or []
     if not outputs:
         return {}
-    sqnrs = [o["sqnr_db"] for o in outputs if o.get("sqnr_db") is not None]
+    left_out = negligible_outputs(outputs)
+    judged = [(i, o) for i, o in enumerate(outputs) if i not in left_out]
+    with_sqnr = [(i, o) for i, o in judged if o.get("sqnr_db") is not None]
+    with_cosine = [(i, o) for i, o in judged if o.get("elements", 2) > 1] or judged
+
+    def name(index: int) -> str:
+        return str(outputs[index].get("name") or f"output {index}")
+
+    sqnr = min(with_sqnr, key=lambda pair: pair[1]["sqnr_db"], default=None)
+    cosine = min(with_cosine, key=lambda pair: pair[1]["cosine_mean"])
+    error = max(judged, key=lambda pair: pair[1]["max_abs_error"])
+    worst = {"sqnr": name(sqnr[0]) if sqnr else None, "cosine": name(cosine[0]), "max_abs_error": name(error[0])}
+    left = tuple(f"{name(i)} (reference RMS {outputs[i]['reference_rms']:.2g})" for i in sorted(left_out))
     return {
-        "sqnr_db": min(sqnrs) if sqnrs else None,
-        "cosine": min(o["cosine_mean"] for o in outputs),
-        "max_abs_error": max(o["max_abs_error"] for o in outputs),
+        "sqnr_db": sqnr[1]["sqnr_db"] if sqnr else None,
+        "cosine": cosine[1]["cosine_mean"],
+        "max_abs_error": error[1]["max_abs_error"],
         "fidelity_exact": all(o.get("exact") for o in outputs),
         "fidelity_outputs": tuple(outputs),
+        "fidelity_worst": worst,
+        "fidelity_left_out": left,
     }

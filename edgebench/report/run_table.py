@@ -70,8 +70,25 @@ def run_table(view: RunSummaryView, title: str) -> DataTable:
         elif variant.status == "skipped":
             notes.append(f"{variant.name} skipped: {variant.error}")
         notes.extend(f"warning: {w}" for w in variant.warnings)
+    notes.extend(_fidelity_notes(view))
     notes.extend(_tail_notes(view))
     return DataTable(title, columns, tuple(rows), tuple(notes), tuple(header))
+
+
+def _fidelity_notes(view: RunSummaryView) -> list[str]:
+    """With several outputs: which tensor each worst figure comes from, and which outputs were left out."""
+    notes = []
+    for v in view.variants:
+        if len(v.fidelity_outputs) < 2 or v.fidelity_exact or not v.fidelity_worst:
+            continue
+        worst = v.fidelity_worst
+        parts = [f"SQNR {worst['sqnr']}"] if worst.get("sqnr") else []
+        parts += [f"cosine {worst['cosine']}", f"max |err| {worst['max_abs_error']}"]
+        line = f"{v.name} fidelity from: {', '.join(parts)}"
+        if v.fidelity_left_out:
+            line += f"; left out, negligible reference power: {', '.join(v.fidelity_left_out)}"
+        notes.append(line)
+    return notes
 
 
 def _tail_notes(view: RunSummaryView) -> list[str]:
