@@ -20,7 +20,7 @@ def test_quantize_writes_variants_and_prints_the_table(tmp_path, variant_cache):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "Variants of mnist" in result.stdout
-    assert "dynamic wi8/afp32: int8 weights (per-tensor; per-channel for depthwise)" in result.stdout
+    assert "dynamic_wi8_afp32: int8 weights per channel, float activations (the quantizer's default)" in result.stdout
     assert "3.99x" in result.stdout
     assert sorted(p.name for p in out.iterdir()) == [
         "mnist-dynamic-int8.tflite",

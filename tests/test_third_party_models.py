@@ -296,3 +296,22 @@ def test_a_custom_operator_is_named_with_the_users_file_before_anything_is_quant
     assert not cache.exists() or not any(cache.rglob("*.tflite"))  # nothing was quantized first
     quantized = run_main(capfd, "quantize", model, "--variants", "float16", "--cache-dir", cache)
     assert "edgebench: warning: " in quantized.stderr and "VendorFancyNorm" in quantized.stderr
+
+
+def test_an_unfolded_reference_is_labelled_so_with_the_users_file_size(built, models):
+    for (shape, options), results in built.items():
+        reference = next(r for r in results if r.name == "float32")
+        given = models[(shape, options)].stat().st_size
+        if reference.path == models[(shape, options)]:
+            assert reference.recipe == "the float model as given"
+        else:
+            assert reference.recipe == f"the float32 reference, unfolded from the published file ({given:,} bytes)"
+
+
+def test_the_run_table_gives_sizes_against_the_users_published_file(models, tmp_path, capfd):
+    model = models[("landmark", ("float16_weights",))]
+    done = run_main(capfd, "run", "--device", "local", "--model", model, "--variants", "float32,dynamic-int8",
+                    *QUICK, "--results-dir", tmp_path / "results", "--cache-dir", tmp_path / "cache")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stdout.split())
+    assert f"smaller than your file ({model.stat().st_size:,} bytes): float32 0.5" in said  # unfolded: twice as big

@@ -301,7 +301,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(outcome.document(), indent=2))
     else:
-        emit(args.format, run_table(outcome.view, run_title(outcome.record, outcome.view)), {})
+        emit(args.format, run_table(outcome.view, run_title(outcome.record, outcome.view), outcome.record), {})
         if not outcome.write_error:
             pushed = outcome.record.get("pushed_bytes", 0)
             stderr.print(

@@ -11,6 +11,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from edgebench.model.runtime_issues import runtime_issue
 from edgebench.results.record import RunRecord
 from edgebench.results.store import Measurement, latency
 
@@ -154,6 +155,9 @@ def _variant(name: str, measurements: list[Measurement], files: dict, reference:
             f"{name}: agrees with float32 on only {agreement:.1%} of samples: this device's runtime does not "
             "execute this variant correctly"
         )
+    issue = runtime_issue((files.get(name) or {}).get("recipe"), (first.get("environment") or {}).get("runtime"))
+    if issue:
+        warnings.append(f"{name}: {issue}")
     for m in ok:
         for warning in m.document.get("warnings", []):
             where = f" (round {m.round})" if len(ok) > 1 else ""

@@ -192,7 +192,12 @@ def start_run(work: PreparedWork, device: Device, request: RunRequest, settings:
             "address": device.address,  # user@host:port where it was reached
             "tags": list(device.tags),
         },
-        "model": {"name": source.name, "path": str(source.model_path), "sha256": sha256_file(source.model_path)},
+        "model": {
+            "name": source.name,
+            "path": str(source.model_path),
+            "sha256": sha256_file(source.model_path),
+            "bytes": source.model_path.stat().st_size,
+        },
         "dataset": {
             "path": str(dataset.path),
             "sha256": dataset.sha256,

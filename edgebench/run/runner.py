@@ -18,6 +18,7 @@ from edgebench.backends.base import Backend, HostFiles, Progress, check_cpus
 from edgebench.core.errors import Cancelled
 from edgebench.core.fileio import sha256_file
 from edgebench.core.settings import AUTO_ROUNDS, CHEAP_ROUND_SECONDS, Settings
+from edgebench.model.runtime_issues import runtime_issue
 from edgebench.quantize.variants import Variant
 from edgebench.results.store import FailureKind, Measurement, RunStore
 from edgebench.run.health import Cooldown, HealthLimits, check_health, cool_down
@@ -82,6 +83,10 @@ def execute(plan: RunPlan, transport: Transport, backend: Backend, store: RunSto
         emit("health", status="ok")
         if plan.settings.cpus and probe.get("cores"):
             check_cpus(plan.settings.cpus, range(probe["cores"]), device_name)
+        for variant in plan.variants:  # said before the minutes of measuring, not only under the table
+            issue = runtime_issue(variant.recipe, probe.get("runtime"))
+            if issue:
+                emit("health", status="warning", message=f"{variant.name}: {issue}")
         cores = len(plan.settings.cpus) or probe.get("cores")
         if cores and plan.settings.threads > cores:
             # More threads than cores time-share them: a slower figure that is the setting's, not the model's.
