@@ -634,5 +634,6 @@ def test_fidelity_worst_figures_name_their_tensor_and_skip_outputs_near_zero(tmp
     int8 = next(v for v in view.variants if v.name == "int8")
     assert int8.sqnr_db == 28.0 and int8.cosine == 0.999 and int8.max_abs_error == 0.05
     assert int8.fidelity_worst == {"sqnr": "presence", "cosine": "boxes", "max_abs_error": "presence"}
-    note = next(n for n in table.notes if n.startswith("int8 fidelity from:"))
+    note = next(n for n in table.notes if n.startswith("int8 fidelity, worst output per column:"))
+    assert "SQNR 'presence', cosine 'boxes', max |err| 'presence'" in note
     assert "left out, negligible reference power: mask (reference RMS 0.0001)" in note

@@ -119,3 +119,12 @@ def test_files_edgebench_writes_follow_the_umask(tmp_path):
         os.umask(previous)
     assert stat.S_IMODE(shared.stat().st_mode) == 0o644
     assert stat.S_IMODE(private.stat().st_mode) == 0o600
+
+
+def test_history_without_an_index_says_to_rebuild_it(archived_results, tmp_path, capfd):
+    copy = tmp_path / "results"
+    shutil.copytree(archived_results, copy, ignore=shutil.ignore_patterns("history.sqlite*"))
+    refused = run_main(capfd, "history", "--results-dir", copy)
+    assert_one_line_error(refused, "lists no runs, but", "holds 1 run folder(s)", "'edgebench history rebuild'")
+    assert run_main(capfd, "history", "rebuild", "--results-dir", copy).returncode == 0
+    assert "float32" in run_main(capfd, "history", "--results-dir", copy).stdout

@@ -305,7 +305,7 @@ def test_an_unfolded_reference_is_labelled_so_with_the_users_file_size(built, mo
         if reference.path == models[(shape, options)]:
             assert reference.recipe == "the float model as given"
         else:
-            assert reference.recipe == f"the float32 reference, unfolded from the published file ({given:,} bytes)"
+            assert reference.recipe == f"the float32 reference, normalized from the published file ({given:,} bytes)"
 
 
 def test_the_run_table_gives_sizes_against_the_users_published_file(models, tmp_path, capfd):

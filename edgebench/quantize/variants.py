@@ -240,7 +240,7 @@ class _Builder:
             path, from_cache, notes = self.normalized.reference, False, self.normalized.changes
             if path != self.source.model_path:  # not the user's file: say what it is, and what theirs weighs
                 given = self.source.model_path.stat().st_size
-                recipe = f"the float32 reference, unfolded from the published file ({given:,} bytes)"
+                recipe = f"the float32 reference, normalized from the published file ({given:,} bytes)"
         elif spec.source == "prebuilt":
             path = self.source.prebuilt_variants.get(spec.name)
             if path is None:

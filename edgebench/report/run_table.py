@@ -94,9 +94,9 @@ def _fidelity_notes(view: RunSummaryView) -> list[str]:
         if len(v.fidelity_outputs) < 2 or v.fidelity_exact or not v.fidelity_worst:
             continue
         worst = v.fidelity_worst
-        parts = [f"SQNR {worst['sqnr']}"] if worst.get("sqnr") else []
-        parts += [f"cosine {worst['cosine']}", f"max |err| {worst['max_abs_error']}"]
-        line = f"{v.name} fidelity from: {', '.join(parts)}"
+        parts = [f"SQNR '{worst['sqnr']}'"] if worst.get("sqnr") else []
+        parts += [f"cosine '{worst['cosine']}'", f"max |err| '{worst['max_abs_error']}'"]
+        line = f"{v.name} fidelity, worst output per column: {', '.join(parts)}"
         if v.fidelity_left_out:
             line += f"; left out, negligible reference power: {', '.join(v.fidelity_left_out)}"
         notes.append(line)
