@@ -100,7 +100,7 @@ def test_bad_calibration_file(tmp_path, mnist, capfd):
     shutil.copy(mnist.model_path, user_model)
     result = run_main(capfd, "quantize", str(user_model), "--variants", "int8", "--calibration", str(bad),
                            "--cache-dir", str(tmp_path / "cache"))  # fmt: skip
-    assert_one_line_error(result, "is not a readable .npz file")
+    assert_one_line_error(result, "is not an .npz archive")
 
 
 def test_unknown_variant(capfd):

@@ -260,11 +260,14 @@ def heartbeat_script(command: str) -> str:
     """`command` (its stderr into its stdout) in the background, and a line on stderr every few seconds for as
     long as its CPU time (utime + stime, /proc/PID/stat fields 14-15) keeps growing. Lines carry the agent's
     progress prefix, so they are read as heartbeats and never shown as the command's own output."""
-    prefix = shlex.quote(agent.PROGRESS_PREFIX + ' {"heartbeat": true}')
+    prefix = shlex.quote(agent.PROGRESS_PREFIX + '{"heartbeat": true}')
     # The sleep holds no pipe, so killing the beating subshell closes the last one and the command ends at once.
+    # The binary runs in the background of this shell: if the phone's watchdog kills only the shell (a `timeout`
+    # that signals its child, not the group), the beating subshell sees its parent gone and kills the binary.
     return (
         f"{command} 2>&1 & b=$!; "
-        f"(last=; while kill -0 $b 2>/dev/null; do t=$(cut -d' ' -f14,15 /proc/$b/stat 2>/dev/null); "
+        f"(last=; while kill -0 $b 2>/dev/null; do kill -0 $$ 2>/dev/null || {{ kill -9 $b; break; }}; "
+        f"t=$(cut -d' ' -f14,15 /proc/$b/stat 2>/dev/null); "
         f'[ "$t" != "$last" ] && echo {prefix} >&2; last=$t; sleep {HEARTBEAT_SECONDS} </dev/null >/dev/null 2>&1; '
         "done) & h=$!; wait $b; c=$?; kill $h 2>/dev/null; exit $c"
     )

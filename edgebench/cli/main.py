@@ -240,7 +240,9 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
     status = plain_console(file=real_stderr(), soft_wrap=True)
     from edgebench.accuracy.evaluate import host_runner
+    from edgebench.model.tflite_model import inspect_model
 
+    inspect_model(source.model_path)  # not a TFLite model at all: an error, not a warning
     try:
         host_runner(source.model_path)
     except EdgebenchError as error:  # quantizing may still serve a runtime that has the operator

@@ -26,6 +26,7 @@ from edgebench.devices.inventory import Device, resolve_device
 from edgebench.history import index as history
 from edgebench.model.dataset import Dataset, check_fits, load_dataset
 from edgebench.model.source import ModelSource
+from edgebench.model.tflite_model import inspect_model
 from edgebench.quantize.variants import (
     Variant,
     VariantSkipped,
@@ -146,6 +147,7 @@ def prepare_work(request: RunRequest) -> PreparedWork:
 
     # The user's own file must load here before anything is quantized: a custom operator the runtime lacks is
     # named with the user's path, not found later in a cache file's.
+    inspect_model(source.model_path)  # a file that is no TFLite model at all is said so first
     original_runner = host_runner(source.model_path)
     cache_dir = request.cache_dir or default_cache_dir()
     results = build_variants(source, names, cache_dir=cache_dir)
