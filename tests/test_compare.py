@@ -637,3 +637,20 @@ def test_fidelity_worst_figures_name_their_tensor_and_skip_outputs_near_zero(tmp
     note = next(n for n in table.notes if n.startswith("int8 fidelity, worst output per column:"))
     assert "SQNR 'presence', cosine 'boxes', max |err| 'presence'" in note
     assert "left out, negligible reference power: mask (reference RMS 0.0001)" in note
+
+
+def test_a_variant_on_one_side_only_is_named_and_check_cannot_tell(tmp_path, capfd):
+    """`check` must not pass while int8 was never compared: each missing variant is listed, exit 2."""
+    result = verdict(
+        tmp_path,
+        {"float32": agent_document(latency_samples(1)), "int8": agent_document(latency_samples(2))},
+        {"float32": agent_document(latency_samples(3)), "float16": agent_document(latency_samples(4))},
+    )
+    reasons = {v.variant: (v.verdict, v.reason) for v in result.variants}
+    assert reasons["int8"] == ("not comparable", "measured in the baseline, not in run 20260102T000000Z-mnist-bbbb")
+    assert reasons["float16"] == ("not comparable", "not in the baseline run 20260101T000000Z-mnist-aaaa")
+    assert reasons["float32"][0] == "same"
+    checked = run_main(capfd, "check", "--results-dir", tmp_path, "--baseline", "20260101T000000Z-mnist-aaaa")
+    assert checked.returncode == 2
+    said = " ".join(checked.stdout.split())
+    assert "int8: measured in the baseline, not in run" in said and "float16: not in the baseline run" in said

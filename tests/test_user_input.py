@@ -4,6 +4,8 @@ files, a misspelt baseline policy, settings typed in forms that would make later
 from __future__ import annotations
 
 import json
+import re
+import sys
 
 import numpy as np
 
@@ -108,3 +110,91 @@ def test_a_data_set_that_is_not_an_npz_or_has_no_labels_says_so(tmp_path, mnist,
                     tmp_path / "results", "--cache-dir", variant_cache)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert f"no accuracy: {unlabelled} has no 'y' labels" in " ".join(done.stdout.split())
+
+
+def test_a_bad_calibration_file_stops_the_run_at_the_door(tmp_path, capfd):
+    """A typo, or a set that cannot feed the model: exit 2 before anything is measured, not int8 'skipped'."""
+    typo = run_main(capfd, "run", "--device", "local", "--model", "mnist", "--calibration", tmp_path / "calib.npz",
+                    "--results-dir", tmp_path / "results")  # fmt: skip
+    assert_one_line_error(typo, "data set not found", "calib.npz")
+    wrong = tmp_path / "wrong.npz"
+    np.savez(wrong, x=np.zeros((20, 10, 10), np.float32))
+    refused = run_main(capfd, "run", "--device", "local", "--model", "mnist", "--calibration", wrong,
+                       "--results-dir", tmp_path / "results")  # fmt: skip
+    assert_one_line_error(refused, f"{wrong}: 'x' samples are (10, 10)")
+    quantize = run_main(capfd, "quantize", "mnist", "--variants", "int8", "--calibration", wrong)
+    assert_one_line_error(quantize, f"{wrong}: 'x' samples are (10, 10)")
+    assert not (tmp_path / "results").exists()
+
+
+def test_help_names_the_zoo_and_history_shows_the_model(capfd):
+    shown = run_main_help(capfd, "run")
+    assert "a zoo name (mnist, mobilenet-digits)" in " ".join(shown.split())
+    from edgebench.history.index import HistoryRow
+    from edgebench.report.compare_table import history_table
+
+    row = HistoryRow("20260101T000000Z-x", "2026-01-01T00:00:00Z", "pi4", "mobilenet-digits", "int8", "ok",
+                     "ai_edge_litert 2.3.0", 1, 500.0, 70_000_000, 0.99, "folder")  # fmt: skip
+    table = history_table([row], 0.05)
+    assert [c.header for c in table.columns][3] == "model" and table.rows[0][3] == "mobilenet-digits"
+
+
+def run_main_help(capfd, command: str) -> str:
+    import pytest
+
+    from edgebench.cli.main import main
+
+    capfd.readouterr()
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    return capfd.readouterr().out
+
+
+def test_the_run_table_fits_80_and_120_columns_and_ends_with_the_answer(tmp_path, variant_cache, capfd, monkeypatch):
+    results = tmp_path / "results"
+    common = ["run", "--device", "local", *MNIST_QUICK, "--variants", "float32,dynamic-int8,int4-weights",
+              "--results-dir", results, "--cache-dir", variant_cache]  # fmt: skip
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)  # a terminal, of the width COLUMNS says
+    for width in (80, 120):
+        monkeypatch.setenv("COLUMNS", str(width))
+        done = run_main(capfd, *common)
+        assert done.returncode == 0, done.stderr
+        shown = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout)  # a terminal gets colours
+        lines = shown.splitlines()
+        table = [line for line in lines if line[:1] in "┏┃┡│└"]
+        assert table and all(len(line) <= width for line in table), "\n".join(table)
+        assert "…" not in shown  # no figure squeezed away
+        assert "speed-up" in table[1] and "SQNR dB" in table[1] and "load ms" not in table[1]
+        after = " ".join(lines[max(i for i, line in enumerate(lines) if line[:1] in "└") + 1 :])
+        answer = after.index("answer on local, with top-1 within 0.5 pp of float32: smallest: ")
+        assert answer > after.index("p90:")  # the last note (wrapped to the terminal's width)
+    monkeypatch.setenv("COLUMNS", "80")
+    wide = re.sub(r"\x1b\[[0-9;]*m", "", run_main(capfd, *common, "--wide").stdout)
+    header = next(line for line in wide.splitlines() if line.startswith("┃"))
+    assert header.count("┃") - 1 == 15  # every column (squeezed by rich to the 80-column terminal, as asked)
+    chosen = re.sub(r"\x1b\[[0-9;]*m", "", run_main(capfd, *common, "--columns", "variant,p50").stdout)
+    header = next(line for line in chosen.splitlines() if line.startswith("┃"))
+    assert [cell.strip() for cell in header.split("┃")[1:-1]] == ["variant", "p50"]
+
+
+def test_the_answer_names_what_to_avoid_and_makes_no_speed_claim_on_an_emulator():
+    from edgebench.compare.recommendation import recommend
+    from edgebench.compare.run_summary import RunSummaryView, VariantSummary
+
+    def variant(name, ratio, speedup, delta, warnings=()):
+        return VariantSummary(name, "ok", None, 1000, ratio, speedup=speedup, top1_delta_pp=delta,
+                              warnings=tuple(warnings))  # fmt: skip
+
+    variants = (
+        variant("float32", 1.0, 1.0, 0.0),
+        variant("int8", 3.96, 2.1, -0.1),
+        variant("int4-weights", 7.9, 0.4, -1.2),
+        variant("dynamic-int8", 3.98, 1.0, -89.5, ["dynamic-int8: … these accuracy figures are wrong; …"]),
+    )
+    board = RunSummaryView("pi4", False, None, None, None, 1, None, None, (None, None), variants)
+    answer = recommend(board)
+    assert "smallest: int8 (3.96x smaller, 2.10x speed)" in answer and "fastest: int8 (2.10x" in answer
+    assert "int4-weights (top-1 -1.20 pp)" in answer
+    assert "dynamic-int8 (its figures are wrong on this runtime)" in answer
+    emulated = RunSummaryView("pi4-emulated", True, None, None, None, 1, None, None, (None, None), variants)
+    assert "fastest" not in recommend(emulated) and "emulated: no speed claims" in recommend(emulated)

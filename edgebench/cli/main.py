@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from edgebench.zoo import zoo_names
+
     parser = argparse.ArgumentParser(
         prog="edgebench", description="What quantization really buys you on edge hardware."
     )
@@ -72,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     quantize = commands.add_parser("quantize", help="make the quantized variants of a float .tflite")
-    quantize.add_argument("model", help="a zoo name (mnist) or a float .tflite file")
+    quantize.add_argument("model", help=f"a zoo name ({', '.join(zoo_names())}) or a float .tflite file")
     quantize.add_argument("--variants", help="comma-separated subset (default: every variant this model allows)")
     quantize.add_argument(
         "--calibration", type=Path, help=".npz with an 'x' array, for the static int8/int16x8 recipes"
@@ -87,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="measure every variant on a device and compare it with float32")
     run.add_argument("--device", required=True, help="a device name from devices/ or a path to a .toml file")
-    run.add_argument("--model", required=True, help="a zoo name (mnist) or a float .tflite file")
+    run.add_argument("--model", required=True, help=f"a zoo name ({', '.join(zoo_names())}) or a float .tflite file")
     run.add_argument("--dataset", type=Path, help=".npz with 'x' and 'y' for accuracy (zoo models ship one)")
     run.add_argument("--calibration", type=Path, help=".npz for the static int8/int16x8 recipes")
     run.add_argument("--variants", help="comma-separated subset (default: every variant this model allows)")
@@ -98,6 +100,9 @@ def _parser() -> argparse.ArgumentParser:
     trust_option(run)
     output = run.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print the run as JSON instead of a table")
+    run.add_argument("--wide", action="store_true", help="every column, whatever the terminal's width (markdown and "
+                     "JSON always have them all)")  # fmt: skip
+    run.add_argument("--columns", help="these columns only, e.g. variant,p50,speed-up,top-1 (95%% CI)")
     run.add_argument("--report", type=Path, metavar="HTML", help="also write the HTML report of this run")
     format_option(output, ("table", "markdown"))
     run.set_defaults(handler=cmd_run)
@@ -116,14 +121,21 @@ def _parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="verdicts per variant: is B slower, fatter or less accurate than A?")
     compare.add_argument("runs", nargs="+", metavar="RUN", help="RUN_A RUN_B, or RUN_B with --baseline (folder or id)")
     compare.add_argument(
-        "--baseline", help="last, last:N (the N previous runs as one), best or a run id/folder; then give only RUN"
+        "--baseline",
+        help="what to compare against: last (the previous comparable run), last:N (the N previous as "
+        "one), best (the fastest), or a run id or folder; then give only RUN",
     )
     _comparison_options(compare)
     compare.set_defaults(handler=cmd_compare)
 
-    check = commands.add_parser("check", help="the compare verdict as an exit code: 0 fine, 1 regression, 2 cannot")
+    check = commands.add_parser(
+        "check", help="the compare verdict as an exit code: 0 fine, 1 regression, 2 cannot tell (or bad input)"
+    )
     check.add_argument("run", nargs="?", help="the candidate run (default: the newest under the results folder)")
-    check.add_argument("--baseline", required=True, help="last, last:N (the N previous runs as one), best or a run")
+    check.add_argument(
+        "--baseline", required=True, help="what to compare against: last (the previous comparable run), last:N (the "
+        "N previous as one), best (the fastest), or a run id or folder"
+    )  # fmt: skip
     check.add_argument(
         "--confirm",
         action="store_true",
@@ -180,7 +192,9 @@ def _parser() -> argparse.ArgumentParser:
         "check", help="the farm's verdict as an exit code: 0 fine, 1 regression, 2 cannot tell"
     )
     farm_check.add_argument("farm_run", nargs="?", help="a farm run id or folder (default: the newest)")
-    farm_check.add_argument("--baseline", help="override the farm file's policy: last, last:N, best or a run id")
+    farm_check.add_argument(
+        "--baseline", help="override the farm file's policy: last, last:N, best (the fastest) or a run id"
+    )
     farm_check.add_argument("--threshold", help="override the farm file's threshold")
     results_dir_option(farm_check)
     format_option(farm_check)
@@ -244,9 +258,13 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
     inspect_model(source.model_path)  # not a TFLite model at all: an error, not a warning
     try:
-        host_runner(source.model_path)
+        runner = host_runner(source.model_path)
     except EdgebenchError as error:  # quantizing may still serve a runtime that has the operator
         status.print(f"edgebench: warning: {error}")
+    else:
+        from edgebench.run.pipeline import check_calibration
+
+        check_calibration(source, runner)
     with status.status("quantizing") as spinner:
         results = build_variants(
             source, names, cache_dir=args.cache_dir, on_variant=lambda name: spinner.update(f"quantizing: {name}")
@@ -303,7 +321,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(outcome.document(), indent=2))
     else:
-        emit(args.format, run_table(outcome.view, run_title(outcome.record, outcome.view), outcome.record), {})
+        table = run_table(outcome.view, run_title(outcome.record, outcome.view), outcome.record)
+        wide = args.wide and args.format == "table"  # whole, wider than the terminal if need be (it scrolls)
+        emit(args.format, _fit_run_table(args, table) if args.format == "table" else table, {}, 400 if wide else None)
         if not outcome.write_error:
             pushed = outcome.record.get("pushed_bytes", 0)
             stderr.print(
@@ -321,6 +341,23 @@ def cmd_run(args: argparse.Namespace) -> int:
             stderr.print(f"edgebench: warning: {error}; the run is in {outcome.folder} ('edgebench report' makes "
                          "the report again)", markup=False, highlight=False, soft_wrap=True)  # fmt: skip
     return EXIT_OK if outcome.status == "ok" else EXIT_PARTIAL
+
+
+def _fit_run_table(args: argparse.Namespace, table):
+    """The run table for the terminal: the columns asked for, every column when the terminal is wide enough (or
+    --wide), else the compact set, so that no figure is squeezed to '…'. Not a terminal (a pipe, a file, a CI
+    log): every column, as markdown and JSON have them. The width is the terminal's ($COLUMNS first, as
+    shutil reads it); $COLUMNS alone does not count, since GNU readline exports COLUMNS=80 into the
+    environment of every process a Python program that loaded it starts."""
+    import shutil
+
+    from edgebench.report.run_table import FULL_TABLE_WIDTH, compact
+
+    if args.columns:
+        return compact(table, tuple(c.strip() for c in args.columns.split(",") if c.strip()))
+    if args.wide or not sys.stdout.isatty():
+        return table
+    return table if shutil.get_terminal_size((FULL_TABLE_WIDTH, 24)).columns >= FULL_TABLE_WIDTH else compact(table)
 
 
 def _results_options(parser: argparse.ArgumentParser) -> None:

@@ -14,7 +14,8 @@ def plain_console(**options) -> Console:
     return Console(markup=False, emoji=False, highlight=False, **options)
 
 
-def emit(output_format: str, table, document: dict) -> None:
+def emit(output_format: str, table, document: dict, width: int | None = None) -> None:
+    """`width`: the console's, for a table asked for whole (--wide) that may be wider than the terminal."""
     if output_format == "json":
         print(json.dumps(document, indent=2, default=str))
     elif output_format == "markdown":
@@ -25,7 +26,7 @@ def emit(output_format: str, table, document: dict) -> None:
         from edgebench.report.terminal import rich_table
 
         # Piped into a file or a CI log, rich would squeeze the table to 80 columns.
-        plain_console(width=None if sys.stdout.isatty() else 200).print(rich_table(table))
+        plain_console(width=width or (None if sys.stdout.isatty() else 200)).print(rich_table(table))
 
 
 def emit_farm(output_format: str, summary) -> None:

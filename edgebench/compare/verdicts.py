@@ -145,7 +145,13 @@ def compare_runs(a: RunData, b: RunData, threshold: float = DEFAULT_THRESHOLD,
     sizes_b = {v["name"]: v for v in b.record.variant_files}
     data_change = dataset_change(a, b)
     variants = []
-    for name in [v for v in b.variants() if v in a.variants()]:
+    # A variant on one side only is listed, never dropped: `check` must not pass while int8 was never compared.
+    for name in [v for v in a.variants() if v not in b.variants()]:
+        variants.append(VariantComparison(name, "not comparable", f"measured in the baseline, not in run {b.run_id}"))
+    for name in b.variants():
+        if name not in a.variants():
+            variants.append(VariantComparison(name, "not comparable", f"not in the baseline run {a.run_id}"))
+            continue
         variants.append(
             _compare_variant(
                 name,

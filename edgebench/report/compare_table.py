@@ -61,7 +61,8 @@ def compare_table(comparison: RunComparison) -> DataTable:
 def history_table(rows: Sequence[HistoryRow], threshold: float) -> DataTable:
     """Runs over time; the trend compares each p50 with the previous run of the same device, model and variant."""
     columns = (
-        Column("started", "left"), Column("run", "left"), Column("device", "left"), Column("variant", "left"),
+        Column("started", "left"), Column("run", "left"), Column("device", "left"), Column("model", "left"),
+        Column("variant", "left"),
         Column("runtime", "left"), Column("threads"), Column("p50 ms"), Column("trend"), Column("peak MB"),
         Column("top-1"),
     )  # fmt: skip
@@ -76,7 +77,8 @@ def history_table(rows: Sequence[HistoryRow], threshold: float) -> DataTable:
         if row.p50_us is not None:
             previous[key] = row.p50_us
         table_rows.append((
-            row.started_at, row.run_id, row.device, row.variant, row.runtime or "—", str(row.threads or "—"),
+            row.started_at, row.run_id, row.device, row.model, row.variant, row.runtime or "—",
+            str(row.threads or "—"),
             f"{row.p50_us / 1000:.3f}" if row.p50_us is not None else row.status,
             trend, f"{row.peak_rss_bytes / 1e6:.1f}" if row.peak_rss_bytes else "—",
             f"{row.top1:.4f}" if row.top1 is not None else "—",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+from edgebench.compare.recommendation import recommend
 from edgebench.compare.run_summary import RunSummaryView, VariantSummary, summarize
 from edgebench.report.table import Column, DataTable
 from edgebench.results.record import RunRecord
@@ -73,7 +76,32 @@ def run_table(view: RunSummaryView, title: str, record: RunRecord | None = None)
     notes.extend(_published_notes(record, view) if record is not None else [])
     notes.extend(_fidelity_notes(view))
     notes.extend(_tail_notes(view))
+    answer = recommend(view)
+    if answer:
+        notes.append(answer)  # last: the line a user reads first after the table
     return DataTable(title, columns, tuple(rows), tuple(notes), tuple(header))
+
+
+# What fits 80 columns and answers the usual question: how much smaller, how fast, how much memory, how faithful.
+COMPACT_COLUMNS = ("variant", "smaller by", "p50", "speed-up", "peak MB", "Δ pp", "SQNR dB")
+# The full table needs about this many columns of terminal; below it the compact one is shown (--wide: always full).
+FULL_TABLE_WIDTH = 180
+
+
+def compact(table: DataTable, columns: tuple[str, ...] = COMPACT_COLUMNS) -> DataTable:
+    """The run table with only `columns` (those it has, in its own order); a variant that was not measured says
+    so in its p50 cell, since the column that said it (load ms) may be gone."""
+    wanted = {c.lower() for c in columns}
+    keep = [i for i, c in enumerate(table.columns) if c.header.lower() in wanted]
+    headers = [table.columns[i].header for i in keep]
+    status_at = next((i for i, c in enumerate(table.columns) if c.header == "load ms"), None)
+    rows = []
+    for row in table.rows:
+        cells = [row[i] for i in keep]
+        if status_at is not None and "p50" in headers and row[status_at] in ("failed", "skipped"):
+            cells[headers.index("p50")] = row[status_at]
+        rows.append(tuple(cells))
+    return dataclasses.replace(table, columns=tuple(table.columns[i] for i in keep), rows=tuple(rows))
 
 
 def _published_notes(record: RunRecord, view: RunSummaryView) -> list[str]:

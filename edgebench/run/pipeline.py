@@ -149,6 +149,7 @@ def prepare_work(request: RunRequest) -> PreparedWork:
     # named with the user's path, not found later in a cache file's.
     inspect_model(source.model_path)  # a file that is no TFLite model at all is said so first
     original_runner = host_runner(source.model_path)
+    check_calibration(source, original_runner)
     cache_dir = request.cache_dir or default_cache_dir()
     results = build_variants(source, names, cache_dir=cache_dir)
     variants = tuple(r for r in results if isinstance(r, Variant))
@@ -171,6 +172,15 @@ def prepare_work(request: RunRequest) -> PreparedWork:
             reference_model, dataset, fidelity_samples, cache_dir, limit=evaluated, runner=runner
         )
     return PreparedWork(source, variants, skipped, dataset, holdout, reference)
+
+
+def check_calibration(source: ModelSource, runner) -> None:
+    """A calibration set given for this model is checked like a data set, at the door: a typo or a set that
+    cannot feed the model is bad input (exit 2), not int8 and int16x8 quietly skipped."""
+    if source.calibration_path is None:
+        return
+    calibration = load_dataset(source.calibration_path, require_labels=False)
+    check_fits(calibration, runner.inputs, [], source.name)  # labels, if any, are not used to calibrate
 
 
 def start_run(work: PreparedWork, device: Device, request: RunRequest, settings: Settings | None = None) -> PreparedRun:
