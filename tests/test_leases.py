@@ -54,6 +54,8 @@ def test_a_second_local_run_is_refused_or_waits_its_turn(tmp_path, variant_cache
                            "--cache-dir", str(variant_cache), env=env)  # fmt: skip
     first.communicate(timeout=120)
     assert first.returncode == 0 and queued.returncode == 0, queued.stderr
+    # Waiting is said, with who holds the device: a line that stays, even in a log.
+    assert "waiting for device local (held by run " in queued.stderr and f"(pid {first.pid} on " in queued.stderr
     # The refused run left nothing behind (no folder to index or pick as a baseline); the queued one
     # measured only after the first had finished.
     folders = sorted(p for p in (results / "local").iterdir())

@@ -198,3 +198,14 @@ def test_the_answer_names_what_to_avoid_and_makes_no_speed_claim_on_an_emulator(
     assert "dynamic-int8 (its figures are wrong on this runtime)" in answer
     emulated = RunSummaryView("pi4-emulated", True, None, None, None, 1, None, None, (None, None), variants)
     assert "fastest" not in recommend(emulated) and "emulated: no speed claims" in recommend(emulated)
+
+
+def test_the_shipped_nightly_farm_excludes_every_emulator():
+    from pathlib import Path
+
+    from edgebench.farm.config import load_farm_file, select_devices
+
+    root = Path(__file__).resolve().parent.parent
+    chosen = select_devices(load_farm_file(root / "farms" / "nightly.toml"), root / "devices")
+    assert chosen and not [d.name for d in chosen if d.emulated]
+    assert {"pi4", "pi5", "local"} <= {d.name for d in chosen}

@@ -559,6 +559,7 @@ class _RunProgress:
             console=console, transient=True,
         )  # fmt: skip
         self.task = self.progress.add_task("starting", total=total)
+        self.said_waiting = False
 
     def __enter__(self):
         self.progress.__enter__()
@@ -581,6 +582,9 @@ class _RunProgress:
             self.progress.advance(self.task)
         elif event.kind in ("lease", "health") and event.message:
             if event.message.startswith("waiting"):
+                if event.message.startswith("waiting for device") and not self.said_waiting:
+                    self.said_waiting = True  # one line that stays (a log has no live bar), then the bar counts
+                    self.progress.console.print(event.message, markup=False, highlight=False, soft_wrap=True)
                 self.progress.update(self.task, description=event.message)
             else:  # a dead controller's lease taken over, a leftover agent stopped: worth a line of its own
                 self.progress.console.print(

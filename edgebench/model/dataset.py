@@ -89,7 +89,7 @@ def load_dataset(path: str | Path, *, require_labels: bool = True) -> Dataset:
             raise DatasetError(f"{path}: {key!r} holds {bad:,} NaN or infinite value(s); every input must be finite")
     for key in ("x_scale", "x_offset"):
         if key in arrays and (arrays[key].size != 1 or not np.isfinite(float(arrays[key]))):
-            raise DatasetError(f"{path}: {key!r} must be one finite number, got {arrays[key]!r}")
+            raise DatasetError(f"{path}: {key!r} must be one finite number, got {arrays[key].tolist()!r}")
     if "y" in arrays:
         y = arrays["y"]
         if y.shape != (count,) or not np.issubdtype(y.dtype, np.integer):

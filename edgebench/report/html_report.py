@@ -242,7 +242,7 @@ def farm_report(farm_run: str | None, results_dir: Path, out: Path) -> Report:
             [
                 ("farm run", summary.farm_run),
                 ("status", summary.status),
-                ("baseline", f"{summary.policy}, threshold {summary.threshold}"),
+                ("baseline", f"{summary.policy}, threshold {summary.threshold:.0%}"),
                 ("devices", ", ".join(f"{d.name}: {d.state}" for d in summary.devices)),
             ]
         ),

@@ -93,23 +93,28 @@ def device_key(device: Device) -> str:
 
 @contextlib.contextmanager
 def host_lock(
-    device: Device, owner: Owner, wait: float, lock_dir: Path | None = None, cancel: threading.Event | None = None
-) -> Iterator[None]:
+    device: Device, owner: Owner, wait: float, lock_dir: Path | None = None, cancel: threading.Event | None = None,
+    on_wait: Callable[[str], None] | None = None,
+) -> Iterator[None]:  # fmt: skip
+    """`on_wait` hears, every few seconds of waiting, who holds the device and for how long it was waited on."""
     folder = Path(lock_dir or default_lock_dir())
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{device_key(device)}.lock"
     lock = FileLock(str(path), thread_local=False)
-    deadline = time.monotonic() + wait
+    started = time.monotonic()
+    deadline = started + wait
     while True:  # in short steps, so a cancelled farm stops waiting at once
         try:
             lock.acquire(timeout=max(0.0, min(POLL_S, deadline - time.monotonic())))
             break
         except Timeout:
+            holder = _read(path.with_suffix(".owner.json"))
             if time.monotonic() >= deadline:
-                holder = _read(path.with_suffix(".owner.json"))
                 raise DeviceBusy(_busy_message(device.name, holder, wait)) from None
             if cancel is not None and cancel.is_set():
                 raise Cancelled("cancelled while waiting for the device") from None
+            if on_wait:
+                on_wait(waiting_message(device.name, holder, time.monotonic() - started, wait))
     try:
         atomic_write_json(path.with_suffix(".owner.json"), {**asdict(owner), "since": time.time()})
         yield
@@ -128,8 +133,9 @@ class DeviceLease:
         self.taken_from: dict | None = None  # the dead controller's lease this one replaced, if any
         self.stopped_agents: list[dict] = []  # leftover agents the device stopped when the lease was taken
 
-    def acquire(self, wait: float) -> None:
-        deadline = time.monotonic() + wait
+    def acquire(self, wait: float, on_wait: Callable[[str], None] | None = None) -> None:
+        started = time.monotonic()
+        deadline = started + wait
         while True:
             answer = self.call("acquire")
             holder = answer.get("holder")
@@ -143,6 +149,8 @@ class DeviceLease:
                 return
             if time.monotonic() + POLL_S > deadline:
                 raise DeviceBusy(_busy_message(self.device_name, answer.get("holder"), wait))
+            if on_wait:
+                on_wait(waiting_message(self.device_name, answer.get("holder"), time.monotonic() - started, wait))
             if self.cancel.wait(POLL_S):
                 raise Cancelled("cancelled while waiting for the device lease")
 
@@ -171,6 +179,10 @@ class DeviceLease:
             with contextlib.suppress(EdgebenchError, OSError):  # an expired lease is harmless
                 self.call("release")
             self.held = False
+
+
+def waiting_message(device_name: str, holder: dict | None, waited: float, wait: float) -> str:
+    return f"waiting for device {device_name} (held by {describe(holder)}): {waited:.0f} s of {wait:g} s"
 
 
 def _busy_message(device_name: str, holder: dict | None, wait: float) -> str:

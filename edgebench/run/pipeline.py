@@ -256,7 +256,13 @@ def run_on_device(
 ) -> RunOutcome:
     try:
         with (
-            host_lock(prepared.device, prepared.plan.owner, prepared.plan.settings.wait, cancel=prepared.plan.cancel),
+            host_lock(
+                prepared.device,
+                prepared.plan.owner,
+                prepared.plan.settings.wait,
+                cancel=prepared.plan.cancel,
+                on_wait=lambda message: on_event(RunEvent("lease", message=message, device=prepared.device.name)),
+            ),  # fmt: skip
             open_transport(prepared.device, trust_new_host=trust_new_host) as transport,
         ):
             _close_abandoned_runs(prepared)

@@ -100,7 +100,7 @@ def execute(plan: RunPlan, transport: Transport, backend: Backend, store: RunSto
             call = backend.lease_call(lease_dir, plan.owner, ttl, plan.settings.stall_timeout)
             lease = DeviceLease(call, device_name, plan.cancel)
             emit("lease", message="waiting for the device lease")
-            lease.acquire(plan.settings.wait)
+            lease.acquire(plan.settings.wait, on_wait=lambda message: emit("lease", message=message))
             if lease.stopped_agents:
                 store.note(stopped_leftover_agents=lease.stopped_agents)
                 emit("lease", message=_leftovers_message(lease.stopped_agents))
