@@ -256,7 +256,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     from edgebench.accuracy.evaluate import host_runner
     from edgebench.model.tflite_model import inspect_model
 
-    inspect_model(source.model_path)  # not a TFLite model at all: an error, not a warning
+    original = inspect_model(source.model_path)  # not a TFLite model at all: an error, not a warning
     try:
         runner = host_runner(source.model_path)
     except EdgebenchError as error:  # quantizing may still serve a runtime that has the operator
@@ -267,8 +267,9 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         check_calibration(source, runner)
     with status.status("quantizing") as spinner:
         results = build_variants(
-            source, names, cache_dir=args.cache_dir, on_variant=lambda name: spinner.update(f"quantizing: {name}")
-        )
+            source, names, cache_dir=args.cache_dir, on_variant=lambda name: spinner.update(f"quantizing: {name}"),
+            original=original,
+        )  # fmt: skip
         built = [r for r in results if isinstance(r, Variant)]
         accuracies = None
         if dataset is not None:
@@ -321,7 +322,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(outcome.document(), indent=2))
     else:
-        table = run_table(outcome.view, run_title(outcome.record, outcome.view), outcome.record)
+        table = run_table(outcome.view, run_title(outcome.record, outcome.view))
         wide = args.wide and args.format == "table"  # whole, wider than the terminal if need be (it scrolls)
         emit(args.format, _fit_run_table(args, table) if args.format == "table" else table, {}, 400 if wide else None)
         if not outcome.write_error:

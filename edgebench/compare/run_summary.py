@@ -69,6 +69,7 @@ class RunSummaryView:
     fidelity: str | None = None  # what the fidelity figures were measured on
     sources: dict = field(default_factory=dict)  # where each figure came from, when not all from the device's agent
     unlabelled_dataset: str | None = None  # a data set given without 'y' labels: no accuracy columns, and why
+    given_bytes: int | None = None  # the user's own model file, where float32 is a reference normalized from it
 
 
 def summarize(run: RunRecord, measurements: Sequence[Measurement]) -> RunSummaryView:
@@ -104,6 +105,7 @@ def summarize(run: RunRecord, measurements: Sequence[Measurement]) -> RunSummary
         # The round-1 documents name the accuracy source too; later rounds only latency and memory.
         sources=max((d.get("sources") or {} for d in documents), key=len, default={}),
         unlabelled_dataset=(run.dataset or {}).get("path") if run.dataset and not run.dataset.get("labelled") else None,
+        given_bytes=(run.get("model") or {}).get("bytes"),
     )
 
 

@@ -91,6 +91,16 @@ def _upgrade_operator_codes(model) -> int:
 
 def _fold_dequantized_constants(model) -> dict[str, int]:
     """Replace DEQUANTIZE(constant) by a float32 constant; returns folded counts by stored dtype."""
+    return _fold_constant_operators(model, DEQUANTIZE, lambda *tensor: _as_float32(_dequantized(*tensor)))
+
+
+def _as_float32(values: np.ndarray | None) -> np.ndarray | None:
+    return None if values is None else values.astype("<f4")
+
+
+def _fold_constant_operators(model, builtin: int, values_of) -> dict[str, int]:
+    """Replace each one-input `builtin` operator whose input is a constant `values_of(model, tensor, names)` can
+    compute by that constant (its output tensor now holds the values); returns counts by the input's dtype."""
     names = tensor_type_names()
     folded: dict[str, int] = {}
     codes = model.operatorCodes or []
@@ -98,14 +108,15 @@ def _fold_dequantized_constants(model) -> dict[str, int]:
         kept = []
         for operator in subgraph.operators or []:
             values = None
-            if builtin_code(codes[operator.opcodeIndex]) == DEQUANTIZE and len(operator.inputs) == 1:
+            if builtin_code(codes[operator.opcodeIndex]) == builtin and len(operator.inputs) == 1:
                 source = subgraph.tensors[operator.inputs[0]]
-                values = _dequantized(model, source, names)
+                values = values_of(model, source, names)
             if values is None:
                 kept.append(operator)
                 continue
             target = subgraph.tensors[operator.outputs[0]]
-            target.buffer = _new_buffer(model, values.astype("<f4").tobytes())
+            target.buffer = _new_buffer(model, values.tobytes())
+            target.sparsity = None
             folded[names[source.type]] = folded.get(names[source.type], 0) + 1
         if len(kept) != len(subgraph.operators):
             subgraph.operators = kept
@@ -120,27 +131,7 @@ def _densify_sparse_constants(model) -> dict[str, int]:
     """Replace DENSIFY(sparse constant) by the dense constant (same dtype); returns counts by dtype. A
     DEQUANTIZE after it (sparse float16 weights, as some published detectors store them) is then folded
     like any other."""
-    names = tensor_type_names()
-    densified: dict[str, int] = {}
-    codes = model.operatorCodes or []
-    for subgraph_index, subgraph in enumerate(model.subgraphs):
-        kept = []
-        for operator in subgraph.operators or []:
-            values = None
-            if builtin_code(codes[operator.opcodeIndex]) == DENSIFY and len(operator.inputs) == 1:
-                source = subgraph.tensors[operator.inputs[0]]
-                values = densified_values(model, source, names)
-            if values is None:
-                kept.append(operator)
-                continue
-            target = subgraph.tensors[operator.outputs[0]]
-            target.buffer = _new_buffer(model, values.tobytes())
-            target.sparsity = None
-            densified[names[source.type]] = densified.get(names[source.type], 0) + 1
-        if len(kept) != len(subgraph.operators):
-            subgraph.operators = kept
-            _drop_unused_tensors(model, subgraph_index)
-    return densified
+    return _fold_constant_operators(model, DENSIFY, densified_values)
 
 
 def densified_values(model, tensor, names: dict[int, str]) -> np.ndarray | None:

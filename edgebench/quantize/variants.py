@@ -142,6 +142,7 @@ def build_variants(
     *,
     cache_dir: Path | None = None,
     on_variant: Callable[[str], None] | None = None,
+    original: ModelInfo | None = None,
 ) -> list[Variant | VariantSkipped]:
     """Every requested variant of `source` (None: the default set), from the cache when already built.
 
@@ -154,7 +155,7 @@ def build_variants(
     """
     explicit = names is not None
     cache_dir = cache_dir or default_cache_dir()
-    original = inspect_model(source.model_path)
+    original = original or inspect_model(source.model_path)  # the caller may have parsed the file already
     require_float_weights(original)
     builder = _Builder(source, cache_dir, original)
     results: list[Variant | VariantSkipped] = []

@@ -31,10 +31,10 @@ def run_title(record: RunRecord, view: RunSummaryView) -> str:
 def shown_run(record: RunRecord, measurements) -> tuple[RunSummaryView, DataTable]:
     """A run read back -> its per-variant view and the table `edgebench run` prints of it."""
     view = summarize(record, measurements)
-    return view, run_table(view, run_title(record, view), record)
+    return view, run_table(view, run_title(record, view))
 
 
-def run_table(view: RunSummaryView, title: str, record: RunRecord | None = None) -> DataTable:
+def run_table(view: RunSummaryView, title: str) -> DataTable:
     header = [
         f"device {view.device}"
         + (f" ({view.machine}, {view.cpu})" if view.cpu else "")
@@ -73,7 +73,7 @@ def run_table(view: RunSummaryView, title: str, record: RunRecord | None = None)
         elif variant.status == "skipped":
             notes.append(f"{variant.name} skipped: {variant.error}")
         notes.extend(f"warning: {w}" for w in variant.warnings)
-    notes.extend(_published_notes(record, view) if record is not None else [])
+    notes.extend(_published_notes(view))
     notes.extend(_fidelity_notes(view))
     notes.extend(_tail_notes(view))
     answer = recommend(view)
@@ -104,10 +104,10 @@ def compact(table: DataTable, columns: tuple[str, ...] = COMPACT_COLUMNS) -> Dat
     return dataclasses.replace(table, columns=tuple(table.columns[i] for i in keep), rows=tuple(rows))
 
 
-def _published_notes(record: RunRecord, view: RunSummaryView) -> list[str]:
+def _published_notes(view: RunSummaryView) -> list[str]:
     """Where the float32 row is a reference unfolded from the user's file (float16-stored weights, sparse, old
     operator codes), the sizes against the file the user actually has."""
-    given = (record.get("model") or {}).get("bytes")
+    given = view.given_bytes
     reference = next((v for v in view.variants if v.name == "float32"), None)
     if not given or reference is None or not reference.size_bytes or reference.size_bytes == given:
         return []

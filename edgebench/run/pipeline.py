@@ -147,11 +147,11 @@ def prepare_work(request: RunRequest) -> PreparedWork:
 
     # The user's own file must load here before anything is quantized: a custom operator the runtime lacks is
     # named with the user's path, not found later in a cache file's.
-    inspect_model(source.model_path)  # a file that is no TFLite model at all is said so first
+    original = inspect_model(source.model_path)  # a file that is no TFLite model at all is said so first
     original_runner = host_runner(source.model_path)
     check_calibration(source, original_runner)
     cache_dir = request.cache_dir or default_cache_dir()
-    results = build_variants(source, names, cache_dir=cache_dir)
+    results = build_variants(source, names, cache_dir=cache_dir, original=original)
     variants = tuple(r for r in results if isinstance(r, Variant))
     skipped = tuple(r for r in results if isinstance(r, VariantSkipped))
     # A calibration slice held out of the data set is never evaluated on.
