@@ -114,16 +114,16 @@ class TestValidityWarnings:
 
     def test_a_steady_run_has_none(self):
         assert (
-            self.codes({"count": 50, "robust_cv": 0.02}, {"before_c": 50.0, "after_c": 52.0, "throttled": None}) == []
+            self.codes({"count": 64, "robust_cv": 0.02}, {"before_c": 50.0, "after_c": 52.0, "throttled": None}) == []
         )
 
     def test_each_reason(self):
-        assert self.codes({"count": 50, "robust_cv": 0.25}) == ["high-variance"]
+        assert self.codes({"count": 64, "robust_cv": 0.25}) == ["high-variance"]
         assert self.codes({"count": 3, "robust_cv": 0.01}) == ["few-samples"]
         assert "max-time" in self.codes({"count": 3, "robust_cv": 0.01}, max_time_hit=True)
-        assert self.codes({"count": 50, "robust_cv": 0.01}, {"before_c": 45.0, "after_c": 61.0}) == ["temperature-rise"]
+        assert self.codes({"count": 64, "robust_cv": 0.01}, {"before_c": 45.0, "after_c": 61.0}) == ["temperature-rise"]
         throttled = {"throttled": {"raw": "0x20002", "events": ["frequency capped"]}}
-        assert self.codes({"count": 50, "robust_cv": 0.01}, throttled) == ["throttled"]
+        assert self.codes({"count": 64, "robust_cv": 0.01}, throttled) == ["throttled"]
 
     def test_a_few_stalls_do_not_make_a_steady_run_high_variance(self):
         """The int8 case on a VNNI Xeon: p50 212 µs, p99 340 µs, a few stalls to 1.5 ms. The standard deviation

@@ -21,13 +21,13 @@ from tests.helpers import BASE_US, agent_document, assert_one_line_error, latenc
 
 def record_run(
     results, run_id, documents, *, device="pi4", threads=1, delegate="xnnpack", sha="a" * 64, model_sha="m" * 64,
-    dataset_sha="d" * 64,
+    dataset_sha="d" * 64, settings=None,
 ):  # fmt: skip
     summary = {
         "device": {"name": device, "emulated": False},
         "model": {"name": "mnist", "sha256": model_sha},
         "dataset": {"sha256": dataset_sha, "samples": 10_000},
-        "settings": {"threads": threads, "delegate": delegate, "cpus": []},
+        "settings": {"threads": threads, "delegate": delegate, "cpus": [], **(settings or {})},
         "rounds": 1,
         "variants": [{"name": name, "bytes": 3_309_008, "sha256": sha} for name in documents],
     }
@@ -129,10 +129,10 @@ def test_a_few_outliers_are_not_a_regression(tmp_path):
     assert v.mean_ratio > 1.10 and v.verdict == "same", v.reason
 
 
-def record_documents(results, run_id, documents):
+def record_documents(results, run_id, documents, rounds=None):
     summary = {
         "device": {"name": "pi4", "emulated": False}, "model": {"name": "mnist", "sha256": "m" * 64},
-        "settings": {"threads": 1, "delegate": "xnnpack", "cpus": []}, "rounds": len(documents),
+        "settings": {"threads": 1, "delegate": "xnnpack", "cpus": []}, "rounds": rounds or len(documents),
         "variants": [{"name": "int8", "bytes": 3_309_008, "sha256": "a" * 64}],
     }  # fmt: skip
     store = RunStore.create(results, "pi4", run_id, summary)
@@ -142,9 +142,9 @@ def record_documents(results, run_id, documents):
     return load(store.folder)
 
 
-def record_rounds(results, run_id, scales):
+def record_rounds(results, run_id, scales, rounds=None):
     documents = [agent_document(latency_samples(hash((run_id, n)) % 999, scale=s)) for n, s in enumerate(scales, 1)]
-    return record_documents(results, run_id, documents)
+    return record_documents(results, run_id, documents, rounds)
 
 
 def test_rounds_that_overlap_are_drift_not_a_regression(tmp_path):
@@ -168,7 +168,7 @@ def test_rounds_that_all_moved_are_a_regression(tmp_path):
 def test_one_candidate_process_is_judged_against_the_spread_of_a_baselines_processes(tmp_path):
     """'last:5' merges five nights into one baseline of five processes: a one-round candidate is one more
     process, and the baseline's own spread (here about 5%) says whether +10% is beyond it."""
-    a = record_rounds(tmp_path, "20260101T000000Z-mnist-0001", [1.00, 1.06, 0.97, 1.04, 0.95])
+    a = record_rounds(tmp_path, "20260101T000000Z-mnist-0001", [1.00, 1.06, 0.97, 1.04, 0.95], rounds=1)  # merged
     within = record_rounds(tmp_path, "20260102T000000Z-mnist-0002", [1.08])
     beyond = record_rounds(tmp_path, "20260103T000000Z-mnist-0003", [1.30])
     (v,) = compare_runs(a, within).variants
@@ -339,8 +339,30 @@ class TestCheckCommand:
     def test_not_comparable_exits_2(self, farm):
         record_run(farm, "20260103T000000Z-mnist-0003", {"int8": agent_document(latency_samples(3))}, threads=4)
         completed = self.check(farm, "--baseline", "last")
+        assert_one_line_error(completed, "passed over run 20260102T000000Z-mnist-0002 (different threads: 1 vs 4)")
+        completed = self.check(farm, "--baseline", "20260102T000000Z-mnist-0002")  # asked for by name: compared
         assert completed.returncode == 2
         assert "not comparable: different threads: 1 vs 4" in " ".join(completed.stdout.split())
+
+    def test_a_first_night_after_manual_runs_of_other_settings_has_no_baseline(self, farm):
+        """Manual runs with other stopping rules are no baseline for a farm's first night: exit 2 and why, never
+        a regression (the night is 20% slower than them, which other settings can explain)."""
+        slower = agent_document(latency_samples(3, scale=1.2))
+        record_run(farm, "20260103T000000Z-mnist-0003", {"int8": slower}, settings={"min_runs": 64, "samples": None})
+        completed = self.check(farm, "--baseline", "last")
+        assert_one_line_error(completed, "no earlier run of mnist on pi4 is comparable with run 20260103T000000Z-mn")
+        assert "passed over run 20260102T000000Z-mnist-0002 (different minimum runs: default vs 64)" in completed.stderr
+
+    def test_newer_runs_passed_over_are_named_under_the_comparison(self, farm):
+        record_run(farm, "20260103T000000Z-mnist-0003", {"int8": agent_document(latency_samples(3))}, threads=4)
+        record_run(farm, "20260104T000000Z-mnist-0004", {"float32": agent_document(latency_samples(5))})
+        record_run(farm, "20260105T000000Z-mnist-0005", {"int8": agent_document(latency_samples(4))})
+        completed = self.check(farm, "--baseline", "last")
+        assert completed.returncode == 0, completed.stdout + completed.stderr
+        said = " ".join(completed.stdout.split())
+        assert "baseline 20260102T000000Z-mnist-0002 → candidate 20260105T000000Z-mnist-0005" in said
+        assert "passed over as baseline: run 20260104T000000Z-mnist-0004 (did not measure int8)" in said
+        assert "passed over as baseline: run 20260103T000000Z-mnist-0003 (different threads: 4 vs 1)" in said
 
     def test_no_baseline_exits_2_with_one_line(self, tmp_path):
         results = tmp_path / "results"

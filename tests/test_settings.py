@@ -121,7 +121,7 @@ def test_a_farm_file_section_takes_the_same_settings_under_their_keys():
 def test_layers_resolve_in_order_and_none_is_not_given():
     device = {"threads": 4, "cpus": (2, 3)}
     settings = resolve(device, {"threads": 2, "cpus": None})
-    assert settings.threads == 2 and settings.cpus == (2, 3) and settings.min_runs == 50
+    assert settings.threads == 2 and settings.cpus == (2, 3) and settings.min_runs == 64
     with pytest.raises(SettingError, match="need --min-seconds <= --max-seconds"):
         resolve({"min_seconds": 3.0}, {"max_seconds": 2.0})
 
@@ -142,4 +142,7 @@ def test_run_json_keeps_the_agent_settings_by_name():
 
 
 def test_compare_reads_from_the_table_which_settings_make_runs_incomparable():
-    assert {s.name for s in comparability_settings()} == {"threads", "delegate", "cpus"}
+    assert {s.name for s in comparability_settings()} == {
+        "threads", "delegate", "cpus", "samples", "accuracy_tolerance", "warmup_min_runs", "warmup_min_seconds",
+        "min_runs", "min_seconds", "max_runs",
+    }  # fmt: skip

@@ -151,30 +151,53 @@ def run_main_help(capfd, command: str) -> str:
 
 
 def test_the_run_table_fits_80_and_120_columns_and_ends_with_the_answer(tmp_path, variant_cache, capfd, monkeypatch):
+    """One real run of two rounds (so that the speed-up has an interval), shown as `run` shows it at 80 columns,
+    then drawn again from its folder at 120, --wide and --columns by the same code."""
+    import argparse
+
+    from edgebench.cli.main import _fit_run_table
+    from edgebench.cli.render import emit
+    from edgebench.report.run_table import shown_run
+    from edgebench.results.layout import run_folders
+    from edgebench.results.store import load_run
+
     results = tmp_path / "results"
-    common = ["run", "--device", "local", *MNIST_QUICK, "--variants", "float32,dynamic-int8,int4-weights",
-              "--results-dir", results, "--cache-dir", variant_cache]  # fmt: skip
+    quick = [a if a != "1" else "2" for a in MNIST_QUICK]  # --rounds 2
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)  # a terminal, of the width COLUMNS says
-    for width in (80, 120):
+    monkeypatch.setenv("COLUMNS", "80")
+    done = run_main(capfd, "run", "--device", "local", *quick, "--variants", "float32,dynamic-int8,int4-weights",
+                    "--results-dir", results, "--cache-dir", variant_cache)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert re.search(
+        r"dynamic-int8: 3\.\d\dx smaller · .* top-1 [+-]\d\.\d\d ±\d\.\d\d pp \(200 samples\)", done.stderr
+    )
+    _, table = shown_run(*load_run(run_folders(results)[-1]))
+
+    def shown(width, **options):
+        args = argparse.Namespace(**{"columns": None, "wide": False, **options})
         monkeypatch.setenv("COLUMNS", str(width))
-        done = run_main(capfd, *common)
-        assert done.returncode == 0, done.stderr
-        shown = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout)  # a terminal gets colours
-        lines = shown.splitlines()
-        table = [line for line in lines if line[:1] in "┏┃┡│└"]
-        assert table and all(len(line) <= width for line in table), "\n".join(table)
-        assert "…" not in shown  # no figure squeezed away
-        assert "speed-up" in table[1] and "SQNR dB" in table[1] and "load ms" not in table[1]
-        after = " ".join(lines[max(i for i, line in enumerate(lines) if line[:1] in "└") + 1 :])
+        capfd.readouterr()
+        emit("table", _fit_run_table(args, table), {}, 400 if args.wide else None)
+        return re.sub(r"\x1b\[[0-9;]*m", "", capfd.readouterr().out).splitlines()  # a terminal gets colours
+
+    for width, lines in ((80, re.sub(r"\x1b\[[0-9;]*m", "", done.stdout).splitlines()), (120, shown(120))):
+        assert all(len(line) <= width for line in lines), "\n".join(lines)
+        assert "…" not in "".join(lines)  # no figure squeezed away
+        header = next(line for line in lines if line.lstrip().startswith("variant"))
+        assert "speed-up" in header and "SQNR dB" in header and "load ms" not in header
+        rows = {}
+        for line in lines[lines.index(header) + 2 :]:
+            rows.setdefault(line.split()[0] if line.strip() else "", line)  # the table's row, not a later note
+        assert re.search(r"\d\.\d\dx ±(\d+%|<1%)", rows["dynamic-int8"])  # the speed-up with its interval
+        assert re.search(r"[+-]\d\.\d\d ±\d\.\d\d", rows["dynamic-int8"])  # the accuracy change with its interval
+        after = " ".join(lines[lines.index(header) :])
         answer = after.index("answer on local, with top-1 within 0.5 pp of float32: smallest: ")
         assert answer > after.index("p90:")  # the last note (wrapped to the terminal's width)
-    monkeypatch.setenv("COLUMNS", "80")
-    wide = re.sub(r"\x1b\[[0-9;]*m", "", run_main(capfd, *common, "--wide").stdout)
-    header = next(line for line in wide.splitlines() if line.startswith("┃"))
-    assert header.count("┃") - 1 == 15  # every column (squeezed by rich to the 80-column terminal, as asked)
-    chosen = re.sub(r"\x1b\[[0-9;]*m", "", run_main(capfd, *common, "--columns", "variant,p50").stdout)
-    header = next(line for line in chosen.splitlines() if line.startswith("┃"))
-    assert [cell.strip() for cell in header.split("┃")[1:-1]] == ["variant", "p50"]
+    header = next(line for line in shown(80, wide=True) if line.startswith("┃"))
+    assert header.count("┃") - 1 == 16  # every column, whatever the terminal
+    assert "speed-up (95% CI)" in header and "Δ pp (95% CI)" in header and "samples" in header
+    header = next(line for line in shown(80, columns="variant,p50,speed-up") if "variant" in line)
+    assert header.split() == ["variant", "p50", "speed-up"]
 
 
 def test_the_answer_names_what_to_avoid_and_makes_no_speed_claim_on_an_emulator():

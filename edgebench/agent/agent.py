@@ -95,9 +95,11 @@ def input_keys(arrays):
     return sorted(numbered, key=lambda key: int(key[1:]))
 
 
-def model_inputs(arrays, start=0, stop=None, key=None):
-    """Samples [start:stop] of one input array in the model's float domain: x * x_scale + x_offset."""
-    x = arrays[key or input_keys(arrays)[0]][start:stop].astype(np.float32)
+def model_inputs(arrays, start=0, stop=None, key=None, rows=None):
+    """Samples [start:stop] (or these `rows`) of one input array in the model's float domain: x * x_scale +
+    x_offset."""
+    x = arrays[key or input_keys(arrays)[0]]
+    x = (x[start:stop] if rows is None else x[rows]).astype(np.float32)
     scale = float(arrays["x_scale"]) if "x_scale" in arrays else 1.0
     offset = float(arrays["x_offset"]) if "x_offset" in arrays else 0.0
     if scale != 1.0:
@@ -107,9 +109,9 @@ def model_inputs(arrays, start=0, stop=None, key=None):
     return x
 
 
-def input_sets(arrays, start=0, stop=None):
-    """One float array per model input, samples [start:stop]."""
-    return [model_inputs(arrays, start, stop, key) for key in input_keys(arrays)]
+def input_sets(arrays, start=0, stop=None, rows=None):
+    """One float array per model input, samples [start:stop] (or these `rows`)."""
+    return [model_inputs(arrays, start, stop, key, rows) for key in input_keys(arrays)]
 
 
 def representative_inputs(details, count, seed=0):
@@ -288,11 +290,13 @@ DEFAULTS = {
     "runtime": None,
     "dataset": None,
     "samples": None,
+    "accuracy_tolerance": 0.5,
     "reference": None,
+    "float32_predictions": None,
     "warmup_min_runs": 1,
-    "warmup_min_seconds": 0.5,
-    "min_runs": 50,
-    "min_seconds": 1.0,
+    "warmup_min_seconds": 0.25,
+    "min_runs": 64,
+    "min_seconds": 0.5,
     "max_seconds": 150.0,
     "max_runs": None,
     "cv_warning": 0.10,
@@ -757,7 +761,12 @@ def measure(settings, progress, document):
 
     try:
         if dataset is not None and settings["samples"] != 0 and "y" in dataset:
-            document["accuracy"] = evaluate(runner, dataset, settings["samples"], progress)
+            float32 = settings["float32_predictions"]
+            document["accuracy"] = evaluate(
+                runner, dataset, settings["samples"], progress,
+                float32=np.load(float32, allow_pickle=False) if float32 else None,
+                tolerance_pp=settings["accuracy_tolerance"],
+            )  # fmt: skip
         if settings["reference"] and settings["samples"] != 0:
             document["fidelity"] = fidelity(runner, load_npz(settings["reference"]), progress)
     except (RuntimeError, ValueError) as error:
@@ -787,21 +796,84 @@ def batch_if_faithful(runner, inputs, batch=EVALUATION_BATCH):
     return runner.batch
 
 
-def evaluate(runner, dataset, samples, progress):
-    """Top-1 of the first output against the labels `y`, on the first `samples` samples."""
+# Accuracy without --samples: a fixed random order (RandomState's stream is frozen by numpy's compatibility
+# policy, so every device draws the same), looked at after 800, 1,600, 3,200, ... samples and at the end. Below
+# about 770 a change of 0.5 pp cannot be told from none (95%) even with no disagreement at all; few looks keep a
+# chance settlement unlikely.
+ORDER_SEED = 0
+FIRST_LOOK = 800
+
+
+def evaluate(runner, dataset, samples, progress, float32=None, tolerance_pp=0.0):
+    """Top-1 of the first output against the labels `y`, and its change against float32's on the same samples.
+
+    With `samples`: on the first `samples` samples (all when it is the data set's size). Without, and given
+    float32's predictions on the whole set: in a fixed random order, until the change against float32 is
+    settled (`settled_change`), so a slow variant is not run over 10,000 images to confirm what 1,000 show.
+    Without float32's predictions (float32 itself, or a run without it): every sample.
+    `float32`: float32's predictions on the first len(float32) samples, in file order."""
     count = len(dataset["y"])
+    float32 = None if float32 is None else np.asarray(float32)
+    settle = samples is None and float32 is not None and len(float32) == count and tolerance_pp > 0
     total = count if samples is None else min(samples, count)
+    order = np.random.RandomState(ORDER_SEED).permutation(count) if settle else np.arange(total)
     batch_if_faithful(runner, input_sets(dataset, 0, min(total, BATCH_CHECK_SAMPLES)))
+    labels = np.asarray(dataset["y"])
     predictions = []
-    for start in range(0, total, 1000):
-        stop = min(start + 1000, total)
-        predictions.extend(int(p) for p in runner.predict(input_sets(dataset, start, stop)))
-        progress("accuracy", stop, total)
-    correct = int(np.sum(np.asarray(predictions) == dataset["y"][:total]))
-    low, high = wilson_interval(correct, total)
+    done = 0
+    change = None
+    for look in _looks(total) if settle else [total]:
+        while done < look:
+            stop = min(done + 1000, look)
+            predictions.extend(int(p) for p in runner.predict(input_sets(dataset, rows=order[done:stop])))
+            done = stop
+            progress("accuracy", done, total)
+        if float32 is not None and len(float32) >= done:
+            chosen = order[:done]
+            change = settled_change(np.asarray(predictions), float32[chosen], labels[chosen], tolerance_pp)
+            if settle and change["settled"]:
+                break
+    evaluated = order[:done]
+    correct = int(np.sum(np.asarray(predictions) == labels[evaluated]))
+    low, high = wilson_interval(correct, done)
+    result = {
+        "total": done, "predictions": predictions, "batch": runner.batch,
+        "correct": correct, "top1": correct / done, "wilson95": [low, high],
+    }  # fmt: skip
+    if settle:
+        result.update(indices=evaluated.tolist(), order=f"RandomState({ORDER_SEED}).permutation")
+    if change is not None:
+        result["change"] = change
+    return result
+
+
+def _looks(total):
+    """Where evaluation stops to ask whether the change is settled: 800, 1,600, 3,200, ... and the whole set."""
+    looks, look = [], FIRST_LOOK
+    while look < total:
+        looks.append(look)
+        look *= 2
+    return [*looks, total]
+
+
+def settled_change(predictions, float32, labels, tolerance_pp, z=Z_95):
+    """The accuracy change against float32 on the same samples, with an interval, and whether it is settled.
+
+    Paired: only samples where exactly one of the two is right move the change. `gained` (this variant right,
+    float32 wrong) and `lost` each get a Wilson interval; the change lies within [gained_low - lost_high,
+    gained_high - lost_low]. Settled when that interval lies wholly above -tolerance (loses less than the
+    tolerance) or wholly below it (loses more): more samples cannot change which side it is on."""
+    mine, theirs = predictions == labels, float32 == labels
+    n = len(labels)
+    gained, lost = int(np.sum(mine & ~theirs)), int(np.sum(theirs & ~mine))
+    gained_low, gained_high = wilson_interval(gained, n, z)
+    lost_low, lost_high = wilson_interval(lost, n, z)
+    low, high = (gained_low - lost_high) * 100, (gained_high - lost_low) * 100
     return {
-        "total": total, "predictions": predictions, "batch": runner.batch,
-        "correct": correct, "top1": correct / total, "wilson95": [low, high],
+        "samples": n, "gained": gained, "lost": lost, "delta_pp": (gained - lost) / n * 100,
+        "interval_pp": [low, high], "tolerance_pp": tolerance_pp,
+        "settled": low > -tolerance_pp or high < -tolerance_pp,
+        "agrees": int(np.sum(predictions == float32)),
     }  # fmt: skip
 
 
@@ -975,6 +1047,14 @@ def parse_settings(argv):
     parser.add_argument("--config", help="a JSON file of settings; flags override it")
     parser.add_argument("--dataset", help=".npz with x (and y) for accuracy")
     parser.add_argument("--samples", type=int, help="evaluate the first N samples (0: no accuracy, no fidelity)")
+    parser.add_argument(
+        "--accuracy-tolerance",
+        type=float,
+        help="without --samples: stop once the change against float32 is settled within this (pp)",
+    )
+    parser.add_argument(
+        "--float32-predictions", help=".npy of float32's predictions on the first samples of the data set"
+    )
     parser.add_argument("--reference", help=".npz of float32 reference inputs (in0, ...) and outputs (out0, ...)")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--delegate", choices=("xnnpack", "none"))

@@ -26,6 +26,7 @@ class HostFiles:
     model: Path
     dataset: Path | None
     reference: Path | None
+    float32_predictions: Path | None = None  # float32's on this device: other variants' accuracy stops when settled
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,10 @@ class Backend(ABC):
     @abstractmethod
     def measure(self, variant: str, round_number: int, model_path: str, sha256: str, settings: Settings, *,
                 dataset_path: str | None, reference_path: str | None, on_progress: Callable[[Progress], None],
-                host: HostFiles | None = None) -> Measurement:  # fmt: skip
+                host: HostFiles | None = None, float32_predictions: str | None = None) -> Measurement:  # fmt: skip
         """One measurement of one staged variant; a failure is a failed Measurement with its kind, never raised,
-        unless the device itself is gone (DeviceError and its kinds)."""
+        unless the device itself is gone (DeviceError and its kinds). `float32_predictions` (staged) lets the
+        accuracy of a variant stop once its change against float32 is settled."""
 
     @abstractmethod
     def temperature(self) -> float | None:

@@ -119,6 +119,7 @@ class BenchmarkModelBackend(Backend):
         reference_path: str | None,
         on_progress: Callable[[Progress], None],
         host: HostFiles | None = None,
+        float32_predictions: str | None = None,  # the device's copy; the host's is host.float32_predictions
     ) -> Measurement:
         proto_path = f"{self.transport.workdir()}/result-{sha256[:12]}-r{round_number}.pb"
         argv = self.command(model_path, settings, proto_path if self.facts.get("binary_writes_proto") else None)
@@ -148,7 +149,7 @@ class BenchmarkModelBackend(Backend):
         document = self.document(model_path, sha256, settings, figures, started, (before, after))
         if round_number == 1 and host is not None:
             on_progress(Progress("accuracy", None, None))
-            document.update(host_accuracy(host, settings.samples))
+            document.update(host_accuracy(host, settings.samples, settings.accuracy_tolerance))
         return Measurement(variant, round_number, "ok", document)
 
     def command(self, model_path: str, settings: Settings, proto_path: str | None) -> list[str]:
@@ -334,8 +335,10 @@ def _failure(exit_code: int | None, figures: Figures, output: str) -> tuple[Fail
     return FailureKind.CRASHED, f"benchmark_model printed no timings (exit code {exit_code}): {last[0][:200]}"
 
 
-def host_accuracy(host: HostFiles, samples: int | None) -> dict:
+def host_accuracy(host: HostFiles, samples: int | None, tolerance_pp: float = 0.0) -> dict:
     """Top-1 and fidelity of the variant file on THIS host's runtime: the phone's binary feeds random inputs."""
+    import numpy as np
+
     from edgebench.accuracy.evaluate import host_runner  # the host's LiteRT, loaded only when a phone needs it
 
     runner = host_runner(host.model)
@@ -350,7 +353,9 @@ def host_accuracy(host: HostFiles, samples: int | None) -> dict:
     if host.dataset is not None and samples != 0:
         dataset = agent.load_npz(host.dataset)
         if "y" in dataset:
-            update["accuracy"] = dict(agent.evaluate(runner, dataset, samples, quiet), source=label)
+            float32 = np.load(host.float32_predictions, allow_pickle=False) if host.float32_predictions else None
+            accuracy = agent.evaluate(runner, dataset, samples, quiet, float32=float32, tolerance_pp=tolerance_pp)
+            update["accuracy"] = dict(accuracy, source=label)
     if host.reference is not None and samples != 0:
         update["fidelity"] = dict(agent.fidelity(runner, agent.load_npz(host.reference), quiet), source=label)
     return update

@@ -68,6 +68,7 @@ class PythonAgent(Backend):
         reference_path: str | None,
         on_progress: Callable[[Progress], None],
         host: HostFiles | None = None,  # unused: the agent measures accuracy on the device itself
+        float32_predictions: str | None = None,
     ) -> Measurement:
         """One agent process measuring one variant; accuracy and fidelity in the first round only."""
         argv = [*self.transport.python(), self.agent_path, model_path, "--sha256", sha256]
@@ -75,6 +76,8 @@ class PythonAgent(Backend):
             argv += ["--dataset", dataset_path]
         if reference_path and round_number == 1:
             argv += ["--reference", reference_path]
+        if float32_predictions and round_number == 1:
+            argv += ["--float32-predictions", float32_predictions]
         argv += settings.agent_argv(with_accuracy=round_number == 1)
         lease_dir = self.transport.lease_dir()
         if lease_dir:  # so the next lease holder can stop this agent if its controller loses it

@@ -7,10 +7,12 @@ EdgebenchError and leave as one line on stderr with a non-zero exit.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -304,7 +306,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     stderr = plain_console(file=real_stderr())
     with stderr.status("preparing variants"):
         prepared = prepare_run(request)
-    display = _RunProgress(stderr, prepared.total_measurements)
+    display = _RunProgress(stderr, prepared.total_measurements, prepared=prepared)
     try:
         with display:
             outcome = run_on_device(prepared, display.on_event, trust_new_host=args.trust_new_host)
@@ -346,19 +348,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _fit_run_table(args: argparse.Namespace, table):
     """The run table for the terminal: the columns asked for, every column when the terminal is wide enough (or
-    --wide), else the compact set, so that no figure is squeezed to '…'. Not a terminal (a pipe, a file, a CI
-    log): every column, as markdown and JSON have them. The width is the terminal's ($COLUMNS first, as
-    shutil reads it); $COLUMNS alone does not count, since GNU readline exports COLUMNS=80 into the
-    environment of every process a Python program that loaded it starts."""
+    --wide), else the set that fits (report.run_table.fit), so that no figure is squeezed to '…'. Not a terminal
+    (a pipe, a file, a CI log): every column, as markdown and JSON have them. The width is the terminal's
+    ($COLUMNS first, as shutil reads it); $COLUMNS alone does not count, since GNU readline exports COLUMNS=80
+    into the environment of every process a Python program that loaded it starts."""
     import shutil
 
-    from edgebench.report.run_table import FULL_TABLE_WIDTH, compact
+    from edgebench.report.run_table import FULL_TABLE_WIDTH, compact, fit
 
     if args.columns:
         return compact(table, tuple(c.strip() for c in args.columns.split(",") if c.strip()))
     if args.wide or not sys.stdout.isatty():
         return table
-    return table if shutil.get_terminal_size((FULL_TABLE_WIDTH, 24)).columns >= FULL_TABLE_WIDTH else compact(table)
+    return fit(table, shutil.get_terminal_size((FULL_TABLE_WIDTH, 24)).columns)
 
 
 def _results_options(parser: argparse.ArgumentParser) -> None:
@@ -468,7 +470,7 @@ def _comparison(args, run_specs: list[str]):
     and what a confirmation needs: (comparison, baseline, candidate, candidate's folder, noise floors)."""
     from edgebench.compare.confirmation import apply, kept
     from edgebench.compare.verdicts import compare_runs
-    from edgebench.history.lookup import baseline_data, latest_run, load, noise_floors, resolve_run
+    from edgebench.history.lookup import baseline_data, latest_run, load, noise_floors, passed_over, resolve_run
     from edgebench.results.confirmations import read_confirmations
 
     results_dir = results_folder(args)
@@ -486,11 +488,13 @@ def _comparison(args, run_specs: list[str]):
         baseline, candidate = load(baseline_folder), load(folder)
     floors = noise_floors(candidate, results_dir)
     comparison = compare_runs(baseline, candidate, threshold, floors)
+    if args.baseline:
+        skipped = tuple(passed_over(candidate, results_dir, baseline.run_id))
+        comparison = dataclasses.replace(comparison, passed_over=skipped)
     return apply(comparison, kept(read_confirmations(folder))), baseline, candidate, folder, floors
 
 
 def _emit_comparison(args, comparison) -> None:
-    import dataclasses
 
     from edgebench.report.compare_table import compare_table
 
@@ -499,6 +503,7 @@ def _emit_comparison(args, comparison) -> None:
         "candidate": comparison.run_b,
         "threshold": comparison.threshold,
         "not_comparable": list(comparison.not_comparable),
+        "passed_over": list(comparison.passed_over),
         "regression": bool(comparison.regressions),
         "variants": [dataclasses.asdict(v) for v in comparison.variants],
     }
@@ -550,17 +555,24 @@ def _confirm(args, comparison, baseline, candidate, folder, floors):
 
 
 class _RunProgress:
-    """Runner events -> one rich progress bar on stderr: which variant, which phase, how far."""
+    """Runner events -> one rich progress bar on stderr (which variant, which phase, how far, about how long
+    still), and, given the run, a line per variant as its first round ends: its figures against float32's,
+    so the answer takes shape before the table."""
 
-    def __init__(self, console: Console, total: int):
+    def __init__(self, console: Console, total: int, prepared=None):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
+        from edgebench.run.eta import Eta
 
         self.progress = Progress(
             SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
-            console=console, transient=True,
+            TextColumn("{task.fields[eta]}", markup=False), console=console, transient=True,
         )  # fmt: skip
-        self.task = self.progress.add_task("starting", total=total)
+        self.task = self.progress.add_task("starting", total=total, eta="")
         self.said_waiting = False
+        self.prepared = prepared
+        names = [v.name for v in prepared.plan.variants] if prepared else []
+        self.eta = Eta(names, prepared.plan.settings.planned_rounds if prepared else 1)
 
     def __enter__(self):
         self.progress.__enter__()
@@ -570,17 +582,28 @@ class _RunProgress:
         self.progress.__exit__(*exc_info)
 
     def on_event(self, event) -> None:
+        from edgebench.run.eta import describe
+
+        now = time.monotonic()
         label = f"{event.variant} (round {event.round})" if event.round > 1 else event.variant
         if event.kind == "stage":
             self.progress.update(self.task, description=f"sending {event.variant or ''} {event.message or ''}")
         elif event.kind == "start":
+            self.eta.started(event.variant, event.round, now)
             self.progress.update(self.task, description=f"{label}: starting")
         elif event.kind == "progress":
+            self.eta.phase(event.phase, now)
             done = f" {event.done}/{event.total}" if event.phase == "accuracy" and event.total else ""
             runs = f" {event.done} runs" if event.phase in ("warmup", "measure") and event.done else ""
             self.progress.update(self.task, description=f"{label}: {event.phase}{done}{runs}")
+        elif event.kind == "rounds" and event.total:
+            self.eta.rounds_decided(event.total)
+            self.progress.update(self.task, total=len(self.eta.pending) + self.progress.tasks[0].completed)
         elif event.kind == "done":
+            self.eta.finished(event.variant, event.round, now)
             self.progress.advance(self.task)
+            if event.round == 1 and self.prepared is not None:
+                self._say_first_round(event.variant)
         elif event.kind in ("lease", "health") and event.message:
             if event.message.startswith("waiting"):
                 if event.message.startswith("waiting for device") and not self.said_waiting:
@@ -591,6 +614,17 @@ class _RunProgress:
                 self.progress.console.print(
                     f"{event.device}: {event.message}", markup=False, highlight=False, soft_wrap=True
                 )
+        self.progress.update(self.task, eta=describe(self.eta.remaining(now)))
+
+    def _say_first_round(self, variant: str) -> None:
+        from edgebench.compare.run_summary import summarize
+        from edgebench.report.run_table import progress_line
+
+        store = self.prepared.store
+        view = summarize(store.record, store.measurements)
+        shown = next((v for v in view.variants if v.name == variant), None)
+        if shown is not None:
+            self.progress.console.print(progress_line(shown), markup=False, highlight=False, soft_wrap=True)
 
 
 def cmd_devices_list(args: argparse.Namespace) -> int:

@@ -55,9 +55,21 @@ def setting_flags(parser: argparse.ArgumentParser) -> None:
             kwargs["choices"] = setting.spec.choices
         if setting.type is tuple:
             kwargs["metavar"] = "CPUS"
+        elif setting.spec.words:
+            kwargs["type"] = _number_or_word(setting)
         elif setting.type is not str:
             kwargs["type"] = setting.type
         parser.add_argument(setting.flag, **kwargs)
+
+
+def _number_or_word(setting: Setting):
+    """An argparse type taking the setting's number or one of its words ('all')."""
+
+    def parse(text: str):
+        return setting.parse_text(text)
+
+    parse.__name__ = f"{setting.type.__name__} or {'/'.join(word for word, _ in setting.spec.words)}"
+    return parse
 
 
 def given_settings(args: argparse.Namespace) -> dict:

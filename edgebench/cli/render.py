@@ -26,7 +26,7 @@ def emit(output_format: str, table, document: dict, width: int | None = None) ->
         from edgebench.report.terminal import rich_table
 
         # Piped into a file or a CI log, rich would squeeze the table to 80 columns.
-        plain_console(width=width or (None if sys.stdout.isatty() else 200)).print(rich_table(table))
+        plain_console(width=width or (None if sys.stdout.isatty() else 260)).print(rich_table(table))
 
 
 def emit_farm(output_format: str, summary) -> None:

@@ -1,6 +1,6 @@
 """The one line under a run's table that answers the user's question: which variant to ship on this device.
 
-"Within tolerance" is judged on what the run measured: top-1 within ACCURACY_TOLERANCE_PP of float32 where
+"Within tolerance" is judged on what the run measured: top-1 within the run's accuracy tolerance of float32 where
 there are labels, else outputs within FIDELITY_FLOOR_DB of float32's (SQNR), else nothing is claimed about
 accuracy. Variants whose figures carry a runtime warning (wrong on this runtime, disagreeing with float32)
 are never recommended, and are named among those to avoid with the reason.
@@ -10,19 +10,18 @@ from __future__ import annotations
 
 from edgebench.compare.run_summary import RunSummaryView, VariantSummary
 
-ACCURACY_TOLERANCE_PP = 0.5  # top-1 points below float32 still "as accurate"
 FIDELITY_FLOOR_DB = 20.0  # without labels: outputs at least this close to float32's (typical of good int8)
 SLOW_SPEEDUP = 0.5  # at or below this speed-up a variant is twice as slow as float32: worth avoiding here
 FASTER = 1.05  # a speed-up below this is not called faster: fresh processes differ by more than that
 REFERENCE = "float32"
 
 
-def _faithful(v: VariantSummary) -> tuple[bool, str | None]:
+def _faithful(v: VariantSummary, tolerance_pp: float) -> tuple[bool, str | None]:
     """Whether the variant keeps float32's answers on this run's evidence, and why not."""
     if v.warnings and any("wrong" in w or "agrees with float32 on only" in w for w in v.warnings):
         return False, "its figures are wrong on this runtime"
     if v.top1_delta_pp is not None:
-        if round(v.top1_delta_pp, 6) < -ACCURACY_TOLERANCE_PP:  # -0.50 is within 0.5, whatever the float says
+        if round(v.top1_delta_pp, 6) < -tolerance_pp:  # -0.50 is within 0.5, whatever the float says
             return False, f"top-1 {v.top1_delta_pp:+.2f} pp"
         return True, None
     if v.fidelity_exact:
@@ -39,10 +38,10 @@ def recommend(view: RunSummaryView) -> str | None:
     measured = [v for v in view.variants if v.status == "ok" and v.name != REFERENCE]
     if not measured:
         return None
-    judged = {v.name: _faithful(v) for v in measured}
+    judged = {v.name: _faithful(v, view.accuracy_tolerance_pp) for v in measured}
     keep = [v for v in measured if judged[v.name][0]]
     if any(v.top1_delta_pp is not None for v in measured):
-        basis = f"top-1 within {ACCURACY_TOLERANCE_PP:g} pp of float32"
+        basis = f"top-1 within {view.accuracy_tolerance_pp:g} pp of float32"
     elif any(v.sqnr_db is not None or v.fidelity_exact for v in measured):
         basis = f"outputs within {FIDELITY_FLOOR_DB:g} dB of float32"
     else:

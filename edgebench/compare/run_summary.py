@@ -7,6 +7,7 @@ machine that drifts during the run does not bias one variant.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,13 +34,16 @@ class VariantSummary:
     p90_ms: float | None = None  # MLPerf early-stopping estimate (results/latency.py)
     p90_note: str | None = None  # what the p90 rests on, or how many runs it lacks
     speedup: float | None = None  # float32 p50 / this p50
+    speedup_interval: tuple[float, float] | None = None  # 95%, over the rounds' ratios (fresh processes)
     rounds: int = 0
     peak_rss_mb: float | None = None
     peak_delta_mb: float | None = None  # against float32's peak
     top1: float | None = None
     top1_interval: tuple[float, float] | None = None
     top1_delta_pp: float | None = None
+    top1_delta_interval: tuple[float, float] | None = None  # 95%, paired on the same samples (agent.settled_change)
     evaluated: int | None = None
+    accuracy_settled: bool = False  # stopped once the change was settled, not on the whole set
     agreement: float | None = None  # share of predictions equal to float32's
     # Fidelity against the float32 reference outputs, worst output tensor first:
     sqnr_db: float | None = None  # lowest SQNR over the outputs; None when every output is exact
@@ -70,6 +74,8 @@ class RunSummaryView:
     sources: dict = field(default_factory=dict)  # where each figure came from, when not all from the device's agent
     unlabelled_dataset: str | None = None  # a data set given without 'y' labels: no accuracy columns, and why
     given_bytes: int | None = None  # the user's own model file, where float32 is a reference normalized from it
+    # A top-1 change smaller than this is no loss (the run's --accuracy-tolerance; older runs: the default).
+    accuracy_tolerance_pp: float = 0.5
 
 
 def summarize(run: RunRecord, measurements: Sequence[Measurement]) -> RunSummaryView:
@@ -106,6 +112,7 @@ def summarize(run: RunRecord, measurements: Sequence[Measurement]) -> RunSummary
         sources=max((d.get("sources") or {} for d in documents), key=len, default={}),
         unlabelled_dataset=(run.dataset or {}).get("path") if run.dataset and not run.dataset.get("labelled") else None,
         given_bytes=(run.get("model") or {}).get("bytes"),
+        accuracy_tolerance_pp=run.settings.get("accuracy_tolerance", 0.5),
     )
 
 
@@ -136,19 +143,26 @@ def _variant(name: str, measurements: list[Measurement], files: dict, reference:
     ]
     if ratios:
         speedup = statistics.median(ratios)
+    speedup_interval = ratio_interval(ratios)
     if reference and peak is not None and _peak(reference) is not None:
         peak_delta = peak - _peak(reference)
 
     accuracy = first.get("accuracy") or {}
     reference_accuracy = (reference[0].document.get("accuracy") or {}) if reference else {}
     top1 = accuracy.get("top1")
-    delta_pp = agreement = None
-    if top1 is not None and reference_accuracy.get("top1") is not None:
-        delta_pp = (top1 - reference_accuracy["top1"]) * 100
-    mine, theirs = accuracy.get("predictions"), reference_accuracy.get("predictions")
-    if mine and theirs:
-        count = min(len(mine), len(theirs))
-        agreement = sum(a == b for a, b in zip(mine[:count], theirs[:count], strict=True)) / count
+    delta_pp = agreement = delta_interval = None
+    change = accuracy.get("change")
+    if change and change.get("samples"):
+        # Measured by the agent on the same samples as float32's: paired, with its interval.
+        delta_pp, delta_interval = change["delta_pp"], tuple(change["interval_pp"])
+        agreement = change["agrees"] / change["samples"]
+    else:
+        if top1 is not None and reference_accuracy.get("top1") is not None:
+            delta_pp = (top1 - reference_accuracy["top1"]) * 100
+        mine, theirs = accuracy.get("predictions"), reference_accuracy.get("predictions")
+        if mine and theirs:
+            count = min(len(mine), len(theirs))
+            agreement = sum(a == b for a, b in zip(mine[:count], theirs[:count], strict=True)) / count
 
     fidelity = _fidelity(first.get("fidelity"))
     warnings = []
@@ -174,18 +188,34 @@ def _variant(name: str, measurements: list[Measurement], files: dict, reference:
         p90_ms=p90,
         p90_note=figure.tail_note,
         speedup=speedup,
+        speedup_interval=speedup_interval,
         rounds=len(ok),
         peak_rss_mb=peak,
         peak_delta_mb=peak_delta,
         top1=top1,
         top1_interval=tuple(accuracy["wilson95"]) if "wilson95" in accuracy else None,
         top1_delta_pp=delta_pp,
+        top1_delta_interval=delta_interval,
         evaluated=accuracy.get("total"),
+        accuracy_settled="indices" in accuracy,
         agreement=agreement,
         **fidelity,
         **made,
         warnings=tuple(warnings),
     )
+
+
+def ratio_interval(ratios: Sequence[float], confidence: float = 0.95) -> tuple[float, float] | None:
+    """A t-interval of the speed-up over the rounds' ratios, on their logarithms (a ratio's noise is relative);
+    None with one round: one process says nothing of how much the next one would differ."""
+    if len(ratios) < 2 or any(r <= 0 for r in ratios):
+        return None
+    from scipy import stats
+
+    logs = [math.log(r) for r in ratios]
+    half = stats.t.ppf((1 + confidence) / 2, len(logs) - 1) * statistics.stdev(logs) / math.sqrt(len(logs))
+    center = statistics.fmean(logs)
+    return (math.exp(center - half), math.exp(center + half))
 
 
 def _peak(measurements: list[Measurement]) -> float | None:

@@ -103,6 +103,7 @@ class RunComparison:
     not_comparable: tuple[str, ...]
     variants: tuple[VariantComparison, ...] = field(default=())
     threshold: float = DEFAULT_THRESHOLD
+    passed_over: tuple[str, ...] = ()  # newer earlier runs not taken as the baseline, each with why
 
     @property
     def comparable(self) -> bool:
@@ -130,8 +131,25 @@ def comparability(a: RunData, b: RunData) -> tuple[str, ...]:
     for setting in comparability_settings():
         key, label = setting.name, setting.spec.comparable
         if settings_a.get(key) != settings_b.get(key):
-            reasons.append(f"different {label}: {settings_a.get(key)} vs {settings_b.get(key)}")
+            reasons.append(f"different {label}: {_shown(settings_a.get(key))} vs {_shown(settings_b.get(key))}")
+    # Rounds are fresh processes, the unit a verdict rests on: one against three is another kind of evidence.
+    rounds_a, rounds_b = a.record.get("rounds"), b.record.get("rounds")
+    if rounds_a and rounds_b and rounds_a != rounds_b:
+        reasons.append(f"different rounds: {rounds_a} vs {rounds_b}")
     return tuple(reasons)
+
+
+def _shown(value) -> str:
+    """A setting's value in a reason: 'default' for one not given (None), CPU lists as 2,3."""
+    if value is None:
+        return "default"
+    return (
+        ",".join(map(str, value))
+        if isinstance(value, list | tuple)
+        else f"{value:g}"
+        if isinstance(value, float)
+        else str(value)
+    )
 
 
 def compare_runs(a: RunData, b: RunData, threshold: float = DEFAULT_THRESHOLD,

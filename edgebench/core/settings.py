@@ -27,6 +27,8 @@ CHEAP_ROUND_SECONDS = 3.0
 # farm): enough for a paired test to tell 10% on a board whose processes differ by a few percent.
 CONFIRM_PAIRS = 10
 DELEGATES = ("xnnpack", "none")
+# `--samples all`: every sample; stored as the data set's size once that is known (pipeline.start_run).
+ALL_SAMPLES = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class Spec:
     minimum: float | None = None  # the value must be at least this
     above: float | None = None  # the value must be more than this
     choices: tuple[str, ...] = ()
+    words: tuple[tuple[str, typing.Any], ...] = ()  # values spelled as words ("all"), on the command line and in TOML
     agent: bool = False  # passed to the on-device agent as --<name-with-dashes>
     device: bool = False  # a device file may set its default
     comparable: str | None = None  # two runs that differ in it are not compared; the label says in what
@@ -51,7 +54,8 @@ def setting(default, help: str, **spec) -> typing.Any:
 
 @dataclass(frozen=True)
 class Settings:
-    """How one run measures. Defaults follow TFLite's benchmark_model; None means "decided later"."""
+    """How one run measures. Defaults follow TFLite's benchmark_model, with its times split over the rounds;
+    None means "decided later"."""
 
     # On the device: passed to the agent (and to benchmark_model where it has the same knob).
     threads: int = setting(1, "interpreter threads", minimum=1, agent=True, device=True, comparable="threads")
@@ -61,19 +65,32 @@ class Settings:
                                     device=True, comparable="CPU pinning")  # fmt: skip
     runtime: str | None = setting(None, "the TFLite runtime (default: the first the device can import)",
                                   choices=RUNTIMES, agent=True, device=True)  # fmt: skip
-    samples: int | None = setting(None, "accuracy on the first N samples (default: all; 0: none)", minimum=0,
-                                  agent=True)  # fmt: skip
+    # Without a number, a variant's accuracy is evaluated in a fixed random order until its change against
+    # float32 is settled within --accuracy-tolerance (agent.settled_change): 1,000 images say what 10,000 do.
+    samples: int | None = setting(None, "accuracy on the first N samples, or 'all' (default: until the change "
+                                  "against float32 is settled; 0: no accuracy)", minimum=0, agent=True,
+                                  words=(("all", ALL_SAMPLES),), comparable="accuracy samples")  # fmt: skip
+    accuracy_tolerance: float = setting(0.5, "an accuracy change smaller than this is no loss: evaluation stops "
+                                        "once the change is known to be on one side of it, and the answer line "
+                                        "allows it (0: every sample)", unit="pp", minimum=0, agent=True,
+                                        comparable="accuracy tolerance")  # fmt: skip
     warmup_min_runs: int = setting(1, "minimum warm-up runs", minimum=0, agent=True, flag="--warmup-runs",
-                                   key="warmup_runs")  # fmt: skip
-    warmup_min_seconds: float = setting(0.5, "minimum warm-up time", unit="s", minimum=0, agent=True,
-                                        flag="--warmup-seconds", key="warmup_seconds")  # fmt: skip
-    min_runs: int = setting(50, "minimum measured runs", minimum=1, agent=True)
-    min_seconds: float = setting(1.0, "minimum measuring time", unit="s", above=0, agent=True)
+                                   key="warmup_runs", comparable="warm-up runs")  # fmt: skip
+    warmup_min_seconds: float = setting(0.25, "minimum warm-up time", unit="s", minimum=0, agent=True,
+                                        flag="--warmup-seconds", key="warmup_seconds",
+                                        comparable="warm-up time")  # fmt: skip
+    # 64: the fewest runs from which MLPerf's early-stopping p90 can be estimated (results/latency.py).
+    min_runs: int = setting(64, "minimum measured runs", minimum=1, agent=True, comparable="minimum runs")
+    # Half of benchmark_model's 1 s (and half its 0.5 s warm-up) per process, because a variant is measured in
+    # several fresh processes (rounds): three of them time it for 1.5 s, and they show the between-process noise
+    # that one long process hides.
+    min_seconds: float = setting(0.5, "minimum measuring time per round", unit="s", above=0, agent=True,
+                                 comparable="minimum time")  # fmt: skip
     max_seconds: float = setting(150.0, "maximum measuring time", unit="s", above=0, agent=True)
     # A bound on the latency samples one agent process keeps (a micro model makes hundreds of thousands in
     # --max-seconds): the agent can hold them in storage sized before it measures memory.
     max_runs: int | None = setting(None, "stop after this many measured runs (default: only --max-seconds stops)",
-                                   minimum=1, agent=True)  # fmt: skip
+                                   minimum=1, agent=True, comparable="run cap")  # fmt: skip
     # On the controller: how the run is driven.
     fidelity_samples: int = setting(100, "inputs on which outputs are compared with float32 (0: none)", minimum=0)
     # Each round is a fresh agent process, and processes are the unit of evidence of a verdict (most of the
@@ -169,13 +186,15 @@ class Setting:
             if self.optional:
                 return None
             raise TypeError("a value")
+        if isinstance(value, str) and value in dict(self.spec.words):
+            return dict(self.spec.words)[value]
         if self.type is tuple:
             if not isinstance(value, (list, tuple)) or not all(_is_int(c) for c in value):
                 raise TypeError("a list of CPU numbers")
             return tuple(sorted(set(value)))  # a set of CPUs: "0,0" and "1,0" mean 0 and 0,1, and compare so
         if self.type is int:
             if not _is_int(value):
-                raise TypeError("int")
+                raise TypeError(" or ".join(["int", *(repr(word) for word, _ in self.spec.words)]))
             return value
         if self.type is float:
             if not (_is_int(value) or isinstance(value, float)):
@@ -187,6 +206,8 @@ class Setting:
 
     def parse_text(self, text: str):
         """A command-line value -> this setting's Python type; ValueError on a malformed one."""
+        if text in dict(self.spec.words):
+            return dict(self.spec.words)[text]
         if self.type is tuple:
             try:
                 return tuple(sorted({int(c) for c in text.split(",") if c.strip()}))  # a set, as coerce() keeps it

@@ -89,25 +89,48 @@ def _last_count(spec: str) -> int | None:
 
 
 def resolve_baseline(spec: str, candidate: RunData, results_dir: Path) -> Path:
-    """'last': the newest earlier run of the same device and model; 'best': the fastest comparable one."""
+    """'last': the newest earlier comparable run of the same device and model; 'best': the fastest comparable one.
+
+    Comparable: the same model file, runtime and settings (threads, delegate, pinning, stopping rules, accuracy
+    samples, rounds), and every variant the candidate measured. A run of other settings is never a baseline:
+    a first night after manual runs made with other settings has none, and says which runs it passed over."""
     if spec not in ("last", "best"):
         return resolve_run(spec, results_dir)
     device, model = candidate.record.device_name, candidate.record.model_name
     earlier = _earlier_runs(candidate, results_dir)
     if not earlier:
         raise EdgebenchError(f"no earlier run of {model} on {device} under {results_dir} to use as a baseline")
-    # Baselines come from comparable runs that measured every variant the candidate did: a run
-    # lacking one would skip it silently. Failing that, the newest earlier run, whose comparison
-    # then says what is not comparable (exit 2) instead of hiding it.
     complete = _complete(earlier, candidate)
-    if spec == "last":
-        return (complete or earlier)[-1][0]
     if not complete:
         raise EdgebenchError(
-            f"no earlier run of {model} on {device} has the same model file, runtime, threads and delegate "
-            "and measured every variant of this one"
+            f"no earlier run of {model} on {device} is comparable with run {candidate.run_id}; passed over "
+            + "; ".join(passed_over(candidate, results_dir)[:3])
         )
+    if spec == "last":
+        return complete[-1][0]
     return min(complete, key=lambda item: _total_p50(item[1], candidate))[0]
+
+
+def passed_over(candidate: RunData, results_dir: Path, baseline_id: str | None = None) -> list[str]:
+    """Earlier runs of the candidate's device and model, newer than the baseline chosen (all without one), that
+    were not taken as its baseline, newest first, each with why: 'run X (different minimum runs: 50 vs 64)'."""
+    lines = []
+    for _, data in _newest_earlier_runs(candidate, results_dir):
+        if baseline_id and data.run_id <= baseline_id.split("..")[-1].split(" ")[0]:
+            break
+        reasons = why_not_comparable(data, candidate)
+        if reasons:
+            lines.append(f"run {data.run_id} ({'; '.join(reasons)})")
+    return lines
+
+
+def why_not_comparable(data: RunData, candidate: RunData) -> list[str]:
+    """Why an earlier run cannot be the candidate's baseline: settings, files, or variants it did not measure."""
+    reasons = list(comparability(data, candidate))
+    missing = [name for name in candidate.variants() if candidate.ok(name) and not data.ok(name)]
+    if missing:
+        reasons.append(f"did not measure {', '.join(missing)}")
+    return reasons
 
 
 def _earlier_runs(candidate: RunData, results_dir: Path) -> list[tuple[Path, RunData]]:

@@ -53,6 +53,7 @@ def compare_table(comparison: RunComparison) -> DataTable:
     if partial:
         notes.append(f"{', '.join(partial)}: statistics only (benchmark_model gives no per-sample latencies): "
                      "p from Welch's t-test on mean, std and count; no stall test")  # fmt: skip
+    notes += [f"passed over as baseline: {line}" for line in comparison.passed_over]
     if not comparison.regressions:
         notes.append("no regression")
     return DataTable("Comparison", columns, tuple(rows), tuple(notes), header)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 from edgebench.compare.recommendation import recommend
 from edgebench.compare.run_summary import RunSummaryView, VariantSummary, summarize
@@ -16,12 +17,14 @@ BASE_COLUMNS = (
     Column("load ms"),
     Column("p50"),
     Column("p90"),
-    Column("speed-up"),
+    Column("speed-up (95% CI)"),
     Column("peak MB"),
     Column("Δ MB"),
 )
-ACCURACY_COLUMNS = (Column("top-1 (95% CI)"), Column("Δ pp"), Column("agrees"))
+ACCURACY_COLUMNS = (Column("top-1 (95% CI)"), Column("samples"), Column("Δ pp (95% CI)"), Column("agrees"))
 FIDELITY_COLUMNS = (Column("SQNR dB"), Column("cosine"), Column("max |err|"))
+# Short spellings a user may give to --columns for the columns whose header carries its interval.
+COLUMN_ALIASES = {"speed-up": "speed-up (95% CI)", "Δ pp": "Δ pp (95% CI)", "top-1": "top-1 (95% CI)"}
 
 
 def run_title(record: RunRecord, view: RunSummaryView) -> str:
@@ -73,6 +76,7 @@ def run_table(view: RunSummaryView, title: str) -> DataTable:
         elif variant.status == "skipped":
             notes.append(f"{variant.name} skipped: {variant.error}")
         notes.extend(f"warning: {w}" for w in variant.warnings)
+    notes.extend(_accuracy_notes(view))
     notes.extend(_published_notes(view))
     notes.extend(_fidelity_notes(view))
     notes.extend(_tail_notes(view))
@@ -83,25 +87,89 @@ def run_table(view: RunSummaryView, title: str) -> DataTable:
 
 
 # What fits 80 columns and answers the usual question: how much smaller, how fast, how much memory, how faithful.
-COMPACT_COLUMNS = ("variant", "smaller by", "p50", "speed-up", "peak MB", "Δ pp", "SQNR dB")
-# The full table needs about this many columns of terminal; below it the compact one is shown (--wide: always full).
-FULL_TABLE_WIDTH = 180
+COMPACT_COLUMNS = ("variant", "smaller by", "p50", "speed-up (95% CI)", "peak MB", "Δ pp (95% CI)", "SQNR dB")
+# From 120 columns: the tail, and what the accuracy change rests on.
+MEDIUM_COLUMNS = (*COMPACT_COLUMNS, "p90", "samples", "agrees")
+MEDIUM_WIDTH = 120
+# The full table needs about this many columns of terminal (--wide: always full).
+FULL_TABLE_WIDTH = 250
+
+
+def fit(table: DataTable, width: int) -> DataTable:
+    """The run table laid out for a terminal this wide: every column, or the medium or the compact set."""
+    if width >= FULL_TABLE_WIDTH:
+        return table
+    return compact(table, MEDIUM_COLUMNS if width >= MEDIUM_WIDTH else COMPACT_COLUMNS)
 
 
 def compact(table: DataTable, columns: tuple[str, ...] = COMPACT_COLUMNS) -> DataTable:
-    """The run table with only `columns` (those it has, in its own order); a variant that was not measured says
-    so in its p50 cell, since the column that said it (load ms) may be gone."""
-    wanted = {c.lower() for c in columns}
+    """The run table with only `columns` (those it has, in its own order), drawn without column rules and with
+    intervals as ± so that it fits 80 columns; a variant that was not measured says so in its p50 cell, since
+    the column that said it (load ms) may be gone."""
+    wanted = {COLUMN_ALIASES.get(c, c).lower() for c in columns}
     keep = [i for i, c in enumerate(table.columns) if c.header.lower() in wanted]
     headers = [table.columns[i].header for i in keep]
     status_at = next((i for i, c in enumerate(table.columns) if c.header == "load ms"), None)
     rows = []
     for row in table.rows:
-        cells = [row[i] for i in keep]
+        cells = [_plus_minus(row[i]) if headers[k] in _WITH_INTERVAL else row[i] for k, i in enumerate(keep)]
         if status_at is not None and "p50" in headers and row[status_at] in ("failed", "skipped"):
             cells[headers.index("p50")] = row[status_at]
         rows.append(tuple(cells))
-    return dataclasses.replace(table, columns=tuple(table.columns[i] for i in keep), rows=tuple(rows))
+    shown = tuple(
+        dataclasses.replace(table.columns[i], header=_SHORT.get(h, h)) for i, h in zip(keep, headers, strict=True)
+    )
+    return dataclasses.replace(table, columns=shown, rows=tuple(rows), dense=True)
+
+
+_WITH_INTERVAL = ("speed-up (95% CI)", "Δ pp (95% CI)")
+_SHORT = {"speed-up (95% CI)": "speed-up", "Δ pp (95% CI)": "Δ pp", "smaller by": "smaller"}
+
+
+def _plus_minus(cell: str) -> str:
+    """'1.16x (1.10–1.22)' -> '1.16x ±5%'; '+0.10 (-0.20, +0.40)' -> '+0.10 ±0.30' (the larger side)."""
+    match = re.fullmatch(r"([+-]?[\d.]+)(x?) \(([+-]?[\d.]+)[–,] ?([+-]?[\d.]+)\)", cell)
+    if not match:
+        return cell
+    value, unit, low, high = float(match[1]), match[2], float(match[3]), float(match[4])
+    half = max(high - value, value - low)
+    if unit:  # a ratio: its interval as a share of it
+        share = half / value * 100
+        return f"{match[1]}x ±{share:.0f}%" if share >= 0.5 else f"{match[1]}x ±<1%"
+    return f"{match[1]} ±{half:.2f}"
+
+
+def progress_line(v: VariantSummary) -> str:
+    """One variant's first figures, printed as its first round ends: 'int8: 3.96x smaller · 490 µs, 1.02x float32's
+    speed · top-1 +0.00 ±0.38 pp (800 samples) · SQNR 16.8 dB'."""
+    if v.status != "ok":
+        return f"{v.name}: {v.status}: {v.error}"
+    parts = [f"{v.size_ratio:.2f}x smaller" if v.size_ratio else None]
+    speed = f", {v.speedup:.2f}x float32's speed" if v.speedup is not None and v.name != "float32" else ""
+    parts.append(f"{format_latency(v.p50_ms)}{speed}")
+    if v.top1 is not None:
+        if v.top1_delta_pp is not None and v.name != "float32":
+            accuracy = f"top-1 {_plus_minus(_accuracy_cells(v)[2])} pp"
+        else:
+            accuracy = f"top-1 {v.top1:.4f}"
+        parts.append(f"{accuracy} ({v.evaluated:,} samples)")
+    if v.fidelity_outputs:
+        parts.append("outputs exact" if v.fidelity_exact else _fmt(v.sqnr_db, "SQNR {:.1f} dB"))
+    return f"{v.name}: " + " · ".join(p for p in parts if p)
+
+
+def _accuracy_notes(view: RunSummaryView) -> list[str]:
+    """Which samples the top-1 figures rest on, where variants stopped once their change was settled."""
+    settled = [v for v in view.variants if v.accuracy_settled]
+    if not settled:
+        return []
+    reference = next((v for v in view.variants if v.name == "float32" and v.evaluated), None)
+    everyone = f"float32 on all {reference.evaluated:,} samples; " if reference else ""
+    return [
+        f"accuracy: {everyone}{', '.join(v.name for v in settled)} in a fixed random order until the change against "
+        f"float32 was known to within {view.accuracy_tolerance_pp:g} pp ('samples'; --samples all for every one): "
+        "their top-1 is on those samples, and Δ pp compares with float32 on the same ones"
+    ]
 
 
 def _published_notes(view: RunSummaryView) -> list[str]:
@@ -163,6 +231,9 @@ def _row(v: VariantSummary) -> tuple[str, ...]:
     ratio = _fmt(v.size_ratio, "{:.2f}x")
     if v.status != "ok":
         return (v.name, size, ratio, v.status, *("—",) * 5)
+    speedup = _fmt(v.speedup, "{:.2f}x")
+    if v.speedup_interval and v.name != "float32":
+        speedup += f" ({v.speedup_interval[0]:.2f}–{v.speedup_interval[1]:.2f})"
     return (
         v.name,
         size,
@@ -170,20 +241,23 @@ def _row(v: VariantSummary) -> tuple[str, ...]:
         _fmt(v.load_ms, "{:.1f}"),
         format_latency(v.p50_ms),
         format_latency(v.p90_ms),
-        _fmt(v.speedup, "{:.2f}x"),
+        speedup,
         _fmt(v.peak_rss_mb, "{:.1f}"),
         _fmt(v.peak_delta_mb, "{:+.1f}"),
     )
 
 
-def _accuracy_cells(v: VariantSummary) -> tuple[str, str, str]:
+def _accuracy_cells(v: VariantSummary) -> tuple[str, str, str, str]:
     accuracy = "—"
     if v.top1 is not None:
         accuracy = f"{v.top1:.4f}"
         if v.top1_interval:
             accuracy += f" ({v.top1_interval[0]:.4f}–{v.top1_interval[1]:.4f})"
     agreement = _fmt(v.agreement * 100 if v.agreement is not None else None, "{:.2f}%")
-    return (accuracy, _fmt(v.top1_delta_pp, "{:+.2f}"), agreement)
+    delta = _fmt(v.top1_delta_pp, "{:+.2f}")
+    if v.top1_delta_interval:
+        delta += f" ({v.top1_delta_interval[0]:+.2f}, {v.top1_delta_interval[1]:+.2f})"
+    return (accuracy, _fmt(v.evaluated, "{:,}"), delta, agreement)
 
 
 def _fidelity_cells(v: VariantSummary) -> tuple[str, str, str]:

@@ -18,3 +18,4 @@ class DataTable:
     rows: tuple[tuple[str, ...], ...]
     notes: tuple[str, ...] = field(default=())  # under the table: failures, warnings
     header: tuple[str, ...] = field(default=())  # over the table: what was measured where
+    dense: bool = False  # drawn without column rules, to fit a narrow terminal

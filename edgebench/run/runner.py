@@ -9,10 +9,15 @@ a Ctrl-C or a cancelled farm later in the run loses nothing.
 
 from __future__ import annotations
 
+import io
+import shutil
+import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from edgebench.backends.base import Backend, HostFiles, Progress, check_cpus
 from edgebench.core.errors import Cancelled
@@ -38,7 +43,7 @@ __all__ = ["RunEvent", "RunPlan", "Settings", "execute", "run_status"]
 
 @dataclass(frozen=True)
 class RunEvent:
-    kind: str  # "stage", "health", "lease", "cooldown", "start", "progress" or "done"
+    kind: str  # "stage", "health", "lease", "cooldown", "start", "progress", "done" or "rounds" (how many)
     variant: str = ""
     round: int = 1
     phase: str | None = None
@@ -109,9 +114,11 @@ def execute(plan: RunPlan, transport: Transport, backend: Backend, store: RunSto
                 store.note(lease_taken_over={key: dead.get(key) for key in ("id", "controller", "pid", "since")})
                 emit("lease", message=f"took over the lease of run {dead.get('id')}: its controller (pid "
                                       f"{dead.get('pid')} on this host) is dead")  # fmt: skip
+        float32 = Float32Predictions()
         try:
-            return _measure_all(plan, transport, backend, store, emit, lease)
+            return _measure_all(plan, transport, backend, store, emit, lease, float32)
         finally:
+            float32.discard()
             if lease:
                 transport.cancel = None  # giving the lease back runs even when the run is being stopped
                 lease.release()
@@ -123,7 +130,7 @@ def execute(plan: RunPlan, transport: Transport, backend: Backend, store: RunSto
 
 
 def _measure_all(plan: RunPlan, transport: Transport, backend: Backend, store: RunStore, emit,
-                 lease: DeviceLease | None) -> str:  # fmt: skip
+                 lease: DeviceLease | None, float32: Float32Predictions) -> str:  # fmt: skip
     """Every variant, every round, in order; each measurement stored as it arrives."""
 
     def stage(path: Path, sha256: str) -> str:
@@ -142,6 +149,7 @@ def _measure_all(plan: RunPlan, transport: Transport, backend: Backend, store: R
         if round_number == 2 and plan.settings.rounds is None:
             rounds = automatic_rounds(store.measurements)
             store.note(rounds=rounds)
+            emit("rounds", total=rounds)
             if rounds == 1:
                 break
         for variant in plan.variants:
@@ -172,7 +180,8 @@ def _measure_all(plan: RunPlan, transport: Transport, backend: Backend, store: R
                     variant.name, round_number, model_paths[variant.name], variant.sha256, plan.settings,
                     dataset_path=dataset_path, reference_path=reference_path,
                     on_progress=_progress_relay(emit, variant.name, round_number),
-                    host=HostFiles(variant.path, plan.dataset_path, plan.reference_path),
+                    host=HostFiles(variant.path, plan.dataset_path, plan.reference_path, float32.host_path),
+                    float32_predictions=float32.device_path,
                 )  # fmt: skip
             except Stalled as error:
                 # This variant is lost; the connection was dropped, and the next command opens a
@@ -193,10 +202,37 @@ def _measure_all(plan: RunPlan, transport: Transport, backend: Backend, store: R
             store.add(measurement)
             if measurement.status != "ok":
                 failed.add(variant.name)
+            elif variant.name == "float32" and round_number == 1:
+                float32.keep(measurement.document.get("accuracy"), stage)
             emit("done", variant.name, round_number, status=measurement.status, message=measurement.error)
     status = run_status(store.measurements)
     store.finish(status, {"pushed_bytes": transport.bytes_pushed})
     return status
+
+
+class Float32Predictions:
+    """float32's predictions on the whole data set, measured on this device, handed to every later variant:
+    with them a variant's accuracy stops once its change against float32 is settled (agent.settled_change).
+    A small .npy kept out of the run folder (it is float32's document in another form), removed at the end."""
+
+    def __init__(self):
+        self.host_path: Path | None = None
+        self.device_path: str | None = None
+
+    def keep(self, accuracy: dict | None, stage: Callable[[Path, str], str]) -> None:
+        if not accuracy or "indices" in accuracy or not accuracy.get("predictions"):
+            return
+        buffer = io.BytesIO()  # .npy, not .npz: no time stamp inside, so the same predictions are not pushed again
+        np.save(buffer, np.asarray(accuracy["predictions"], dtype=np.int64), allow_pickle=False)
+        # A fixed name: a device keeps files by content and name, and a second run finds this one there.
+        self.host_path = Path(tempfile.mkdtemp(prefix="edgebench-")) / "float32-predictions.npy"
+        self.host_path.write_bytes(buffer.getvalue())
+        self.device_path = stage(self.host_path, sha256_file(self.host_path))
+
+    def discard(self) -> None:
+        if self.host_path:
+            shutil.rmtree(self.host_path.parent, ignore_errors=True)
+            self.host_path = None
 
 
 def automatic_rounds(first_round: Sequence[Measurement]) -> int:
