@@ -161,9 +161,13 @@ def test_a_report_of_a_real_local_run(browser, local_history, tmp_path):
     done = run_edgebench("report", str(folder), "--baseline", "last", "--results-dir", str(local_history),
                          "-o", str(page))  # fmt: skip
     assert done.returncode == 0, done.stderr
-    sections = ["summary", "tables", "latency", "tradeoff", "thermal", "reproduce"]
+    sections = ["summary", "tables", "baseline", "latency", "tradeoff", "thermal", "reproduce"]
     seen = check_page(browser, page, sections, 2 + thermal_plots([folder]), tmp_path)  # fmt: skip
     assert 'id="verdict"' in seen.dom and "ai_edge_litert" in seen.dom
+    # The comparison itself and the baseline's own figures, not only a line saying how it went.
+    baseline = sorted(p for p in (local_history / "local").iterdir() if p.is_dir())[-2].name
+    assert f"Against the baseline {baseline}" in seen.dom and "B/A p50" in seen.dom
+    assert f"the baseline: mnist on local — run {baseline}" in seen.dom
     assert "run.json" in seen.dom and json.loads((folder / "run.json").read_text())["run_id"] in seen.dom
 
 

@@ -232,3 +232,11 @@ def test_the_shipped_nightly_farm_excludes_every_emulator():
     chosen = select_devices(load_farm_file(root / "farms" / "nightly.toml"), root / "devices")
     assert chosen and not [d.name for d in chosen if d.emulated]
     assert {"pi4", "pi5", "local"} <= {d.name for d in chosen}
+
+
+def test_the_zoo_command_lists_every_zoo_model(capfd):
+    listed = run_main(capfd, "zoo", "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    models = {m["name"]: m for m in json.loads(listed.stdout)["models"]}
+    assert set(models) == {"mnist", "mobilenet-digits"}
+    assert models["mnist"]["test_samples"] == 10_000 and models["mnist"]["float32_top1"] == 0.9943

@@ -169,6 +169,10 @@ def _parser() -> argparse.ArgumentParser:
     _results_options(report)
     report.set_defaults(handler=cmd_report)
 
+    zoo = commands.add_parser("zoo", help="the models that ship with edgebench, by the name --model takes")
+    format_option(zoo)
+    zoo.set_defaults(handler=cmd_zoo)
+
     farm = commands.add_parser("farm", help="many devices at once from a farm file, with one answer")
     farm_commands = farm.add_subparsers(dest="farm_command", required=True, metavar="SUBCOMMAND")
     farm_run = farm_commands.add_parser("run", help="measure every device of a farm file in parallel")
@@ -235,6 +239,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     setup.set_defaults(handler=cmd_devices_setup)
     return parser
+
+
+def cmd_zoo(args: argparse.Namespace) -> int:
+    from edgebench.report.table import Column, DataTable
+    from edgebench.zoo import zoo_entries
+
+    entries = zoo_entries()
+    columns = (Column("name", "left"), Column("model", "left"), Column("input", "left"), Column("test samples"),
+               Column("float32 top-1"))  # fmt: skip
+    rows = tuple((e.name, e.description, e.input.split(":")[0], f"{e.test_samples:,}", _fmt_top1(e.float32_top1))
+                 for e in entries)  # fmt: skip
+    notes = ("edgebench run --device local --model NAME measures every variant of one on this machine",)
+    document = {"models": [dataclasses.asdict(e) for e in entries]}
+    emit(args.format, DataTable("Zoo models", columns, rows, notes), document)
+    return EXIT_OK
+
+
+def _fmt_top1(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
@@ -397,7 +420,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         report = _history_report(args, results_dir, threshold)
     else:
         folders = [resolve_run(spec, results_dir) for spec in args.runs] or [latest_run(results_dir)]
-        comparison = None
+        comparison = baseline = None
         if args.baseline:
             from edgebench.compare.confirmation import apply, kept
             from edgebench.compare.verdicts import compare_runs
@@ -409,7 +432,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             baseline = baseline_data(args.baseline, candidate, results_dir)
             comparison = compare_runs(baseline, candidate, threshold, noise_floors(candidate, results_dir))
             comparison = apply(comparison, kept(read_confirmations(folders[-1])))
-        report = runs_report(folders, args.output, comparison)
+        report = runs_report(folders, args.output, comparison, baseline)
     path = write(report, args.output)
     size = path.stat().st_size
     plain_console(file=real_stderr()).print(f"report: {path} ({size / 1e6:.2f} MB)", markup=False, highlight=False)

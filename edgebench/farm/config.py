@@ -64,16 +64,23 @@ class FarmFile:
     quarantine_after: int = 3
     connect_attempts: int = 3
     rerun_failed: int = 0
+    # Devices (names or tag:TAG) that may be missing here: one that cannot be reached or set up before anything
+    # is measured on it is "absent", neither a failure nor quarantined (a demo farm that runs on any machine).
+    optional: tuple[str, ...] = ()
 
     @property
     def rounds(self) -> int | None:
         return resolve(self.settings).rounds
+
+    def is_optional(self, device) -> bool:
+        return any(spec == device.name or spec in (f"tag:{t}" for t in device.tags) for spec in self.optional)
 
 
 _TOP = {
     "name": str,
     "devices": list,
     "exclude": list,
+    "optional": list,
     "models": list,
     "run": dict,
     "baseline": dict,
@@ -105,7 +112,7 @@ def _validate(data: dict, path: Path) -> FarmFile:
     devices = data.get("devices")
     if not devices:
         raise FarmFileError(f"{path}: key 'devices' is required: device names, .toml paths or tag:TAG selectors")
-    for key in ("devices", "exclude"):
+    for key in ("devices", "exclude", "optional"):
         if not all(isinstance(d, str) and d for d in data.get(key, [])):
             raise FarmFileError(f"{path}: key {key!r} must be a list of device names, paths or tag:TAG")
     models = data.get("models")
@@ -171,6 +178,7 @@ def _validate(data: dict, path: Path) -> FarmFile:
         sha256=sha256_file(path),
         devices=tuple(devices),
         exclude=tuple(data.get("exclude", [])),
+        optional=tuple(data.get("optional", [])),
         models=tuple(jobs),
         settings=settings,
         baseline=baseline.get("policy", "last"),

@@ -37,7 +37,8 @@ from edgebench.transport.base import HealthCheckFailed
 @dataclass(frozen=True)
 class FarmEvent:
     device: str
-    state: str  # pending, checking, waiting, pushing, measuring, cooling, done, failed, quarantined, interrupted
+    state: str  # pending, checking, waiting, pushing, measuring, cooling, done, failed, quarantined, interrupted,
+    # absent (an optional device not set up here)
     detail: str = ""
     done: int = 0  # measurements finished on this device
     total: int = 0
@@ -217,6 +218,8 @@ class DeviceWorker:
             self.state("interrupted", "stopped by the user; 'farm run --resume' measures the rest")
             return
         except HealthCheckFailed as error:
+            if self._absent(str(error)):
+                return
             quarantine.record_health_failure(self.results_dir, name, str(error), self.farm_run)
             self.state("quarantined", str(error))
             return
@@ -226,6 +229,8 @@ class DeviceWorker:
             failure = str(error)
         except Exception as error:  # a bug must not take the other devices' night down with it
             failure = f"internal error: {type(error).__name__}: {error}"
+        if failure is not None and self._absent(failure):
+            return
         record = quarantine.record_outcome(self.results_dir, name, failure is not None, failure, self.farm_run,
                                            self.farm.quarantine_after)  # fmt: skip
         if failure is None:
@@ -234,6 +239,13 @@ class DeviceWorker:
             self.state("quarantined", f"{failure} (now quarantined: {record['quarantine']['reason']})")
         else:
             self.state("failed", failure)
+
+    def _absent(self, why: str) -> bool:
+        """An optional device that failed before measuring anything is not here: said, not counted."""
+        if not self.farm.is_optional(self.device) or self.done or self.store.device(self.device.name).get("runs"):
+            return False
+        self.state("absent", f"optional, not set up here: {why}")
+        return True
 
     def _measure_every_model(self) -> str | None:
         """Each model in turn; returns why the device failed (lost, nothing measured), or None."""

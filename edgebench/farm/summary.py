@@ -60,7 +60,7 @@ class Cell:
 @dataclass(frozen=True)
 class DeviceResult:
     name: str
-    state: str  # "done", "failed", "quarantined", "interrupted", "pending"
+    state: str  # "done", "failed", "quarantined", "interrupted", "pending", "absent" (optional, not set up here)
     reason: str | None
     emulated: bool
     baselines: dict = field(default_factory=dict)  # model -> baseline run id, or why there is none
@@ -91,7 +91,7 @@ class FarmSummary:
     def undecided(self) -> list[str]:
         """What could not be judged, one line each."""
         lines = [f"{d.name}: {d.state}" + (f" ({d.reason})" if d.reason else "") for d in self.devices
-                 if d.state != "done"]  # fmt: skip
+                 if d.state not in ("done", "absent")]  # fmt: skip
         for device in self.devices:
             if device.state != "done":
                 continue

@@ -34,7 +34,7 @@ from edgebench.results.layout import farm_file, farm_folder, write_run_folder
 
 ENDED = ("done", "failed", "expired")
 # A device's state from its jobs' states: the most telling wins (a quarantine says more than a failure).
-_DEVICE_STATE_ORDER = ("quarantined", "failed", "interrupted", "pending", "done")
+_DEVICE_STATE_ORDER = ("quarantined", "failed", "interrupted", "pending", "done", "absent")
 
 
 @dataclass(frozen=True)

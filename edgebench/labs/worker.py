@@ -321,7 +321,7 @@ class LabWorker:
                                                  json.dumps(document)), "shipping a run")  # fmt: skip
 
     def _on_event(self, event: FarmEvent) -> None:
-        if event.state in ("done", "failed", "quarantined", "interrupted") or (
+        if event.state in ("done", "failed", "quarantined", "interrupted", "absent") or (
             event.state == "measuring" and event.detail.endswith((": ok", ": failed"))
         ):
             self.say(f"{event.device}: {event.state} {event.detail}".rstrip())

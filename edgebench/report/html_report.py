@@ -8,6 +8,7 @@ to where the report is written.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import os
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from pathlib import Path
 from edgebench import __version__
 from edgebench.compare.run_summary import RunSummaryView
 from edgebench.report import plot_data, plots
+from edgebench.report.compare_table import compare_table
 from edgebench.report.run_table import shown_run
 from edgebench.report.table import DataTable
 from edgebench.results.layout import is_run_folder, run_file, run_folder
@@ -116,8 +118,9 @@ class _Shown:
     table: DataTable
 
 
-def runs_report(folders: Sequence[Path], out: Path, comparison=None) -> Report:
-    """One or more runs (several devices, or one device several times): tables, distributions, trade-off."""
+def runs_report(folders: Sequence[Path], out: Path, comparison=None, baseline=None) -> Report:
+    """One or more runs (several devices, or one device several times): tables, distributions, trade-off.
+    With a comparison (and the baseline's data), the verdict table and the baseline's own figures beside."""
     runs = [load(folder) for folder in folders]  # read and validated once; the tables are built from these
     outcomes = [_Shown(run.record, *shown_run(run.record, list(run.measurements))) for run in runs]
     models = sorted({o.record.model_name for o in outcomes})
@@ -159,6 +162,12 @@ def runs_report(folders: Sequence[Path], out: Path, comparison=None) -> Report:
         )
     tables = "".join(table_html(o.table) for o in outcomes)
     report.sections.append(("tables", "Variants", tables))
+    if comparison is not None:
+        against = table_html(compare_table(comparison))
+        if baseline is not None:
+            _, baseline_table = shown_run(baseline.record, list(baseline.measurements))
+            against += table_html(dataclasses.replace(baseline_table, title=f"the baseline: {baseline_table.title}"))
+        report.sections.append(("baseline", f"Against the baseline {comparison.run_a}", against))
     distributions = ""
     for run in runs:
         data = plot_data.latency_distributions(run)

@@ -144,7 +144,7 @@ def progress_line(v: VariantSummary) -> str:
     speed · top-1 +0.00 ±0.38 pp (800 samples) · SQNR 16.8 dB'."""
     if v.status != "ok":
         return f"{v.name}: {v.status}: {v.error}"
-    parts = [f"{v.size_ratio:.2f}x smaller" if v.size_ratio else None]
+    parts = [f"{v.size_ratio:.2f}x smaller" if v.size_ratio and v.name != "float32" else None]
     speed = f", {v.speedup:.2f}x float32's speed" if v.speedup is not None and v.name != "float32" else ""
     parts.append(f"{format_latency(v.p50_ms)}{speed}")
     if v.top1 is not None:

