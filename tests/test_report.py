@@ -212,3 +212,24 @@ def test_report_refuses_what_it_cannot_write(tmp_path, capfd):
     assert_one_line_error(done, "the report is an .html file")
     empty = run_main(capfd, "report", "--history", "--results-dir", str(tmp_path), "-o", str(tmp_path / "r.html"))
     assert empty.returncode == 2 and "Traceback" not in empty.stderr
+
+
+def test_plot_labels_stay_readable():
+    """Heatmap figures in dark text on the colour map's light end; trade-off labels of points at one spot
+    stacked, not drawn over each other; a history of one day's runs labelled by time, not one date repeated."""
+    import re
+
+    from edgebench.report import plots
+    from edgebench.report.plot_data import Heatmap, HistoryPoint, TradeoffPoint
+
+    svg = plots.heatmap_plot(Heatmap("speed-up", ("pi4", "pi5"), ("int8", "float16"), ((1.0, 2.0), (3.0, None)), "x"))
+    fills = {m[2]: re.search(r"fill: (#\w+)", m[1]) for m in re.finditer(r'<text[^>]*style="([^"]*)"[^>]*>(\d\.00x)<',
+                                                                          svg)}  # fmt: skip
+    assert fills["1.00x"] and fills["1.00x"][1] == "#ffffff"  # the dark end: white
+    assert fills["3.00x"] is None or fills["3.00x"][1] == "#000000"  # the yellow end: black (the default fill)
+    near = [TradeoffPoint("local", name, 3.96 + i * 0.01, 1.02, 0.0, 20.0) for i, name in enumerate(("a", "b", "c"))]
+    assert plots._label_lifts(near) == [0, 9, 18]
+    assert plots._label_lifts([*near[:1], TradeoffPoint("local", "far", 7.9, 0.5, 0.0, 30.0)]) == [0, 0]
+    runs = [HistoryPoint(f"r{i}", f"2026-12-03T05:{10 + i}:00Z", 500.0 + i, None, None) for i in range(5)]
+    svg = plots.history_plot({"int8": runs})
+    assert all(f"12-03 05:{10 + i}" in svg for i in range(5))
