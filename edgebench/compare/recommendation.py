@@ -18,7 +18,7 @@ REFERENCE = "float32"
 
 def _faithful(v: VariantSummary, tolerance_pp: float) -> tuple[bool, str | None]:
     """Whether the variant keeps float32's answers on this run's evidence, and why not."""
-    if v.warnings and any("wrong" in w or "agrees with float32 on only" in w for w in v.warnings):
+    if v.wrong_here:
         return False, "its figures are wrong on this runtime"
     if v.top1_delta_pp is not None:
         if round(v.top1_delta_pp, 6) < -tolerance_pp:  # -0.50 is within 0.5, whatever the float says

@@ -53,6 +53,9 @@ class VariantSummary:
     fidelity_outputs: tuple[dict, ...] = field(default=())  # per output tensor, as the agent measured
     fidelity_worst: dict = field(default_factory=dict)  # column -> the output tensor its figure comes from
     fidelity_left_out: tuple[str, ...] = ()  # outputs of negligible reference power, not in the worst figures
+    # Why this variant's figures cannot be trusted on this device's runtime (it disagrees with float32, or the
+    # runtime is known to compute its recipe wrongly); None when nothing says so. The answer line reads it.
+    wrong_here: str | None = None
     weights: str = ""  # what the weights became, checked in the file
     notes: tuple[str, ...] = field(default=())  # how the file came to be
     warnings: tuple[str, ...] = field(default=())
@@ -166,13 +169,13 @@ def _variant(name: str, measurements: list[Measurement], files: dict, reference:
 
     fidelity = _fidelity(first.get("fidelity"))
     warnings = []
+    wrong_here = None
     if agreement is not None and agreement < AGREEMENT_WARNING:
-        warnings.append(
-            f"{name}: agrees with float32 on only {agreement:.1%} of samples: this device's runtime does not "
-            "execute this variant correctly"
-        )
+        wrong_here = f"agrees with float32 on only {agreement:.1%} of samples"
+        warnings.append(f"{name}: {wrong_here}: this device's runtime does not execute this variant correctly")
     issue = runtime_issue((files.get(name) or {}).get("recipe"), (first.get("environment") or {}).get("runtime"))
     if issue:
+        wrong_here = wrong_here or issue
         warnings.append(f"{name}: {issue}")
     for m in ok:
         for warning in m.document.get("warnings", []):
@@ -201,6 +204,7 @@ def _variant(name: str, measurements: list[Measurement], files: dict, reference:
         agreement=agreement,
         **fidelity,
         **made,
+        wrong_here=wrong_here,
         warnings=tuple(warnings),
     )
 
