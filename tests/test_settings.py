@@ -32,6 +32,8 @@ def _unusual(setting: Setting):
     is checked here without touching this file."""
     if setting.spec.choices:
         return next(c for c in setting.spec.choices if c != setting.default)
+    if setting.type is bool:
+        return not setting.default
     if setting.type is tuple:
         return (0, 1)
     low = setting.spec.minimum if setting.spec.minimum is not None else (setting.spec.above or 0)
@@ -82,6 +84,9 @@ def test_the_cli_has_one_flag_per_setting_and_reads_it_by_name():
     argv = []
     for setting in SETTINGS:
         value = UNUSUAL[setting.name]
+        if setting.type is bool:  # a switch: the flag alone
+            argv += [setting.flag]
+            continue
         argv += [setting.flag, ",".join(map(str, value)) if isinstance(value, tuple) else str(value)]
     assert _cli(argv) == UNUSUAL
     assert _cli([]) == {}  # nothing given: the device file's and the table's defaults apply later

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from array import array as sample_array
 
 try:
@@ -274,6 +275,8 @@ def fidelity_metrics(outputs, reference):
 #   1 - first version.
 #   2 - "fidelity" (outputs against float32 reference outputs, per output tensor);
 #       stats gain "mad", "iqr" and "robust_cv", which the high-variance warning now uses.
+#     Added since, all optional (readers of version 2 ignore them): accuracy "change", "indices" and "order"
+#     (accuracy stopped once settled); "placement" (the delegate's nodes); "layers" (--profile).
 SCHEMA_VERSION = 2
 RESULT_KIND = "edgebench.agent-result"
 PROBE_KIND = "edgebench.probe"
@@ -293,6 +296,8 @@ DEFAULTS = {
     "accuracy_tolerance": 0.5,
     "reference": None,
     "float32_predictions": None,
+    "float32_model": None,
+    "profile": False,
     "warmup_min_runs": 1,
     "warmup_min_seconds": 0.25,
     "min_runs": 64,
@@ -714,6 +719,8 @@ def measure(settings, progress, document):
         raise AgentFailure("model-load-failed", f"{runtime_name}: {error}", EXIT_MODEL_FAILED) from None
     memory["peak_rss_after_load"] = peak_rss_bytes()
     memory["rss_after_load"] = rss_bytes()
+    # Which nodes the delegate took, from the interpreter itself: free, so always recorded.
+    document["placement"] = kernel_placement(interpreter, settings["delegate"])
 
     runner = ModelRunner(interpreter)
     # Without a data set, latency is measured on a fixed pseudo-random input per model input.
@@ -771,7 +778,125 @@ def measure(settings, progress, document):
             document["fidelity"] = fidelity(runner, load_npz(settings["reference"]), progress)
     except (RuntimeError, ValueError) as error:
         raise AgentFailure("invoke-failed", f"{runtime_name}: {error}", EXIT_INVOKE_FAILED) from None
+    if settings["profile"] and settings["float32_model"] and settings["reference"]:
+        progress("layers", force=True)
+        before = time.perf_counter()
+        try:
+            document["layers"] = layer_errors(
+                interpreter_class, model_path, settings["float32_model"], load_npz(settings["reference"])
+            )
+        except (RuntimeError, ValueError) as error:
+            document["layers"] = {"error": " ".join(str(error).split())}
+        document["layers"]["seconds"] = time.perf_counter() - before
     document["warnings"] = validity_warnings(stats, settings, document["thermal"], max_time_hit)
+
+
+# ---- why: kernel placement and per-layer error ---------------------------------
+
+
+def _ops(interpreter):
+    """The interpreter's nodes after delegation: the model's own, then one DELEGATE node per partition."""
+    try:
+        return interpreter._get_ops_details()
+    except (AttributeError, RuntimeError, ValueError):  # a runtime too old to list them
+        return None
+
+
+def kernel_placement(interpreter, delegate):
+    """Which of the model's nodes a delegate took, in how many partitions, and which ran on the runtime's own
+    (builtin) kernels: read from the delegated graph. A DELEGATE node replaced the nodes between its input
+    and output tensors; walking back from its outputs to its inputs finds them."""
+    ops = _ops(interpreter)
+    if ops is None:
+        return {"error": "this runtime does not list its nodes (no _get_ops_details)"}
+    delegates = [o for o in ops if o["op_name"] == "DELEGATE"]
+    nodes = [o for o in ops if o["op_name"] != "DELEGATE"]
+    producer = {int(t): o["index"] for o in nodes for t in o["outputs"]}
+    by_index = {o["index"]: o for o in nodes}
+    taken = {}
+    for partition, node in enumerate(delegates):
+        inputs = {int(t) for t in node["inputs"]}
+        stack, found = [int(t) for t in node["outputs"]], set()
+        while stack:
+            tensor = stack.pop()
+            if tensor in inputs or tensor not in producer or producer[tensor] in found:
+                continue
+            found.add(producer[tensor])
+            stack.extend(int(t) for t in by_index[producer[tensor]]["inputs"] if int(t) >= 0)
+        for index in found:
+            taken[index] = partition
+    name = {"xnnpack": "XNNPACK", "none": "none"}.get(delegate, delegate)
+    return {
+        "delegate": name, "nodes": len(nodes), "delegated": len(taken), "partitions": len(delegates),
+        "operators": [
+            {"index": o["index"], "op": o["op_name"], "on": name if o["index"] in taken else "builtin",
+             "partition": taken.get(o["index"])}
+            for o in nodes
+        ],
+    }  # fmt: skip
+
+
+LAYER_SAMPLES = 20  # inputs the per-layer error is measured on: the fidelity reference's first ones
+
+
+def layer_errors(interpreter_class, model_path, float32_path, reference, samples=LAYER_SAMPLES):
+    """Per-layer SQNR of this variant against float32 on the reference inputs: both models run with every
+    intermediate tensor kept (on the runtime's builtin kernels: a delegate keeps its partition's tensors to
+    itself), each operator's output matched to float32's tensor of the same name (quantized ones dequantized
+    with their scale and zero point), in the variant's execution order."""
+    inputs = [reference[k] for k in sorted((k for k in reference if k.startswith("in")), key=lambda k: int(k[2:]))]
+    count = min(samples, len(inputs[0]))
+    runners = []
+    resolver = getattr(sys.modules[interpreter_class.__module__], "OpResolverType", None)
+    builtin = {"experimental_op_resolver_type": resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES} if resolver else {}
+    for path in (model_path, float32_path):
+        with warnings.catch_warnings():  # "intended for debugging": it is, and it is said in the table
+            warnings.simplefilter("ignore")
+            interpreter = interpreter_class(model_path=path, num_threads=1, experimental_preserve_all_tensors=True,
+                                            **builtin)  # fmt: skip
+        interpreter.allocate_tensors()
+        runners.append((interpreter, ModelRunner(interpreter)))
+    (variant, variant_runner), (float32, float32_runner) = runners
+    float32_tensors = {d["name"]: d["index"] for d in float32.get_tensor_details()}
+    details = {d["index"]: d for d in variant.get_tensor_details()}
+    layers = []
+    for op in _ops(variant) or []:
+        if op["op_name"] == "DELEGATE":
+            continue
+        for tensor in op["outputs"]:
+            detail = details.get(int(tensor))
+            if detail is not None and detail["name"] in float32_tensors:
+                layers.append({"op": op["op_name"], "index": op["index"], "tensor": detail["name"],
+                               "mine": int(tensor), "float32": float32_tensors[detail["name"]],
+                               "signal": 0.0, "noise": 0.0})  # fmt: skip
+    for sample in range(count):
+        one = [array[sample : sample + 1] for array in inputs]
+        for runner in (variant_runner, float32_runner):
+            runner.set_inputs(one)
+            runner.interpreter.invoke()
+        for layer in layers:
+            expected = float32.get_tensor(layer["float32"]).astype(np.float64)
+            got = _dequantized(variant.get_tensor(layer["mine"]), details[layer["mine"]])
+            if got.shape != expected.shape:
+                layer["noise"] = None
+                continue
+            if layer["noise"] is not None:
+                layer["signal"] += float(np.sum(expected * expected))
+                layer["noise"] += float(np.sum((got - expected) ** 2))
+    shown = []
+    for layer in layers:
+        if layer["noise"] is None:
+            continue
+        sqnr = None if layer["noise"] == 0 else 10 * math.log10(max(layer["signal"], 1e-30) / layer["noise"])
+        shown.append({"op": layer["op"], "index": layer["index"], "tensor": layer["tensor"], "sqnr_db": sqnr})
+    return {"samples": count, "kernels": "builtin", "layers": shown}
+
+
+def _dequantized(values, detail):
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    if values.dtype.kind in "iu" and scale:
+        return (values.astype(np.float64) - zero_point) * scale
+    return values.astype(np.float64)
 
 
 BATCH_CHECK_SAMPLES = 10  # run both ways before batching: a few samples show a batch-dependent kernel
@@ -1055,6 +1180,8 @@ def parse_settings(argv):
     parser.add_argument(
         "--float32-predictions", help=".npy of float32's predictions on the first samples of the data set"
     )
+    parser.add_argument("--float32-model", help="with --profile: float32's model here, for the per-layer error")
+    parser.add_argument("--profile", action="store_true", help="also the per-layer error against float32")
     parser.add_argument("--reference", help=".npz of float32 reference inputs (in0, ...) and outputs (out0, ...)")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--delegate", choices=("xnnpack", "none"))

@@ -120,6 +120,7 @@ class BenchmarkModelBackend(Backend):
         on_progress: Callable[[Progress], None],
         host: HostFiles | None = None,
         float32_predictions: str | None = None,  # the device's copy; the host's is host.float32_predictions
+        float32_model: str | None = None,
     ) -> Measurement:
         proto_path = f"{self.transport.workdir()}/result-{sha256[:12]}-r{round_number}.pb"
         argv = self.command(model_path, settings, proto_path if self.facts.get("binary_writes_proto") else None)

@@ -69,6 +69,7 @@ class PythonAgent(Backend):
         on_progress: Callable[[Progress], None],
         host: HostFiles | None = None,  # unused: the agent measures accuracy on the device itself
         float32_predictions: str | None = None,
+        float32_model: str | None = None,
     ) -> Measurement:
         """One agent process measuring one variant; accuracy and fidelity in the first round only."""
         argv = [*self.transport.python(), self.agent_path, model_path, "--sha256", sha256]
@@ -78,6 +79,8 @@ class PythonAgent(Backend):
             argv += ["--reference", reference_path]
         if float32_predictions and round_number == 1:
             argv += ["--float32-predictions", float32_predictions]
+        if float32_model and settings.profile and round_number == 1:
+            argv += ["--float32-model", float32_model]
         argv += settings.agent_argv(with_accuracy=round_number == 1)
         lease_dir = self.transport.lease_dir()
         if lease_dir:  # so the next lease holder can stop this agent if its controller loses it

@@ -53,6 +53,9 @@ def setting_flags(parser: argparse.ArgumentParser) -> None:
         kwargs = {"dest": setting.name, "default": None, "help": setting.describe().replace("%", "%%")}
         if setting.spec.choices:
             kwargs["choices"] = setting.spec.choices
+        if setting.type is bool:
+            parser.add_argument(setting.flag, action="store_true", **kwargs)
+            continue
         if setting.type is tuple:
             kwargs["metavar"] = "CPUS"
         elif setting.spec.words:

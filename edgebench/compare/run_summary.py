@@ -56,6 +56,8 @@ class VariantSummary:
     # Why this variant's figures cannot be trusted on this device's runtime (it disagrees with float32, or the
     # runtime is known to compute its recipe wrongly); None when nothing says so. The answer line reads it.
     wrong_here: str | None = None
+    placement: dict | None = None  # which nodes the delegate took, as the agent read it from the interpreter
+    layers: dict | None = None  # with --profile: per-layer SQNR against float32 (agent.layer_errors)
     weights: str = ""  # what the weights became, checked in the file
     notes: tuple[str, ...] = field(default=())  # how the file came to be
     warnings: tuple[str, ...] = field(default=())
@@ -205,6 +207,8 @@ def _variant(name: str, measurements: list[Measurement], files: dict, reference:
         **fidelity,
         **made,
         wrong_here=wrong_here,
+        placement=first.get("placement"),
+        layers=first.get("layers"),
         warnings=tuple(warnings),
     )
 

@@ -103,6 +103,10 @@ class Settings:
     stall_timeout: float = setting(45.0, "an agent that sends nothing this long (it beats every 5 s) is stalled: "
                                    "that variant fails", unit="s", above=0)  # fmt: skip
     wait: float = setting(0.0, "wait this long for a device another run holds", unit="s", minimum=0)
+    # Why, not only what: per-layer error against float32 and per-operator time, in the first round (it costs
+    # time: the run says how much). Kernel placement is recorded always, since it costs nothing.
+    profile: bool = setting(False, "also measure where the time goes (per operator) and where the precision "
+                            "goes (per layer, against float32)", agent=True)  # fmt: skip
 
     def agent_argv(self, *, with_accuracy: bool) -> list[str]:
         """The agent's flags for these settings; accuracy (samples) only in the round that measures it."""
@@ -111,6 +115,9 @@ class Settings:
             value = getattr(self, spec.name)
             if spec.name == "samples" and not with_accuracy:
                 value = 0
+            if spec.type is bool:  # a switch: given when on, and only in the round that measures accuracy
+                argv += [spec.agent_flag] if value and with_accuracy else []
+                continue
             if value is None or value == ():
                 continue
             argv += [spec.agent_flag, ",".join(map(str, value)) if isinstance(value, tuple) else str(value)]
@@ -153,7 +160,7 @@ class Setting:
 
     def describe(self) -> str:
         """The help text with its default, as --help shows it."""
-        if self.default is None or self.default == ():
+        if self.default is None or self.default == () or self.type is bool:
             return self.spec.help
         unit = f" {self.spec.unit}" if self.spec.unit else ""
         return f"{self.spec.help} ({format_value(self.default)}{unit})"
@@ -188,6 +195,10 @@ class Setting:
             raise TypeError("a value")
         if isinstance(value, str) and value in dict(self.spec.words):
             return dict(self.spec.words)[value]
+        if self.type is bool:
+            if not isinstance(value, bool):
+                raise TypeError("true or false")
+            return value
         if self.type is tuple:
             if not isinstance(value, (list, tuple)) or not all(_is_int(c) for c in value):
                 raise TypeError("a list of CPU numbers")
@@ -208,6 +219,10 @@ class Setting:
         """A command-line value -> this setting's Python type; ValueError on a malformed one."""
         if text in dict(self.spec.words):
             return dict(self.spec.words)[text]
+        if self.type is bool:
+            if text.lower() not in ("true", "false"):
+                raise ValueError(text)
+            return text.lower() == "true"
         if self.type is tuple:
             try:
                 return tuple(sorted({int(c) for c in text.split(",") if c.strip()}))  # a set, as coerce() keeps it
@@ -307,7 +322,7 @@ def json_schema(only: tuple[Setting, ...] = SETTINGS) -> dict:
         if s.type is tuple:
             schema = {"type": "array", "items": {"type": "integer", "minimum": 0}}
         else:
-            schema = {"type": {int: "integer", float: "number", str: "string"}[s.type]}
+            schema = {"type": {int: "integer", float: "number", str: "string", bool: "boolean"}[s.type]}
             if s.spec.choices:
                 schema["enum"] = list(s.spec.choices)
             if s.spec.minimum is not None:

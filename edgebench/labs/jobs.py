@@ -80,6 +80,8 @@ _FARM = {
         # Optional: jobs of controllers from before A/B confirmation leave them out, and the defaults hold.
         "confirm": {"type": "boolean"},
         "confirm_pairs": {"type": "integer", "minimum": 3},
+        # Optional too: devices that may be absent (farm.config.FarmFile.optional), names or tag:TAG.
+        "optional": {"type": "array", "items": _STRING},
     },
     "additionalProperties": False,
 }  # fmt: skip
@@ -136,7 +138,8 @@ _NOT_SENT = ("devices", "exclude", "models")  # a job carries its own device and
 
 def farm_settings(farm: FarmFile) -> dict:
     fields = {f.name: getattr(farm, f.name) for f in dataclasses.fields(farm) if f.name not in _NOT_SENT}
-    return {**fields, "path": str(farm.path), "settings": plain_settings(farm.settings)}
+    plain = {"path": str(farm.path), "settings": plain_settings(farm.settings), "optional": list(farm.optional)}
+    return {**fields, **plain}
 
 
 def farm_of(payload: dict, local_files: dict[str, Path]) -> FarmFile:
@@ -155,7 +158,8 @@ def farm_of(payload: dict, local_files: dict[str, Path]) -> FarmFile:
         )
         for m in payload["models"]
     )
-    fields |= {"path": Path(fields["path"]), "settings": from_plain(fields["settings"])}
+    fields |= {"path": Path(fields["path"]), "settings": from_plain(fields["settings"]),
+               "optional": tuple(fields.get("optional", ()))}  # fmt: skip
     return FarmFile(devices=(), exclude=(), models=models, **fields)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import re
 
@@ -76,6 +77,8 @@ def run_table(view: RunSummaryView, title: str) -> DataTable:
         elif variant.status == "skipped":
             notes.append(f"{variant.name} skipped: {variant.error}")
         notes.extend(f"warning: {w}" for w in variant.warnings)
+    notes.extend(_placement_notes(view))
+    notes.extend(_layer_notes(view))
     notes.extend(_accuracy_notes(view))
     notes.extend(_published_notes(view))
     notes.extend(_fidelity_notes(view))
@@ -156,6 +159,54 @@ def progress_line(v: VariantSummary) -> str:
     if v.fidelity_outputs:
         parts.append("outputs exact" if v.fidelity_exact else _fmt(v.sqnr_db, "SQNR {:.1f} dB"))
     return f"{v.name}: " + " · ".join(p for p in parts if p)
+
+
+def _placement_notes(view: RunSummaryView) -> list[str]:
+    """Where each variant's nodes ran: every node on the delegate in one line, then each variant that left
+    nodes to the runtime's builtin kernels, naming them (int16x8's 15x is its whole graph outside XNNPACK)."""
+    placed = [v for v in view.variants if v.placement and "nodes" in v.placement]
+    if not placed:
+        return []
+    whole = [v.name for v in placed if v.placement["delegated"] == v.placement["nodes"]]
+    notes = []
+    if whole:
+        delegate = placed[0].placement["delegate"]
+        notes.append(f"placement: {delegate} took every node of {', '.join(whole)}")
+    for v in placed:
+        p = v.placement
+        if p["delegated"] == p["nodes"]:
+            continue
+        left = collections.Counter(o["op"] for o in p["operators"] if o["on"] == "builtin")
+        shown = ", ".join(f"{op} ×{n}" if n > 1 else op for op, n in left.items())
+        taken = (f"{p['delegate']} took {p['delegated']} of {p['nodes']} nodes ({p['partitions']} partition"
+                 f"{'s' if p['partitions'] != 1 else ''})" if p["delegate"] != "none" else "no delegate")  # fmt: skip
+        notes.append(f"placement: {v.name}: {taken}; on the runtime's builtin kernels: {shown}")
+    return notes
+
+
+LAYER_FLOOR_DB = 20.0  # the first layer below this is where the precision goes (typical good int8 stays above)
+
+
+def _layer_notes(view: RunSummaryView) -> list[str]:
+    """With --profile: each variant's SQNR after each layer, and the first layer below LAYER_FLOOR_DB."""
+    notes = []
+    for v in view.variants:
+        if not v.layers or v.name == "float32":
+            continue
+        if v.layers.get("error"):
+            notes.append(f"layers: {v.name}: not measured ({v.layers['error']})")
+            continue
+        layers = v.layers.get("layers") or []
+        if not layers:
+            continue
+        path = " → ".join(f"{x['op']} {'exact' if x['sqnr_db'] is None else format(x['sqnr_db'], '.1f')}"
+                          for x in layers)  # fmt: skip
+        low = next((x for x in layers if x["sqnr_db"] is not None and x["sqnr_db"] < LAYER_FLOOR_DB), None)
+        where = (f"; first below {LAYER_FLOOR_DB:g} dB: {low['op']} #{low['index']} ('{low['tensor']}')" if low
+                 else f"; every layer above {LAYER_FLOOR_DB:g} dB")  # fmt: skip
+        notes.append(f"layers: {v.name} SQNR dB after each layer against float32 ({v.layers['samples']} inputs, "
+                     f"builtin kernels): {path}{where}")  # fmt: skip
+    return notes
 
 
 def _accuracy_notes(view: RunSummaryView) -> list[str]:

@@ -182,6 +182,7 @@ def _measure_all(plan: RunPlan, transport: Transport, backend: Backend, store: R
                     on_progress=_progress_relay(emit, variant.name, round_number),
                     host=HostFiles(variant.path, plan.dataset_path, plan.reference_path, float32.host_path),
                     float32_predictions=float32.device_path,
+                    float32_model=model_paths.get("float32") if variant.name != "float32" else None,
                 )  # fmt: skip
             except Stalled as error:
                 # This variant is lost; the connection was dropped, and the next command opens a

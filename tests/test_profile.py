@@ -1,0 +1,79 @@
+"""Why, not only what: kernel placement read from the delegated graph, and per-layer error against float32."""
+
+import json
+
+import numpy as np
+import pytest
+
+from edgebench.agent import agent
+from tests.helpers import run_edgebench
+
+
+@pytest.fixture(scope="module")
+def interpreter_class():
+    return agent.load_runtime("ai_edge_litert")[0]
+
+
+def placement(interpreter_class, path, delegate="xnnpack"):
+    interpreter = agent.create_interpreter(interpreter_class, str(path), 1, delegate)
+    interpreter.allocate_tensors()
+    return agent.kernel_placement(interpreter, delegate)
+
+
+def test_placement_says_which_nodes_the_delegate_took(interpreter_class, mnist_variants):
+    int8 = placement(interpreter_class, mnist_variants["int8"].path)
+    assert (int8["delegated"], int8["nodes"], int8["partitions"]) == (7, 7, 1)
+    # int16x8: XNNPACK has no kernels for int16 activations, so every node runs on the builtin ones.
+    int16 = placement(interpreter_class, mnist_variants["int16x8"].path)
+    assert (int16["delegated"], int16["partitions"]) == (0, 0) and {o["on"] for o in int16["operators"]} == {"builtin"}
+    # int4 weights: the dequantized convolutions and dense layers stay outside, the pools and reshape go in,
+    # in two partitions.
+    int4 = placement(interpreter_class, mnist_variants["int4-weights"].path)
+    outside = {o["op"] for o in int4["operators"] if o["on"] == "builtin"}
+    assert int4["partitions"] == 2 and outside == {"DEQUANTIZE", "CONV_2D", "FULLY_CONNECTED"}
+    assert {o["op"] for o in int4["operators"] if o["on"] == "XNNPACK"} == {"MAX_POOL_2D", "RESHAPE"}
+    none = placement(interpreter_class, mnist_variants["int8"].path, "none")
+    assert (none["delegated"], none["partitions"], none["delegate"]) == (0, 0, "none")
+
+
+def test_the_last_layers_error_is_the_fidelity_of_the_outputs_computed_another_way(
+    interpreter_class, mnist_variants, mnist
+):  # fmt: skip
+    """The per-layer walk (every tensor kept, matched by name, dequantized) against the fidelity code (the
+    model's outputs through ModelRunner, SQNR over all of them) on the same inputs and kernels."""
+    dataset = agent.load_npz(mnist.dataset_path)
+    inputs = agent.input_sets(dataset, 0, 20)
+    reference = {"in0": inputs[0]}
+    float32_path, int8_path = str(mnist_variants["float32"].path), str(mnist_variants["int8"].path)
+    layers = agent.layer_errors(interpreter_class, int8_path, float32_path, reference)["layers"]
+    outputs = []
+    for path in (int8_path, float32_path):
+        interpreter = agent.create_interpreter(interpreter_class, path, 1, "none")
+        interpreter.allocate_tensors()
+        runner = agent.ModelRunner(interpreter)
+        outputs.append(np.concatenate([runner.run([inputs[0][i : i + 1]])[0] for i in range(20)]))
+    (expected,) = agent.fidelity_metrics([outputs[0]], [outputs[1]])
+    assert layers[-1]["op"] == "FULLY_CONNECTED" and layers[-1]["sqnr_db"] == pytest.approx(
+        expected["sqnr_db"], abs=0.05
+    )
+    # Precision is lost step by step, most in the logits: the first layer under 20 dB is the last one.
+    below = [layer for layer in layers if layer["sqnr_db"] < 20]
+    assert below == [layers[-1]] and layers[0]["sqnr_db"] > 35
+    float16 = agent.layer_errors(interpreter_class, str(mnist_variants["float16"].path), float32_path, reference)
+    assert all(layer["sqnr_db"] is None or layer["sqnr_db"] > 60 for layer in float16["layers"])
+
+
+def test_a_profiled_run_says_where_each_variant_ran_and_where_precision_goes(tmp_path, variant_cache):
+    done = run_edgebench(
+        "run", "--device", "local", "--model", "mnist", "--variants", "float32,int8,int16x8", "--rounds", "1",
+        "--samples", "200", "--min-runs", "5", "--min-seconds", "0.05", "--warmup-seconds", "0", "--profile",
+        "--results-dir", str(tmp_path), "--cache-dir", str(variant_cache), "--format", "markdown",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stdout.split())
+    assert "placement: XNNPACK took every node of float32, int8" in said
+    assert "placement: int16x8: XNNPACK took 0 of 7 nodes (0 partitions); on the runtime's builtin kernels: " in said
+    assert "layers: int8 SQNR dB after each layer against float32 (20 inputs, builtin kernels): CONV_2D" in said
+    assert "first below 20 dB: FULLY_CONNECTED" in said
+    document = json.loads(next(tmp_path.glob("local/*/int8.json")).read_text())
+    assert document["placement"]["delegated"] == 7 and document["layers"]["seconds"] < 30
