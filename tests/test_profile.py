@@ -1,6 +1,7 @@
 """Why, not only what: kernel placement read from the delegated graph, and per-layer error against float32."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -75,5 +76,28 @@ def test_a_profiled_run_says_where_each_variant_ran_and_where_precision_goes(tmp
     assert "placement: int16x8: XNNPACK took 0 of 7 nodes (0 partitions); on the runtime's builtin kernels: " in said
     assert "layers: int8 SQNR dB after each layer against float32 (20 inputs, builtin kernels): CONV_2D" in said
     assert "first below 20 dB: FULLY_CONNECTED" in said
+    assert re.search(r"time: int16x8 per operator \(each alone\): CONV_2D #\d [\d.]+ ms \(\d+%, builtin\)", said)
+    assert "--profile took" in said
     document = json.loads(next(tmp_path.glob("local/*/int8.json")).read_text())
     assert document["placement"]["delegated"] == 7 and document["layers"]["seconds"] < 30
+    # One probe per operator, in the model's order, each timed on the kernel the whole model gave it.
+    probes = document["operators"]["probes"]
+    assert [p["op"] for p in probes] == [o["op"] for o in document["placement"]["operators"]]
+    assert all(p["p50_us"] > 0 and p["runs"] >= 5 and p["on"] == "XNNPACK" for p in probes)
+
+
+def test_probe_models_keep_one_operator_with_its_weights_and_real_shapes(mnist_variants, tmp_path, interpreter_class):
+    from edgebench.quantize.probes import probe_models
+
+    probes = probe_models(mnist_variants["int8"].path, tmp_path)
+    assert [p.op for p in probes] == ["CONV_2D", "MAX_POOL_2D", "CONV_2D", "MAX_POOL_2D", "RESHAPE",
+                                      "FULLY_CONNECTED", "FULLY_CONNECTED"]  # fmt: skip
+    dense = probes[5]
+    assert dense.path.stat().st_size > 3_000_000  # the 3136x1024 int8 weights travel with it, nothing else
+    interpreter = interpreter_class(model_path=str(dense.path))
+    interpreter.allocate_tensors()
+    (given,) = interpreter.get_input_details()
+    (made,) = interpreter.get_output_details()
+    assert list(given["shape"]) == [1, 3136] and given["dtype"] == np.int8 and given["quantization"][0] > 0
+    assert list(made["shape"]) == [1, 1024]
+    assert probe_models(mnist_variants["int8"].path, tmp_path) == probes  # made once: the same files

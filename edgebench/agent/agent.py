@@ -297,6 +297,7 @@ DEFAULTS = {
     "reference": None,
     "float32_predictions": None,
     "float32_model": None,
+    "probes": None,
     "profile": False,
     "warmup_min_runs": 1,
     "warmup_min_seconds": 0.25,
@@ -788,6 +789,14 @@ def measure(settings, progress, document):
         except (RuntimeError, ValueError) as error:
             document["layers"] = {"error": " ".join(str(error).split())}
         document["layers"]["seconds"] = time.perf_counter() - before
+    if settings["profile"] and settings["probes"]:
+        progress("operators", force=True)
+        before = time.perf_counter()
+        document["operators"] = {
+            "probes": time_probes(interpreter_class, settings["probes"].split(","), settings, progress),
+            "seconds": None,
+        }
+        document["operators"]["seconds"] = time.perf_counter() - before
     document["warnings"] = validity_warnings(stats, settings, document["thermal"], max_time_hit)
 
 
@@ -890,6 +899,53 @@ def layer_errors(interpreter_class, model_path, float32_path, reference, samples
         sqnr = None if layer["noise"] == 0 else 10 * math.log10(max(layer["signal"], 1e-30) / layer["noise"])
         shown.append({"op": layer["op"], "index": layer["index"], "tensor": layer["tensor"], "sqnr_db": sqnr})
     return {"samples": count, "kernels": "builtin", "layers": shown}
+
+
+def time_probes(interpreter_class, paths, settings, progress):
+    """Each single-operator probe model timed like a variant (the run's threads, delegate and stopping rules),
+    with the kernel that took it: where the time goes, operator by operator."""
+    results = []
+    for number, path in enumerate(paths, 1):
+        name = os.path.basename(path)
+        progress("operators", number, len(paths), force=True)
+        try:
+            interpreter = create_interpreter(interpreter_class, path, settings["threads"], settings["delegate"])
+            interpreter.allocate_tensors()
+            for detail in interpreter.get_input_details():
+                interpreter.set_tensor(detail["index"], _probe_input(detail))
+            timed_runs(interpreter.invoke, settings["warmup_min_runs"], settings["warmup_min_seconds"],
+                       settings["max_seconds"])  # fmt: skip
+            samples, _ = timed_runs(interpreter.invoke, settings["min_runs"], settings["min_seconds"],
+                                    settings["max_seconds"], max_runs=settings["max_runs"])  # fmt: skip
+        except (RuntimeError, ValueError) as error:
+            results.append({"probe": name, "error": " ".join(str(error).split())[:300]})
+            continue
+        placement = kernel_placement(interpreter, settings["delegate"])
+        operator = (placement.get("operators") or [{}])[0]
+        results.append({"probe": name, "index": _probe_index(name), "op": operator.get("op"),
+                        "on": operator.get("on"), "p50_us": float(np.median(samples)),
+                        "runs": len(samples)})  # fmt: skip
+    return results
+
+
+def _probe_index(name):
+    """'005-fully_connected.tflite' -> 5: the operator's index in the model (quantize/probes.py names them)."""
+    head = name.split("-", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def _probe_input(detail):
+    """A probe's input of the right shape and type: uniform [0, 1) for floats, small values for integers (an
+    operator's time depends on shapes, not values, for the dense kernels probed here)."""
+    shape = [max(int(d), 1) for d in detail["shape"]]
+    dtype = detail["dtype"]
+    generator = np.random.RandomState(0)
+    if np.issubdtype(dtype, np.floating):
+        return generator.uniform(0, 1, shape).astype(dtype)
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return generator.randint(max(info.min, -64), min(info.max, 64) + 1, shape).astype(dtype)
+    return np.zeros(shape, dtype)
 
 
 def _dequantized(values, detail):
@@ -1182,6 +1238,7 @@ def parse_settings(argv):
     )
     parser.add_argument("--float32-model", help="with --profile: float32's model here, for the per-layer error")
     parser.add_argument("--profile", action="store_true", help="also the per-layer error against float32")
+    parser.add_argument("--probes", help="with --profile: single-operator probe models, comma-separated, to time")
     parser.add_argument("--reference", help=".npz of float32 reference inputs (in0, ...) and outputs (out0, ...)")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--delegate", choices=("xnnpack", "none"))

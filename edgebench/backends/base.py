@@ -56,11 +56,11 @@ class Backend(ABC):
     def measure(self, variant: str, round_number: int, model_path: str, sha256: str, settings: Settings, *,
                 dataset_path: str | None, reference_path: str | None, on_progress: Callable[[Progress], None],
                 host: HostFiles | None = None, float32_predictions: str | None = None,
-                float32_model: str | None = None) -> Measurement:  # fmt: skip
+                float32_model: str | None = None, probes: Sequence[str] = ()) -> Measurement:  # fmt: skip
         """One measurement of one staged variant; a failure is a failed Measurement with its kind, never raised,
         unless the device itself is gone (DeviceError and its kinds). `float32_predictions` (staged) lets the
         accuracy of a variant stop once its change against float32 is settled; `float32_model` (staged) is what
-        --profile measures each layer's error against."""
+        --profile measures each layer's error against; `probes` (staged) the single-operator models it times."""
 
     @abstractmethod
     def temperature(self) -> float | None:

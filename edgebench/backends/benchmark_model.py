@@ -20,7 +20,7 @@ import json
 import re
 import shlex
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,6 +121,7 @@ class BenchmarkModelBackend(Backend):
         host: HostFiles | None = None,
         float32_predictions: str | None = None,  # the device's copy; the host's is host.float32_predictions
         float32_model: str | None = None,
+        probes: Sequence[str] = (),  # the Python agent's; benchmark_model profiles operators itself
     ) -> Measurement:
         proto_path = f"{self.transport.workdir()}/result-{sha256[:12]}-r{round_number}.pb"
         argv = self.command(model_path, settings, proto_path if self.facts.get("binary_writes_proto") else None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from edgebench.agent import agent
@@ -70,6 +70,7 @@ class PythonAgent(Backend):
         host: HostFiles | None = None,  # unused: the agent measures accuracy on the device itself
         float32_predictions: str | None = None,
         float32_model: str | None = None,
+        probes: Sequence[str] = (),
     ) -> Measurement:
         """One agent process measuring one variant; accuracy and fidelity in the first round only."""
         argv = [*self.transport.python(), self.agent_path, model_path, "--sha256", sha256]
@@ -81,6 +82,8 @@ class PythonAgent(Backend):
             argv += ["--float32-predictions", float32_predictions]
         if float32_model and settings.profile and round_number == 1:
             argv += ["--float32-model", float32_model]
+        if probes and settings.profile and round_number == 1:
+            argv += ["--probes", ",".join(probes)]
         argv += settings.agent_argv(with_accuracy=round_number == 1)
         lease_dir = self.transport.lease_dir()
         if lease_dir:  # so the next lease holder can stop this agent if its controller loses it

@@ -58,6 +58,7 @@ class VariantSummary:
     wrong_here: str | None = None
     placement: dict | None = None  # which nodes the delegate took, as the agent read it from the interpreter
     layers: dict | None = None  # with --profile: per-layer SQNR against float32 (agent.layer_errors)
+    operators: dict | None = None  # with --profile: each single-operator probe's time (agent.time_probes)
     weights: str = ""  # what the weights became, checked in the file
     notes: tuple[str, ...] = field(default=())  # how the file came to be
     warnings: tuple[str, ...] = field(default=())
@@ -209,6 +210,7 @@ def _variant(name: str, measurements: list[Measurement], files: dict, reference:
         wrong_here=wrong_here,
         placement=first.get("placement"),
         layers=first.get("layers"),
+        operators=first.get("operators"),
         warnings=tuple(warnings),
     )
 

@@ -64,17 +64,17 @@ def normalize_model(model_path: Path, cache_dir: Path) -> NormalizedModel:
     if changes:
         reference = Path(cache_dir) / f"reference-float32-{key}.tflite"
         if not reference.is_file():
-            atomic_write_bytes(reference, _serialize(model))
+            atomic_write_bytes(reference, serialize(model))
     if model.signatureDefs:
         return NormalizedModel(reference, reference, tuple(changes))
     quantizer_input = Path(cache_dir) / f"quantizer-input-{key}.tflite"
     if not quantizer_input.is_file():
         _add_signature(model)
-        atomic_write_bytes(quantizer_input, _serialize(model))
+        atomic_write_bytes(quantizer_input, serialize(model))
     return NormalizedModel(reference, quantizer_input, tuple(changes))
 
 
-def _serialize(model) -> bytes:
+def serialize(model) -> bytes:
     from ai_edge_litert.tools import flatbuffer_utils
 
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
@@ -120,7 +120,7 @@ def _fold_constant_operators(model, builtin: int, values_of) -> dict[str, int]:
             folded[names[source.type]] = folded.get(names[source.type], 0) + 1
         if len(kept) != len(subgraph.operators):
             subgraph.operators = kept
-            _drop_unused_tensors(model, subgraph_index)
+            drop_unused_tensors(model, subgraph_index)
     return folded
 
 
@@ -207,7 +207,7 @@ def _new_buffer(model, data: bytes) -> int:
     return len(model.buffers) - 1
 
 
-def _drop_unused_tensors(model, subgraph_index: int) -> None:
+def drop_unused_tensors(model, subgraph_index: int) -> None:
     """Remove the tensors nothing reads or writes any more (the float16 originals), and their bytes.
 
     Orphaned constants are not harmless: the quantizer's calibration reads

@@ -79,6 +79,7 @@ def run_table(view: RunSummaryView, title: str) -> DataTable:
         notes.extend(f"warning: {w}" for w in variant.warnings)
     notes.extend(_placement_notes(view))
     notes.extend(_layer_notes(view))
+    notes.extend(_operator_notes(view))
     notes.extend(_accuracy_notes(view))
     notes.extend(_published_notes(view))
     notes.extend(_fidelity_notes(view))
@@ -206,6 +207,34 @@ def _layer_notes(view: RunSummaryView) -> list[str]:
                  else f"; every layer above {LAYER_FLOOR_DB:g} dB")  # fmt: skip
         notes.append(f"layers: {v.name} SQNR dB after each layer against float32 ({v.layers['samples']} inputs, "
                      f"builtin kernels): {path}{where}")  # fmt: skip
+    return notes
+
+
+TOP_OPERATORS = 4
+
+
+def _operator_notes(view: RunSummaryView) -> list[str]:
+    """With --profile: where each variant's time goes, from its single-operator probes (the slowest few, with
+    their share and kernel), their sum beside the whole model's p50, and what profiling cost."""
+    notes, cost = [], 0.0
+    for v in view.variants:
+        profile = v.operators or {}
+        timed = [p for p in profile.get("probes") or [] if p.get("p50_us") is not None]
+        cost += (profile.get("seconds") or 0) + ((v.layers or {}).get("seconds") or 0)
+        if not timed:
+            continue
+        total = sum(p["p50_us"] for p in timed)
+        top = sorted(timed, key=lambda p: -p["p50_us"])[:TOP_OPERATORS]
+        shown = ", ".join(f"{p['op']} #{p.get('index')} {format_latency(p['p50_us'] / 1000)} "
+                          f"({p['p50_us'] / total:.0%}, {p['on']})" for p in top)  # fmt: skip
+        failed = [p["probe"] for p in profile.get("probes") or [] if p.get("error")]
+        line = (f"time: {v.name} per operator (each alone): {shown}; the {len(timed)} probes sum to "
+                f"{format_latency(total / 1000)} against the model's p50 {format_latency(v.p50_ms)}")  # fmt: skip
+        if failed:
+            line += f"; not timed: {', '.join(failed)}"
+        notes.append(line)
+    if cost:
+        notes.append(f"--profile took {cost:.1f} s of this run (per-layer error and operator probes)")
     return notes
 
 

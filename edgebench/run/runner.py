@@ -24,6 +24,7 @@ from edgebench.core.errors import Cancelled
 from edgebench.core.fileio import sha256_file
 from edgebench.core.settings import AUTO_ROUNDS, CHEAP_ROUND_SECONDS, Settings
 from edgebench.model.runtime_issues import runtime_issue
+from edgebench.quantize.probes import probe_models
 from edgebench.quantize.variants import Variant
 from edgebench.results.store import FailureKind, Measurement, RunStore
 from edgebench.run.health import Cooldown, HealthLimits, check_health, cool_down
@@ -174,6 +175,7 @@ def _measure_all(plan: RunPlan, transport: Transport, backend: Backend, store: R
                     if leftovers:
                         context["stopped_leftover_agents"] = leftovers
                         emit("lease", variant.name, round_number, message=_leftovers_message(leftovers))
+                probes = _staged_probes(variant, plan, round_number, stage, context)
                 emit("start", variant.name, round_number)
                 measured += 1
                 measurement = backend.measure(
@@ -183,6 +185,7 @@ def _measure_all(plan: RunPlan, transport: Transport, backend: Backend, store: R
                     host=HostFiles(variant.path, plan.dataset_path, plan.reference_path, float32.host_path),
                     float32_predictions=float32.device_path,
                     float32_model=model_paths.get("float32") if variant.name != "float32" else None,
+                    probes=probes,
                 )  # fmt: skip
             except Stalled as error:
                 # This variant is lost; the connection was dropped, and the next command opens a
@@ -234,6 +237,22 @@ class Float32Predictions:
         if self.host_path:
             shutil.rmtree(self.host_path.parent, ignore_errors=True)
             self.host_path = None
+
+
+def _staged_probes(variant: Variant, plan: RunPlan, round_number: int, stage, context: dict) -> list[str]:
+    """With --profile, in the first round: the variant's single-operator probe models (made once, beside it in
+    the variant cache), pushed; operators that cannot be cut out are named in the measurement's context."""
+    if not plan.settings.profile or round_number != 1:
+        return []
+    try:
+        probes = probe_models(variant.path, Path(variant.path).parent)
+    except (OSError, ValueError) as error:  # a read-only cache, a file the flatbuffer reader refuses
+        context["operators_not_probed"] = [f"no probe models: {error}"]
+        return []
+    skipped = [f"#{p.index} {p.op}: {p.why}" for p in probes if p.path is None]
+    if skipped:
+        context["operators_not_probed"] = skipped
+    return [stage(p.path, p.sha256) for p in probes if p.path is not None]
 
 
 def automatic_rounds(first_round: Sequence[Measurement]) -> int:
