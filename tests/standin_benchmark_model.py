@@ -147,9 +147,50 @@ def main(argv: list[str]) -> int:
             f"overall={memory['overall']:.6g}")  # fmt: skip
         if flags["report_peak_memory_footprint"] == "true":
             log(f"Overall peak memory footprint (MB) via periodic monitoring: {memory['peak']:.6g}")
+    if flags["enable_op_profiling"] == "true":
+        print_op_profile(flags["graph"], kind, max(threads, 1), sum(ints) / len(ints))
     if flags["result_file_path"]:
         write_proto(flags["result_file_path"], init_us, warmup, ints, memory)
     return 0
+
+
+def print_op_profile(graph: str, kind, threads: int, total_us: float) -> None:
+    """The Run Order table in the space-aligned layout of later binaries. The real binary times each node inside
+    the model; this STAND-IN times each operator alone (edgebench's probe models, on this host's LiteRT), so
+    its figures are real measurements of this host, not a phone's, and not inside-the-graph times."""
+    import tempfile
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgebench.agent import agent
+    from edgebench.quantize.probes import probe_models
+
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for probe in probe_models(Path(graph), Path(folder)):
+            if probe.path is None:
+                continue
+            interpreter = Interpreter(
+                model_path=str(probe.path), num_threads=threads, experimental_op_resolver_type=kind
+            )
+            interpreter.allocate_tensors()
+            for detail in interpreter.get_input_details():
+                interpreter.set_tensor(detail["index"], agent._probe_input(detail))
+            times = timed_runs(interpreter, 20, 0.02, 5.0)
+            delegated = agent.kernel_placement(interpreter, "xnnpack")["delegated"]
+            rows.append((("TfLiteXNNPackDelegate" if delegated else probe.op), sum(times) / len(times) / 1000,
+                         probe.index))  # fmt: skip
+    total = sum(ms for _, ms, _ in rows) or 1.0
+    print("INFO: Operator-wise Profiling Info for Regular Benchmark Runs:", file=sys.stderr)
+    print("============================== Run Order ==============================", file=sys.stderr)
+    print(f"{'[node type]':>48}{'[first]':>17}{'[avg ms]':>16}{'[%]':>15}{'[cdf%]':>16}{'[mem KB]':>18}"
+          f"{'[times called]':>22}  [Name]", file=sys.stderr)  # fmt: skip
+    cdf = 0.0
+    for node_type, ms, index in rows:
+        cdf += ms / total * 100
+        print(f"{node_type:>48}{ms:>17.3f}{ms:>16.3f}{ms / total * 100:>14.3f}%{cdf:>15.3f}%{0.0:>18.3f}{1:>17}"
+              f"       [op {index}]:{index}", file=sys.stderr)  # fmt: skip
+    print("", file=sys.stderr)
 
 
 def print_litert_block(init_us, warmup, ints, memory) -> None:

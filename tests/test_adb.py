@@ -41,7 +41,8 @@ def phone_run(phone, tmp_path_factory, variant_cache):
     results = tmp_path_factory.mktemp("phone-results")
     args = ["run", "--device", str(device), *QUICK, "--variants", "float32,int8,dynamic-int8", "--cpus", "0"]
     first = run_edgebench(*args, "--results-dir", str(results), "--cache-dir", str(variant_cache))
-    second = run_edgebench(*args, "--results-dir", str(results), "--cache-dir", str(variant_cache))
+    # The second also profiles: benchmark_model runs again with --enable_op_profiling=true.
+    second = run_edgebench(*args, "--profile", "--results-dir", str(results), "--cache-dir", str(variant_cache))
     return first, second, sorted(p for p in results.glob("phone/*") if p.is_dir())
 
 
@@ -69,6 +70,18 @@ def test_a_run_on_the_phone_comes_from_benchmark_model_through_adb(phone_run):
         assert document["sources"]["accuracy"].startswith("host: ai_edge_litert")
         assert document["accuracy"]["total"] == 200 and document["accuracy"]["source"].startswith("host:")
     assert summary["device_probe"]["battery_c"] == 31.2
+
+
+def test_profile_passes_the_flag_to_benchmark_model_and_reads_its_table_back(phone_run):
+    _, second, folders = phone_run
+    assert second.returncode == 0, second.stderr
+    _, measurements = load_run(folders[1])
+    int8 = next(m.document for m in measurements if m.variant == "int8" and m.round == 1)
+    profile = int8["operators"]
+    assert profile["source"].startswith("benchmark_model --enable_op_profiling")
+    assert [row["index"] for row in profile["rows"]] == list(range(7))  # one row per node of MNIST's graph
+    assert {row["on"] for row in profile["rows"]} == {"XNNPACK"} and all(row["avg_ms"] > 0 for row in profile["rows"])
+    assert "time: int8 per node (benchmark_model --enable_op_profiling" in " ".join(second.stdout.split())
 
 
 def test_pushes_are_skipped_when_the_phone_has_the_same_sha256(phone_run):

@@ -140,3 +140,36 @@ def test_no_frequencies_no_big_cores_and_no_zones_falls_back_to_the_battery():
     assert facts["big_cores"] == [] and facts["temperature_c"] == 29.5
     assert big_cores({0: 1000, 1: 1000}) == [0, 1]
     assert not math.isnan(facts["battery_c"])
+
+
+OP_PROFILES = Path(__file__).resolve().parent / "data" / "op_profiling"
+
+
+def test_the_older_tab_separated_op_profile_with_a_start_column_parses():
+    """Real published output: DeepLab V3 on NNAPI, TFLite 1.x-era layout."""
+    from edgebench.backends.op_profile import parse_op_profile
+
+    rows = parse_op_profile((OP_PROFILES / "tab_separated_with_start.txt").read_text())
+    assert len(rows) == 8 and rows[0].node_type == "TfLiteNnapiDelegate" and rows[0].on == "NNAPI"
+    assert rows[0].avg_ms == 11.422 and rows[0].share == pytest.approx(0.21939) and rows[0].index == 71
+    resize = rows[6]
+    assert (resize.node_type, resize.avg_ms, resize.on, resize.name) == (
+        "RESIZE_BILINEAR",
+        22.369,
+        "builtin",
+        "[ResizeBilinear_2]:69",
+    )
+
+
+def test_the_newer_space_aligned_op_profile_with_xnnpacks_own_operators_parses():
+    """Real published output (INFO: prefix, no [start], node types with spaces, XNNPACK's detailed profiling)."""
+    from edgebench.backends.op_profile import parse_op_profile
+
+    rows = parse_op_profile((OP_PROFILES / "space_aligned_xnnpack_detail.txt").read_text())
+    assert [r.node_type for r in rows[:3]] == ["QUANTIZE", "Convolution (NHWC, QC8) IGEMM",
+                                               "Convolution (NHWC, QC8) DWConv"]  # fmt: skip
+    assert [r.on for r in rows[:3]] == ["builtin", "XNNPACK", "XNNPACK"]
+    assert rows[2].times_called == 13 and rows[2].avg_ms == 0.051
+    post = next(r for r in rows if r.node_type == "TFLite_Detection_PostProcess")
+    assert post.avg_ms == 3.653 and post.index == 266 and post.on == "builtin"
+    assert parse_op_profile("INFO: Inference timings in us: Init: 1, First inference: 2") is None

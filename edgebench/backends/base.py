@@ -43,6 +43,9 @@ class Backend(ABC):
 
     name: str
     transport: Transport
+    # True where the device's tool times each operator itself (benchmark_model --enable_op_profiling); else
+    # --profile times single-operator probe models the runner stages.
+    profiles_operators: bool = False
 
     @abstractmethod
     def probe(self, runtime: str | None = None, python: list[str] | None = None, workdir: str | None = None) -> dict:

@@ -29,6 +29,7 @@ from edgebench.backends.android_facts import describe, facts_script, parse_facts
 from edgebench.backends.base import Backend, HostFiles, Progress
 from edgebench.backends.benchmark_output import Figures, figures_from_proto, parse_output
 from edgebench.backends.benchmark_proto import parse_result
+from edgebench.backends.op_profile import parse_op_profile
 from edgebench.core.fileio import sha256_file
 from edgebench.core.settings import Settings
 from edgebench.results.store import FailureKind, Measurement
@@ -52,6 +53,7 @@ class BenchmarkBinary:
 
 
 class BenchmarkModelBackend(Backend):
+    profiles_operators = True  # --enable_op_profiling
     name = NAME
 
     def __init__(self, transport: Transport, device_name: str, source: BenchmarkBinary):
@@ -149,10 +151,29 @@ class BenchmarkModelBackend(Backend):
             return Measurement.failed(variant, round_number, kind, why)
         after = self.temperature()
         document = self.document(model_path, sha256, settings, figures, started, (before, after))
+        if round_number == 1 and settings.profile:
+            on_progress(Progress("operators", None, None))
+            document["operators"] = self.operator_profile(model_path, settings)
         if round_number == 1 and host is not None:
             on_progress(Progress("accuracy", None, None))
             document.update(host_accuracy(host, settings.samples, settings.accuracy_tolerance))
         return Measurement(variant, round_number, "ok", document)
+
+    def operator_profile(self, model_path: str, settings: Settings) -> dict:
+        """A second run of the binary with --enable_op_profiling=true, after the measured one: the profiler's own
+        overhead stays out of the latency figures. Its Run Order table, parsed (backends/op_profile.py)."""
+        started = time.time()
+        argv = [*self.command(model_path, settings, None), "--enable_op_profiling=true"]
+        result = self.transport.run(["sh", "-c", heartbeat_script(shlex.join(argv))], timeout=settings.timeout,
+                                    stall_timeout=settings.stall_timeout)  # fmt: skip
+        rows = parse_op_profile(result.stdout) if not result.timed_out else None
+        profile = {"source": "benchmark_model --enable_op_profiling (each node inside the model)",
+                   "seconds": time.time() - started}  # fmt: skip
+        if rows is None:
+            profile["error"] = "benchmark_model printed no per-operator table"
+        else:
+            profile["rows"] = [row.as_dict() for row in rows]
+        return profile
 
     def command(self, model_path: str, settings: Settings, proto_path: str | None) -> list[str]:
         """The binary's argv from the run's settings; `taskset` pins it when CPUs are given."""

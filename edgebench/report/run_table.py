@@ -214,27 +214,36 @@ TOP_OPERATORS = 4
 
 
 def _operator_notes(view: RunSummaryView) -> list[str]:
-    """With --profile: where each variant's time goes, from its single-operator probes (the slowest few, with
-    their share and kernel), their sum beside the whole model's p50, and what profiling cost."""
+    """With --profile: where each variant's time goes (the slowest few operators, with their share and kernel):
+    from its single-operator probes, their sum beside the whole model's p50; or from benchmark_model's own
+    per-node table. And what profiling cost."""
     notes, cost = [], 0.0
     for v in view.variants:
         profile = v.operators or {}
-        timed = [p for p in profile.get("probes") or [] if p.get("p50_us") is not None]
         cost += (profile.get("seconds") or 0) + ((v.layers or {}).get("seconds") or 0)
+        if profile.get("error"):
+            notes.append(f"time: {v.name}: no per-operator figures ({profile['error']})")
+            continue
+        timed = [(p["op"], p.get("index"), p["p50_us"], p["on"]) for p in profile.get("probes") or []
+                 if p.get("p50_us") is not None]  # fmt: skip
+        timed += [(r["node_type"], r.get("index"), r["avg_ms"] * 1000 * r["times_called"], r["on"])
+                  for r in profile.get("rows") or []]  # fmt: skip
         if not timed:
             continue
-        total = sum(p["p50_us"] for p in timed)
-        top = sorted(timed, key=lambda p: -p["p50_us"])[:TOP_OPERATORS]
-        shown = ", ".join(f"{p['op']} #{p.get('index')} {format_latency(p['p50_us'] / 1000)} "
-                          f"({p['p50_us'] / total:.0%}, {p['on']})" for p in top)  # fmt: skip
-        failed = [p["probe"] for p in profile.get("probes") or [] if p.get("error")]
-        line = (f"time: {v.name} per operator (each alone): {shown}; the {len(timed)} probes sum to "
-                f"{format_latency(total / 1000)} against the model's p50 {format_latency(v.p50_ms)}")  # fmt: skip
-        if failed:
-            line += f"; not timed: {', '.join(failed)}"
+        total = sum(us for _, _, us, _ in timed)
+        top = sorted(timed, key=lambda t: -t[2])[:TOP_OPERATORS]
+        shown = ", ".join(f"{op} #{index} {format_latency(us / 1000)} ({us / total:.0%}, {on})"
+                          for op, index, us, on in top)  # fmt: skip
+        if profile.get("probes"):
+            line = (f"time: {v.name} per operator (each alone): {shown}; the {len(timed)} probes sum to "
+                    f"{format_latency(total / 1000)} against the model's p50 {format_latency(v.p50_ms)}")  # fmt: skip
+            failed = [p["probe"] for p in profile["probes"] if p.get("error")]
+            line += f"; not timed: {', '.join(failed)}" if failed else ""
+        else:
+            line = f"time: {v.name} per node ({profile.get('source', 'the runtime')}, mean): {shown}"
         notes.append(line)
     if cost:
-        notes.append(f"--profile took {cost:.1f} s of this run (per-layer error and operator probes)")
+        notes.append(f"--profile took {cost:.1f} s of this run (per-layer error and per-operator times)")
     return notes
 
 

@@ -175,7 +175,8 @@ def _measure_all(plan: RunPlan, transport: Transport, backend: Backend, store: R
                     if leftovers:
                         context["stopped_leftover_agents"] = leftovers
                         emit("lease", variant.name, round_number, message=_leftovers_message(leftovers))
-                probes = _staged_probes(variant, plan, round_number, stage, context)
+                probes = [] if backend.profiles_operators else _staged_probes(variant, plan, round_number, stage,
+                                                                               context)  # fmt: skip
                 emit("start", variant.name, round_number)
                 measured += 1
                 measurement = backend.measure(
