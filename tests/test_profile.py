@@ -101,3 +101,24 @@ def test_probe_models_keep_one_operator_with_its_weights_and_real_shapes(mnist_v
     assert list(given["shape"]) == [1, 3136] and given["dtype"] == np.int8 and given["quantization"][0] > 0
     assert list(made["shape"]) == [1, 1024]
     assert probe_models(mnist_variants["int8"].path, tmp_path) == probes  # made once: the same files
+
+
+def test_compare_names_the_operator_that_moved_and_why():
+    from edgebench.compare.profile_diff import profile_changes
+
+    def document(dense_us, dense_on, last_db):
+        probes = [{"index": 0, "op": "CONV_2D", "p50_us": 233.0, "on": "XNNPACK"},
+                  {"index": 5, "op": "FULLY_CONNECTED", "p50_us": dense_us, "on": dense_on},
+                  {"index": 6, "op": "FULLY_CONNECTED", "p50_us": 1.0, "on": dense_on}]  # fmt: skip
+        layers = [{"index": 0, "op": "CONV_2D", "tensor": "c", "sqnr_db": 41.9},
+                  {"index": 6, "op": "FULLY_CONNECTED", "tensor": "logits", "sqnr_db": last_db}]  # fmt: skip
+        return {"operators": {"probes": probes}, "layers": {"layers": layers}}
+
+    changes = profile_changes(document(67.0, "XNNPACK", 18.3), document(12_000.0, "builtin", 18.3))
+    assert changes == ["FULLY_CONNECTED #5 +11.93 ms: builtin kernels now (was XNNPACK)",
+                       "FULLY_CONNECTED #6 +0 µs: builtin kernels now (was XNNPACK)"]  # fmt: skip
+    assert profile_changes(document(67.0, "XNNPACK", 18.3), document(70.0, "XNNPACK", 18.3)) == []  # noise
+    assert profile_changes(document(67.0, "XNNPACK", 18.3), document(67.0, "XNNPACK", 12.0)) == [
+        "first layer whose error moved: FULLY_CONNECTED #6 18.3 → 12.0 dB"
+    ]
+    assert profile_changes({}, document(67.0, "XNNPACK", 18.3)) == []  # one side unprofiled: nothing claimed

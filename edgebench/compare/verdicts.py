@@ -44,6 +44,7 @@ from scipy.stats import t as student_t
 
 from edgebench.agent.agent import wilson_interval
 from edgebench.compare.noise import NoiseFloor
+from edgebench.compare.profile_diff import profile_changes
 from edgebench.core.settings import comparability_settings
 from edgebench.results.store import RunData, latency
 
@@ -80,6 +81,7 @@ class VariantComparison:
     accuracy_delta_pp: tuple[float, float, float] | None = None
     noise: str | None = None  # the noise floor the latency verdict used, or why there is none yet
     cause: str | None = None  # for a slower verdict: what the two runs let us name as its cause
+    profile: tuple[str, ...] = ()  # with --profile on both sides: operators and layers that moved (profile_diff)
     processes_a: int = 0  # agent processes (rounds) behind each side's latency
     processes_b: int = 0
     statistic: str = "p50"  # the per-process figure a confirmation re-measures: "mean" when stalls made it slower
@@ -170,19 +172,19 @@ def compare_runs(a: RunData, b: RunData, threshold: float = DEFAULT_THRESHOLD,
         if name not in a.variants():
             variants.append(VariantComparison(name, "not comparable", f"not in the baseline run {a.run_id}"))
             continue
-        variants.append(
-            _compare_variant(
-                name,
-                a.ok(name),
-                b.ok(name),
-                sizes_a.get(name),
-                sizes_b.get(name),
-                threshold,
-                data_change,
-                (floors or {}).get(name),
-            )
-        )
+        compared = _compare_variant(
+            name, a.ok(name), b.ok(name), sizes_a.get(name), sizes_b.get(name), threshold, data_change,
+            (floors or {}).get(name),
+        )  # fmt: skip
+        changes = profile_changes(_profiled(a.ok(name), newest=True), _profiled(b.ok(name)))
+        variants.append(dataclasses.replace(compared, profile=tuple(changes)) if changes else compared)
     return RunComparison(a.run_id, b.run_id, (), tuple(variants), threshold)
+
+
+def _profiled(documents: list[dict], newest: bool = False) -> dict | None:
+    """The document that carries a profile (round 1's); of a merged baseline (last:N), the newest night's."""
+    found = [d for d in documents if d.get("operators") or d.get("layers")]
+    return (found[-1] if newest else found[0]) if found else None
 
 
 def dataset_change(a: RunData, b: RunData) -> str | None:

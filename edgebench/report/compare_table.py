@@ -43,6 +43,7 @@ def compare_table(comparison: RunComparison) -> DataTable:
             notes.append(f"{v.variant}: {v.noise}")
         if v.cause:
             notes.append(f"{v.variant}: {v.cause}")
+        notes += [f"{v.variant}: profile: {change}" for change in v.profile]
         if v.confirmation and v.verdict != "slower":  # a slower one says it in its REGRESSION line
             notes.append(f"{v.variant}: {Confirmation.from_dict(v.confirmation).describe()}")
         if v.accuracy in ("worse", "better") and v.accuracy_delta_pp:
