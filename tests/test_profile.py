@@ -69,6 +69,7 @@ def test_a_profiled_run_says_where_each_variant_ran_and_where_precision_goes(tmp
         "run", "--device", "local", "--model", "mnist", "--variants", "float32,int8,int16x8", "--rounds", "1",
         "--samples", "200", "--min-runs", "5", "--min-seconds", "0.05", "--warmup-seconds", "0", "--profile",
         "--results-dir", str(tmp_path), "--cache-dir", str(variant_cache), "--format", "markdown",
+        "--report", str(tmp_path / "report.html"),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     said = " ".join(done.stdout.split())
@@ -78,6 +79,9 @@ def test_a_profiled_run_says_where_each_variant_ran_and_where_precision_goes(tmp
     assert "first below 20 dB: FULLY_CONNECTED" in said
     assert re.search(r"time: int16x8 per operator \(each alone\): CONV_2D #\d [\d.]+ ms \(\d+%, builtin\)", said)
     assert "--profile took" in said
+    page = (tmp_path / "report.html").read_text()
+    assert 'id="profile"' in page and "where the time goes (--profile)" in page and "error after each layer" in page
+    assert "int16x8 on local" in page and "XNNPACK 0 of 7 nodes, 0 partitions" in page
     document = json.loads(next(tmp_path.glob("local/*/int8.json")).read_text())
     assert document["placement"]["delegated"] == 7 and document["layers"]["seconds"] < 30
     # One probe per operator, in the model's order, each timed on the kernel the whole model gave it.

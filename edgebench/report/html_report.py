@@ -191,6 +191,17 @@ def runs_report(folders: Sequence[Path], out: Path, comparison=None, baseline=No
                 ),
             )
         )
+    shares, layers = (
+        plot_data.operator_shares([o.view for o in outcomes]),
+        plot_data.layer_series([o.view for o in outcomes]),
+    )
+    if shares or layers:
+        why = _figure(plots.operator_plot(shares), "each variant's operators by type, and where its nodes ran",
+                      "operators-plot") if shares else ""  # fmt: skip
+        why += (
+            _figure(plots.layers_plot(layers), "SQNR against float32 after each layer", "layers-plot") if layers else ""
+        )
+        report.sections.append(("profile", "Why: operators and layers", why))
     thermal = ""
     for run in runs:
         series = plot_data.thermal_series(run)

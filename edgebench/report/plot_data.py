@@ -222,3 +222,44 @@ def thermal_series(run: RunData) -> list[ThermalPoint]:
 
 def has_readings(points: Sequence[ThermalPoint]) -> bool:
     return any(p.before_c is not None or p.after_c is not None or p.cur_mhz is not None for p in points)
+
+
+@dataclass(frozen=True)
+class OperatorShares:
+    """One variant's time by operator type (from --profile), and how many of its nodes ran where."""
+
+    label: str  # "variant on device"
+    microseconds: dict  # operator type -> summed time
+    placement: str  # "XNNPACK 7 of 7 nodes, 1 partition"
+
+
+def operator_shares(views: Sequence[RunSummaryView]) -> list[OperatorShares]:
+    shares = []
+    for view in views:
+        for v in view.variants:
+            profile = v.operators or {}
+            by_type: dict[str, float] = {}
+            for probe in profile.get("probes") or []:
+                if probe.get("p50_us") is not None:
+                    by_type[probe["op"]] = by_type.get(probe["op"], 0.0) + probe["p50_us"]
+            for row in profile.get("rows") or []:
+                by_type[row["node_type"]] = by_type.get(row["node_type"], 0.0) + row["avg_ms"] * 1000 * row[
+                    "times_called"]  # fmt: skip
+            if not by_type:
+                continue
+            p = v.placement or {}
+            where = (f"{p['delegate']} {p['delegated']} of {p['nodes']} nodes, {p['partitions']} partition"
+                     f"{'s' if p['partitions'] != 1 else ''}" if "nodes" in p else "placement not read")  # fmt: skip
+            shares.append(OperatorShares(f"{v.name} on {view.device}", by_type, where))
+    return shares
+
+
+def layer_series(views: Sequence[RunSummaryView]) -> dict[str, list[tuple[str, float | None]]]:
+    """'variant on device' -> [(layer label, SQNR dB), ...] in execution order, from --profile."""
+    series = {}
+    for view in views:
+        for v in view.variants:
+            layers = (v.layers or {}).get("layers") or []
+            if layers and v.name != "float32":
+                series[f"{v.name} on {view.device}"] = [(f"{x['op']} #{x['index']}", x["sqnr_db"]) for x in layers]
+    return series

@@ -22,6 +22,7 @@ from edgebench.report.plot_data import (
     Distribution,
     Heatmap,
     HistoryPoint,
+    OperatorShares,
     ThermalPoint,
     TradeoffPoint,
     log_scale,
@@ -186,4 +187,40 @@ def thermal_plot(points: Sequence[ThermalPoint]) -> str:
         frequency.set_ylabel("CPU MHz (mean of the measured CPUs)")
     axis.legend(fontsize=7, loc="upper left")
     axis.set_title("temperature and frequency per measurement, in the order they ran")
+    return _svg(figure)
+
+
+def operator_plot(shares: Sequence[OperatorShares]) -> str:
+    """A stacked bar per variant: its operators' time by type (each alone, or inside the model), with where its
+    nodes ran beside it."""
+    types = list(dict.fromkeys(t for s in shares for t in sorted(s.microseconds, key=lambda k: -s.microseconds[k])))
+    figure, axis = plt.subplots(figsize=(9, 0.55 * len(shares) + 1.8))
+    left = np.zeros(len(shares))
+    for index, kind in enumerate(types):
+        values = np.array([s.microseconds.get(kind, 0.0) for s in shares]) / 1000
+        axis.barh(range(len(shares)), values, left=left, color=f"C{index % 10}", label=kind)
+        left += values
+    axis.set_yticks(range(len(shares)), [f"{s.label}\n{s.placement}" for s in shares], fontsize=7)
+    axis.invert_yaxis()
+    axis.set_xlabel("time per inference by operator type, ms")
+    axis.set_title("where the time goes (--profile)")
+    axis.legend(fontsize=7, loc="lower right", ncol=min(3, max(1, len(types))))
+    return _svg(figure)
+
+
+def layers_plot(series: dict[str, list[tuple[str, float | None]]]) -> str:
+    """SQNR against float32 after each layer, one line per variant: where the precision goes."""
+    figure, axis = plt.subplots(figsize=(9, 3.6))
+    longest: list[tuple[str, float | None]] = []
+    for index, (label, points) in enumerate(series.items()):
+        values = [math.nan if db is None else db for _, db in points]
+        axis.plot(range(len(points)), values, marker="o", markersize=3, color=f"C{index % 10}", label=label)
+        longest = points if len(points) > len(longest) else longest
+    axis.axhline(20, color=GREY, linewidth=0.8, linestyle="--")
+    step = max(1, math.ceil(len(longest) / 16))
+    ticks = list(range(0, len(longest), step))
+    axis.set_xticks(ticks, [longest[i][0] for i in ticks], rotation=30, ha="right", fontsize=7)
+    axis.set_ylabel("SQNR against float32, dB")
+    axis.set_title("error after each layer (--profile; dashed: 20 dB)")
+    axis.legend(fontsize=7)
     return _svg(figure)
