@@ -126,3 +126,34 @@ def test_compare_names_the_operator_that_moved_and_why():
         "first layer whose error moved: FULLY_CONNECTED #6 18.3 → 12.0 dB"
     ]
     assert profile_changes({}, document(67.0, "XNNPACK", 18.3)) == []  # one side unprofiled: nothing claimed
+
+
+def test_full_int8_mobilenet_loses_its_precision_in_the_depthwise_layers(interpreter_class, variant_cache):
+    """MobileNet's per-layer error: the depthwise convolutions are where full int8 loses most precision, and the
+    last layer's figure equals the outputs' fidelity computed through the model's outputs instead of its kept
+    tensors."""
+    from filelock import FileLock
+
+    from edgebench.quantize.variants import Variant, build_variants
+    from edgebench.report.run_table import largest_drops
+    from edgebench.zoo import load_zoo_model
+
+    source = load_zoo_model("mobilenet-digits")
+    with FileLock(str(variant_cache) + ".lock"):
+        variants = {v.name: v for v in build_variants(source, ["float32", "int8"], cache_dir=variant_cache)
+                    if isinstance(v, Variant)}  # fmt: skip
+    dataset = agent.load_npz(source.dataset_path)
+    inputs = agent.input_sets(dataset, 0, 20)[0]
+    float32_path, int8_path = str(variants["float32"].path), str(variants["int8"].path)
+    layers = agent.layer_errors(interpreter_class, int8_path, float32_path, {"in0": inputs})["layers"]
+    assert all(layer["sqnr_db"] is not None for layer in layers)  # float tensors only: no shapes, no indices
+    drops = largest_drops(layers)
+    assert [layer["op"] for layer, _ in drops] == ["DEPTHWISE_CONV_2D", "DEPTHWISE_CONV_2D"] and drops[0][1] < -5
+    outputs = []
+    for path in (int8_path, float32_path):
+        interpreter = agent.create_interpreter(interpreter_class, path, 1, "none")
+        interpreter.allocate_tensors()
+        runner = agent.ModelRunner(interpreter)
+        outputs.append(np.concatenate([runner.run([inputs[i : i + 1]])[0] for i in range(20)]))
+    (expected,) = agent.fidelity_metrics([outputs[0]], [outputs[1]])
+    assert layers[-1]["sqnr_db"] == pytest.approx(expected["sqnr_db"], abs=0.05)

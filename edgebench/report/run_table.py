@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import itertools
 import re
 
 from edgebench.compare.recommendation import recommend
@@ -205,6 +206,9 @@ def _layer_notes(view: RunSummaryView) -> list[str]:
         low = next((x for x in layers if x["sqnr_db"] is not None and x["sqnr_db"] < LAYER_FLOOR_DB), None)
         where = (f"; first below {LAYER_FLOOR_DB:g} dB: {low['op']} #{low['index']} ('{low['tensor']}')" if low
                  else f"; every layer above {LAYER_FLOOR_DB:g} dB")  # fmt: skip
+        drops = largest_drops(layers)
+        if drops:
+            where += "; most lost at " + ", ".join(f"{x['op']} #{x['index']} ({-drop:.1f} dB)" for x, drop in drops)
         notes.append(f"layers: {v.name} SQNR dB after each layer against float32 ({v.layers['samples']} inputs, "
                      f"builtin kernels): {path}{where}")  # fmt: skip
     return notes
@@ -245,6 +249,14 @@ def _operator_notes(view: RunSummaryView) -> list[str]:
     if cost:
         notes.append(f"--profile took {cost:.1f} s of this run (per-layer error and per-operator times)")
     return notes
+
+
+def largest_drops(layers: list[dict], count: int = 2) -> list[tuple[dict, float]]:
+    """The layers after which SQNR fell most from the layer before them (in execution order), each with its
+    drop in dB (negative): where the precision goes, as against where it first crosses a line."""
+    known = [x for x in layers if x["sqnr_db"] is not None]
+    steps = [(after, after["sqnr_db"] - before["sqnr_db"]) for before, after in itertools.pairwise(known)]
+    return sorted((step for step in steps if step[1] < -1.0), key=lambda step: step[1])[:count]
 
 
 def _accuracy_notes(view: RunSummaryView) -> list[str]:
