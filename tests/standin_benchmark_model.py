@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 FLAGS = {
     "graph": "", "num_threads": "-1", "warmup_runs": "1", "warmup_min_secs": "0.5", "num_runs": "50",
     "min_secs": "1", "max_secs": "150", "use_xnnpack": "false", "report_peak_memory_footprint": "false",
-    "result_file_path": "", "run_delay": "-1", "enable_op_profiling": "false",
+    "result_file_path": "", "run_delay": "-1", "enable_op_profiling": "false", "op_profiling_output_mode": "stdout",
+    "op_profiling_output_file": "",
 }  # fmt: skip
 
 
@@ -148,13 +149,13 @@ def main(argv: list[str]) -> int:
         if flags["report_peak_memory_footprint"] == "true":
             log(f"Overall peak memory footprint (MB) via periodic monitoring: {memory['peak']:.6g}")
     if flags["enable_op_profiling"] == "true":
-        print_op_profile(flags["graph"], kind, max(threads, 1), sum(ints) / len(ints))
+        print_op_profile(flags["graph"], kind, max(threads, 1), flags)
     if flags["result_file_path"]:
         write_proto(flags["result_file_path"], init_us, warmup, ints, memory)
     return 0
 
 
-def print_op_profile(graph: str, kind, threads: int, total_us: float) -> None:
+def print_op_profile(graph: str, kind, threads: int, flags: dict) -> None:
     """The Run Order table in the space-aligned layout of later binaries. The real binary times each node inside
     the model; this STAND-IN times each operator alone (edgebench's probe models, on this host's LiteRT), so
     its figures are real measurements of this host, not a phone's, and not inside-the-graph times."""
@@ -180,6 +181,13 @@ def print_op_profile(graph: str, kind, threads: int, total_us: float) -> None:
             delegated = agent.kernel_placement(interpreter, "xnnpack")["delegated"]
             rows.append((("TfLiteXNNPackDelegate" if delegated else probe.op), sum(times) / len(times) / 1000,
                          probe.index))  # fmt: skip
+    if flags["op_profiling_output_mode"] == "proto" and flags["op_profiling_output_file"]:
+        from edgebench.backends.op_profile import encode_op_profile_proto
+
+        data = [(node_type, ms * 1000, f"[op {index}]:{index}", order) for order, (node_type, ms, index) in
+                enumerate(rows)]  # fmt: skip
+        Path(flags["op_profiling_output_file"]).write_bytes(encode_op_profile_proto(data))
+        return
     total = sum(ms for _, ms, _ in rows) or 1.0
     print("INFO: Operator-wise Profiling Info for Regular Benchmark Runs:", file=sys.stderr)
     print("============================== Run Order ==============================", file=sys.stderr)

@@ -173,3 +173,14 @@ def test_the_newer_space_aligned_op_profile_with_xnnpacks_own_operators_parses()
     post = next(r for r in rows if r.node_type == "TFLite_Detection_PostProcess")
     assert post.avg_ms == 3.653 and post.index == 266 and post.on == "builtin"
     assert parse_op_profile("INFO: Inference timings in us: Init: 1, First inference: 2") is None
+
+
+def test_the_op_profiling_proto_round_trips_in_run_order():
+    from edgebench.backends.op_profile import encode_op_profile_proto, parse_op_profile_proto
+
+    data = encode_op_profile_proto([("CONV_2D", 7881.0, "[conv2d_1]:2", 2), ("CONV_2D", 1635.0, "[conv2d]:0", 0),
+                                    ("TfLiteXNNPackDelegate", 120.0, "[dense]:7", 5)])  # fmt: skip
+    rows = parse_op_profile_proto(data)
+    assert [(r.index, r.on) for r in rows] == [(0, "builtin"), (2, "builtin"), (7, "XNNPACK")]
+    assert rows[1].avg_ms == 7.881 and abs(sum(r.share for r in rows) - 1) < 1e-9
+    assert parse_op_profile_proto(b"\x00not a proto") is None

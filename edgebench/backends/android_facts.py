@@ -52,6 +52,9 @@ def facts_script(workdir: str, binary: str | None) -> str:
         )
         # Which flags it knows: --result_file_path (the proto) came with LiteRT's benchmark tool.
         lines.append(f"[ -x {quoted} ] && {quoted} --help 2>&1 | grep -q result_file_path && echo binary.proto=1")
+        # --op_profiling_output_mode=proto: the per-operator profile as a proto, exact, not a table to parse.
+        lines.append(f"[ -x {quoted} ] && {quoted} --help 2>&1 | grep -q op_profiling_output_mode && "
+                     "echo binary.op_proto=1")  # fmt: skip
     return "; ".join(lines) + "; true"
 
 
@@ -85,6 +88,7 @@ def parse_facts(stdout: str) -> dict:
         "free_bytes": int(raw["free_kib"]) * 1024 if raw.get("free_kib", "").isdigit() else None,
         "binary": raw.get("binary"),
         "binary_writes_proto": raw.get("binary.proto") == "1",
+        "binary_writes_op_proto": raw.get("binary.op_proto") == "1",
     }
     readings = [t for t in zones.values() if -20 < t < 150]  # a zone at 0 or 6553.5 is a placeholder, not a reading
     facts["temperature_c"] = max(readings) if readings else battery

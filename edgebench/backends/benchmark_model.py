@@ -29,7 +29,7 @@ from edgebench.backends.android_facts import describe, facts_script, parse_facts
 from edgebench.backends.base import Backend, HostFiles, Progress
 from edgebench.backends.benchmark_output import Figures, figures_from_proto, parse_output
 from edgebench.backends.benchmark_proto import parse_result
-from edgebench.backends.op_profile import parse_op_profile
+from edgebench.backends.op_profile import parse_op_profile, parse_op_profile_proto
 from edgebench.core.fileio import sha256_file
 from edgebench.core.settings import Settings
 from edgebench.results.store import FailureKind, Measurement
@@ -164,10 +164,18 @@ class BenchmarkModelBackend(Backend):
         overhead stays out of the latency figures. Its Run Order table, parsed (backends/op_profile.py)."""
         started = time.time()
         argv = [*self.command(model_path, settings, None), "--enable_op_profiling=true"]
+        proto_path = f"{self.transport.workdir()}/op-profile-{Path(model_path).parent.name[:12]}.pb"
+        if self.facts.get("binary_writes_op_proto"):
+            argv += ["--op_profiling_output_mode=proto", f"--op_profiling_output_file={proto_path}"]
         result = self.transport.run(["sh", "-c", heartbeat_script(shlex.join(argv))], timeout=settings.timeout,
                                     stall_timeout=settings.stall_timeout)  # fmt: skip
-        rows = parse_op_profile(result.stdout) if not result.timed_out else None
-        profile = {"source": "benchmark_model --enable_op_profiling (each node inside the model)",
+        rows, layout = (parse_op_profile(result.stdout), "text") if not result.timed_out else (None, None)
+        if self.facts.get("binary_writes_op_proto") and not result.timed_out:
+            data = self.transport.read_bytes(proto_path)
+            self.transport.shell(f"rm -f {shlex.quote(proto_path)}")
+            from_proto = parse_op_profile_proto(data) if data else None
+            rows, layout = (from_proto, "proto") if from_proto is not None else (rows, layout)
+        profile = {"source": "benchmark_model --enable_op_profiling (each node inside the model)", "format": layout,
                    "seconds": time.time() - started}  # fmt: skip
         if rows is None:
             profile["error"] = "benchmark_model printed no per-operator table"

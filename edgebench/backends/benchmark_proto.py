@@ -37,20 +37,26 @@ MESSAGES = {
 @cache
 def result_class():
     """The BenchmarkResult message class, from a descriptor built once in a private pool."""
-    file = descriptor_pb2.FileDescriptorProto(name="edgebench_benchmark_result.proto", package=PACKAGE,
-                                              syntax="proto2")  # fmt: skip
-    for name, fields in MESSAGES.items():
+    return message_class("edgebench_benchmark_result.proto", PACKAGE, MESSAGES, "BenchmarkResult")
+
+
+def message_class(file_name: str, package: str, messages: dict, root: str, repeated: frozenset = frozenset()):
+    """A proto2 message class from field tables {message: [(field, number, type or message name)]}, built in a
+    private descriptor pool; `repeated` names the fields ("Message.field") that repeat."""
+    file = descriptor_pb2.FileDescriptorProto(name=file_name, package=package, syntax="proto2")
+    for name, fields in messages.items():
         message = file.message_type.add(name=name)
         for field_name, number, kind in fields:
-            field = message.field.add(name=field_name, number=number,
-                                      label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)  # fmt: skip
+            label = (descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED if f"{name}.{field_name}" in repeated
+                     else descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)  # fmt: skip
+            field = message.field.add(name=field_name, number=number, label=label)
             if isinstance(kind, str):
-                field.type, field.type_name = _MESSAGE, f".{PACKAGE}.{kind}"
+                field.type, field.type_name = _MESSAGE, f".{package}.{kind}"
             else:
                 field.type = kind
     pool = descriptor_pool.DescriptorPool()
     pool.Add(file)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{PACKAGE}.BenchmarkResult"))
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{package}.{root}"))
 
 
 def parse_result(data: bytes) -> dict | None:

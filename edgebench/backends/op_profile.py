@@ -16,6 +16,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
+from functools import cache
+
+from google.protobuf.message import DecodeError
+
+from edgebench.backends.benchmark_proto import _FLOAT, _INT32, _INT64, _STRING, message_class
 
 HEADER = "Operator-wise Profiling Info for Regular Benchmark Runs:"
 _NUMBER = r"-?\d+(?:\.\d+)?%?"
@@ -67,6 +72,66 @@ def parse_op_profile(text: str) -> list[OpRow] | None:
             index=int(index[1]) if index else None, on=placement_of(match["type"].strip(), name),
         ))  # fmt: skip
     return rows
+
+
+# tflite/profiling/proto/profiling_info.proto (package tflite.profiling), what `--op_profiling_output_mode=proto`
+# writes to --op_profiling_output_file: the runtime profile's per-operator stats, per subgraph and delegate.
+_PROFILING = {
+    "BenchmarkProfilingData": [("model_name", 1, _STRING), ("init_profile", 2, "ModelProfilingData"),
+                               ("runtime_profile", 3, "ModelProfilingData")],
+    "ModelProfilingData": [("subgraph_profiles", 1, "SubGraphProfilingData"),
+                           ("delegate_profiles", 2, "DelegateProfilingData")],
+    "SubGraphProfilingData": [("subgraph_name", 1, _STRING), ("subgraph_index", 2, _INT32),
+                              ("per_op_profiles", 3, "OpProfileData")],
+    "DelegateProfilingData": [("delegate_name", 1, _STRING), ("per_op_profiles", 2, "OpProfileData")],
+    "OpProfilingStat": [("first", 1, _INT64), ("last", 2, _INT64), ("avg", 3, _INT64), ("stddev", 4, _FLOAT),
+                        ("variance", 5, _FLOAT), ("min", 6, _INT64), ("max", 7, _INT64), ("sum", 8, _INT64),
+                        ("count", 9, _INT64)],
+    "OpProfileData": [("node_type", 1, _STRING), ("inference_microseconds", 2, "OpProfilingStat"),
+                      ("mem_kb", 3, "OpProfilingStat"), ("times_called", 4, _INT64), ("name", 5, _STRING),
+                      ("run_order", 6, _INT64)],
+}  # fmt: skip
+_REPEATED = frozenset({"ModelProfilingData.subgraph_profiles", "ModelProfilingData.delegate_profiles",
+                       "SubGraphProfilingData.per_op_profiles", "DelegateProfilingData.per_op_profiles"})  # fmt: skip
+
+
+@cache
+def profiling_class():
+    return message_class("edgebench_profiling_info.proto", "tflite.profiling", _PROFILING, "BenchmarkProfilingData",
+                         _REPEATED)  # fmt: skip
+
+
+def parse_op_profile_proto(data: bytes) -> list[OpRow] | None:
+    """The runtime profile's operators from a BenchmarkProfilingData proto, in run order; None if it is not one."""
+    message = profiling_class()()
+    try:
+        message.ParseFromString(data)
+    except DecodeError:
+        return None
+    if not message.HasField("runtime_profile"):
+        return None
+    profile = message.runtime_profile
+    ops = [op for graph in profile.subgraph_profiles for op in graph.per_op_profiles]
+    ops += [op for delegate in profile.delegate_profiles for op in delegate.per_op_profiles]
+    total = sum(op.inference_microseconds.avg * max(op.times_called, 1) for op in ops) or 1
+    rows = []
+    for op in sorted(ops, key=lambda op: op.run_order):
+        index = re.search(r":(\d+)$", op.name)
+        us = op.inference_microseconds.avg * max(op.times_called, 1)
+        rows.append(OpRow(op.node_type, op.inference_microseconds.avg / 1000, us / total, max(op.times_called, 1),
+                          op.name, int(index[1]) if index else None, placement_of(op.node_type, op.name)))  # fmt: skip
+    return rows
+
+
+def encode_op_profile_proto(rows: list[tuple[str, float, str, int]]) -> bytes:
+    """(node type, avg microseconds, name, run order) rows -> proto bytes, as the stand-in binary writes them."""
+    message = profiling_class()()
+    graph = message.runtime_profile.subgraph_profiles.add(subgraph_name="main", subgraph_index=0)
+    for node_type, avg_us, name, order in rows:
+        op = graph.per_op_profiles.add(node_type=node_type, name=name, times_called=1, run_order=order)
+        op.inference_microseconds.avg = int(avg_us)
+        op.inference_microseconds.count = 1
+    return message.SerializeToString()
 
 
 def placement_of(node_type: str, name: str) -> str:

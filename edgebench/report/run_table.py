@@ -243,12 +243,26 @@ def _operator_notes(view: RunSummaryView) -> list[str]:
                     f"{format_latency(total / 1000)} against the model's p50 {format_latency(v.p50_ms)}")  # fmt: skip
             failed = [p["probe"] for p in profile["probes"] if p.get("error")]
             line += f"; not timed: {', '.join(failed)}" if failed else ""
+            line += _gap(total / 1000, v.p50_ms)
         else:
             line = f"time: {v.name} per node ({profile.get('source', 'the runtime')}, mean): {shown}"
         notes.append(line)
     if cost:
         notes.append(f"--profile took {cost:.1f} s of this run (per-layer error and per-operator times)")
     return notes
+
+
+GAP_SHARE = 0.25  # probes' sum and the model's p50 further apart than this: the line says why they can differ
+
+
+def _gap(probes_ms: float, model_ms: float | None) -> str:
+    if not model_ms or abs(probes_ms / model_ms - 1) <= GAP_SHARE:
+        return ""
+    if probes_ms > model_ms:
+        return (f" (alone they cost {probes_ms / model_ms - 1:.0%} more: each probe pays its own dispatch, input "
+                "copy and cold caches, which the whole graph shares or fuses away)")  # fmt: skip
+    return (f" (alone they cost {1 - probes_ms / model_ms:.0%} less: the whole graph pays for work between "
+            "operators, such as layout changes and hand-offs between a delegate and the builtin kernels)")  # fmt: skip
 
 
 def largest_drops(layers: list[dict], count: int = 2) -> list[tuple[dict, float]]:
