@@ -20,7 +20,7 @@ from edgebench.core.fileio import atomic_write_bytes, sha256_file
 from edgebench.model.tflite_model import builtin_code
 from edgebench.quantize.normalize import drop_unused_tensors, serialize
 
-PROBES_VERSION = 1
+PROBES_VERSION = 2  # 2: constant-making producers (DEQUANTIZE of weights) kept with their consumer
 _WITH_SUBGRAPHS = {"WHILE", "IF", "CALL_ONCE", "STABLEHLO_WHILE", "STABLEHLO_CASE"}
 
 
@@ -43,6 +43,7 @@ def probe_models(model_path: Path, cache_dir: Path) -> list[Probe]:
     names = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(data))
     count = len(model.subgraphs[0].operators or [])
+    folded = constant_producers(model)
     probes = []
     for index in range(count):
         code = builtin_code(model.operatorCodes[model.subgraphs[0].operators[index].opcodeIndex])
@@ -51,9 +52,13 @@ def probe_models(model_path: Path, cache_dir: Path) -> list[Probe]:
         if name in _WITH_SUBGRAPHS or name == "CUSTOM":
             probes.append(Probe(index, name, None, why=f"{name} is not cut out (it calls subgraphs or custom code)"))
             continue
+        if index in folded.values():
+            probes.append(Probe(index, name, None, why="computes a constant: timed within the probe of the operator "
+                                                       "that reads it, as the runtime runs it"))  # fmt: skip
+            continue
         if not path.is_file():
             probe = flatbuffer_utils.read_model_from_bytearray(bytearray(data))  # a fresh copy to cut down
-            why = _cut(probe, index, schema)
+            why = _cut(probe, index, folded)
             if why:
                 probes.append(Probe(index, name, None, why=why))
                 continue
@@ -62,20 +67,34 @@ def probe_models(model_path: Path, cache_dir: Path) -> list[Probe]:
     return probes
 
 
-def _cut(model, index: int, schema) -> str | None:
-    """Keep only operator `index` of subgraph 0; returns why it cannot be, or None."""
+def _is_constant(model, subgraph, tensor: int) -> bool:
+    buffer = model.buffers[subgraph.tensors[tensor].buffer] if subgraph.tensors[tensor].buffer else None
+    return buffer is not None and buffer.data is not None and len(buffer.data) > 0
+
+
+def constant_producers(model) -> dict[int, int]:
+    """tensor -> the operator that makes it from constants alone (a DEQUANTIZE of float16 or int4 weights, a
+    DENSIFY): the runtime computes these once or folds them into the consumer, so a probe keeps them with it."""
+    subgraph = model.subgraphs[0]
+    made = {}
+    for index, operator in enumerate(subgraph.operators or []):
+        inputs = [t for t in operator.inputs if t >= 0]
+        if inputs and all(_is_constant(model, subgraph, t) for t in inputs) and len(operator.outputs) == 1:
+            made[operator.outputs[0]] = index
+    return made
+
+
+def _cut(model, index: int, folded: dict[int, int]) -> str | None:
+    """Keep only operator `index` of subgraph 0 (with the operators that make its constant inputs); returns why
+    it cannot be, or None."""
     subgraph = model.subgraphs[0]
     operator = subgraph.operators[index]
-
-    def constant(tensor: int) -> bool:
-        buffer = model.buffers[subgraph.tensors[tensor].buffer] if subgraph.tensors[tensor].buffer else None
-        return buffer is not None and buffer.data is not None and len(buffer.data) > 0
-
     inputs = [t for t in operator.inputs if t >= 0]
     if any(subgraph.tensors[t].isVariable for t in inputs):
         return "keeps state in a variable tensor"
-    subgraph.operators = [operator]
-    subgraph.inputs = [t for t in dict.fromkeys(inputs) if not constant(t)]
+    producers = [subgraph.operators[folded[t]] for t in dict.fromkeys(inputs) if t in folded]
+    subgraph.operators = [*producers, operator]
+    subgraph.inputs = [t for t in dict.fromkeys(inputs) if not _is_constant(model, subgraph, t) and t not in folded]
     subgraph.outputs = list(operator.outputs)
     model.subgraphs = [subgraph]
     model.signatureDefs = []  # they name the whole model's inputs and outputs
