@@ -793,7 +793,13 @@ def measure(settings, progress, document):
         progress("operators", force=True)
         before = time.perf_counter()
         document["operators"] = {
-            "probes": time_probes(interpreter_class, settings["probes"].split(","), settings, progress),
+            "probes": time_probes(
+                interpreter_class,
+                settings["probes"].split(","),
+                settings,
+                progress,
+                tensor_values(interpreter_class, model_path, first),
+            ),
             "seconds": None,
         }
         document["operators"]["seconds"] = time.perf_counter() - before
@@ -903,9 +909,33 @@ def layer_errors(interpreter_class, model_path, float32_path, reference, samples
     return {"samples": count, "kernels": "builtin", "layers": shown, "operators": len(operators)}
 
 
-def time_probes(interpreter_class, paths, settings, progress):
+def tensor_values(interpreter_class, model_path, inputs):
+    """Every tensor of the model, by name, after one inference on `inputs` (builtin kernels: a delegate keeps its
+    partition's tensors to itself): what each probe is fed, so that a shape computed in the graph is a shape."""
+    resolver = getattr(sys.modules[interpreter_class.__module__], "OpResolverType", None)
+    builtin = {"experimental_op_resolver_type": resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES} if resolver else {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            interpreter = interpreter_class(model_path=model_path, num_threads=1,
+                                            experimental_preserve_all_tensors=True, **builtin)  # fmt: skip
+        interpreter.allocate_tensors()
+        runner = ModelRunner(interpreter)
+        runner.set_inputs(inputs)
+        interpreter.invoke()
+        values = {}
+        for detail in interpreter.get_tensor_details():
+            with contextlib.suppress(ValueError):  # a tensor without data (an unused one)
+                values[detail["name"]] = interpreter.get_tensor(detail["index"])
+        return values
+    except (RuntimeError, ValueError, TypeError):
+        return {}
+
+
+def time_probes(interpreter_class, paths, settings, progress, values=None):
     """Each single-operator probe model timed like a variant (the run's threads, delegate and stopping rules),
-    with the kernel that took it: where the time goes, operator by operator."""
+    with the kernel that took it: where the time goes, operator by operator. Inputs are the tensors of the same
+    name from one real inference (`values`), or made up where there is none."""
     results = []
     for number, path in enumerate(paths, 1):
         name = os.path.basename(path)
@@ -914,7 +944,9 @@ def time_probes(interpreter_class, paths, settings, progress):
             interpreter = create_interpreter(interpreter_class, path, settings["threads"], settings["delegate"])
             interpreter.allocate_tensors()
             for detail in interpreter.get_input_details():
-                interpreter.set_tensor(detail["index"], _probe_input(detail))
+                real = (values or {}).get(detail["name"])
+                fits = real is not None and real.dtype == detail["dtype"] and list(real.shape) == list(detail["shape"])
+                interpreter.set_tensor(detail["index"], real if fits else _probe_input(detail))
             timed_runs(interpreter.invoke, settings["warmup_min_runs"], settings["warmup_min_seconds"],
                        settings["max_seconds"])  # fmt: skip
             samples, _ = timed_runs(interpreter.invoke, settings["min_runs"], settings["min_seconds"],
