@@ -210,7 +210,7 @@ def _layer_notes(view: RunSummaryView) -> list[str]:
         if drops:
             where += "; most lost at " + ", ".join(f"{x['op']} #{x['index']} ({-drop:.1f} dB)" for x, drop in drops)
         operators = v.layers.get("operators")
-        matched = (f"; only {len(layers)} of its {operators} operators have a float32 tensor of the same name"
+        matched = (f"; only {len(layers)} of its {operators} operators matched a float32 tensor by name"
                    if operators and len(layers) < operators / 2 else "")  # fmt: skip
         notes.append(f"layers: {v.name} SQNR dB after each layer against float32 ({v.layers['samples']} inputs, "
                      f"builtin kernels): {path}{where}{matched}")  # fmt: skip
