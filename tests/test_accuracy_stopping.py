@@ -72,6 +72,7 @@ def test_samples_all_is_a_word_on_the_command_line_and_in_a_farm_file():
         read_table({"samples": "most"}, "run.")
 
 
+@pytest.mark.slow
 def test_a_run_evaluates_float32_on_every_sample_and_stops_the_others_once_settled(tmp_path, variant_cache):
     common = [
         "run",

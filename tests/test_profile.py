@@ -64,6 +64,7 @@ def test_the_last_layers_error_is_the_fidelity_of_the_outputs_computed_another_w
     assert all(layer["sqnr_db"] is None or layer["sqnr_db"] > 60 for layer in float16["layers"])
 
 
+@pytest.mark.slow
 def test_a_profiled_run_says_where_each_variant_ran_and_where_precision_goes(tmp_path, variant_cache):
     done = run_edgebench(
         "run", "--device", "local", "--model", "mnist", "--variants", "float32,int8,int16x8", "--rounds", "1",
@@ -128,6 +129,7 @@ def test_compare_names_the_operator_that_moved_and_why():
     assert profile_changes({}, document(67.0, "XNNPACK", 18.3)) == []  # one side unprofiled: nothing claimed
 
 
+@pytest.mark.slow
 def test_full_int8_mobilenet_loses_its_precision_in_the_depthwise_layers(interpreter_class, variant_cache):
     """MobileNet's per-layer error: the depthwise convolutions are where full int8 loses most precision, and the
     last layer's figure equals the outputs' fidelity computed through the model's outputs instead of its kept

@@ -81,12 +81,12 @@ class VariantComparison:
     accuracy_delta_pp: tuple[float, float, float] | None = None
     noise: str | None = None  # the noise floor the latency verdict used, or why there is none yet
     cause: str | None = None  # for a slower verdict: what the two runs let us name as its cause
-    profile: tuple[str, ...] = ()  # with --profile on both sides: operators and layers that moved (profile_diff)
     processes_a: int = 0  # agent processes (rounds) behind each side's latency
     processes_b: int = 0
     statistic: str = "p50"  # the per-process figure a confirmation re-measures: "mean" when stalls made it slower
     # set by an A/B confirmation (run/confirm.py): how the suspected change was re-measured and what it showed
     confirmation: dict | None = None
+    profile: tuple[str, ...] = ()  # with --profile on both sides: operators and layers that moved (profile_diff)
 
     @property
     def regression(self) -> bool:
