@@ -184,3 +184,17 @@ def test_the_op_profiling_proto_round_trips_in_run_order():
     assert [(r.index, r.on) for r in rows] == [(0, "builtin"), (2, "builtin"), (7, "XNNPACK")]
     assert rows[1].avg_ms == 7.881 and abs(sum(r.share for r in rows) - 1) < 1e-9
     assert parse_op_profile_proto(b"\x00not a proto") is None
+
+
+def test_litert_tools_source_line_prefix_is_read_too():
+    """LiteRT's benchmark tool logs every line as 'INFO: [file.h:92] ...' (the prefix as a published
+    benchmark_litert_model run shows it); here it is put before the newer layout's real rows: ASSEMBLED, not a
+    published per-operator table of that tool, which none was found for."""
+    from edgebench.backends.op_profile import parse_op_profile
+
+    newer = (OP_PROFILES / "space_aligned_xnnpack_detail.txt").read_text().splitlines()
+    assembled = "\n".join(
+        "INFO: [profile_summarizer.cc:196] " + line.removeprefix("INFO: ") for line in newer if not line.startswith("#")
+    )
+    rows = parse_op_profile(assembled)
+    assert len(rows) == 9 and rows[1].node_type == "Convolution (NHWC, QC8) IGEMM" and rows[1].on == "XNNPACK"

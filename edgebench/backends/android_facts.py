@@ -55,6 +55,10 @@ def facts_script(workdir: str, binary: str | None) -> str:
         # --op_profiling_output_mode=proto: the per-operator profile as a proto, exact, not a table to parse.
         lines.append(f"[ -x {quoted} ] && {quoted} --help 2>&1 | grep -q op_profiling_output_mode && "
                      "echo binary.op_proto=1")  # fmt: skip
+        # LiteRT's benchmark tool names its per-operator profiler --use_profiler, TFLite's --enable_op_profiling.
+        lines.append(f"[ -x {quoted} ] && {quoted} --help 2>&1 | grep -q enable_op_profiling || "
+                     f"{{ [ -x {quoted} ] && {quoted} --help 2>&1 | grep -q use_profiler && "
+                     "echo binary.use_profiler=1; }")  # fmt: skip
     return "; ".join(lines) + "; true"
 
 
@@ -89,6 +93,9 @@ def parse_facts(stdout: str) -> dict:
         "binary": raw.get("binary"),
         "binary_writes_proto": raw.get("binary.proto") == "1",
         "binary_writes_op_proto": raw.get("binary.op_proto") == "1",
+        "binary_profiler_flag": "--use_profiler=true"
+        if raw.get("binary.use_profiler") == "1"
+        else "--enable_op_profiling=true",
     }
     readings = [t for t in zones.values() if -20 < t < 150]  # a zone at 0 or 6553.5 is a placeholder, not a reading
     facts["temperature_c"] = max(readings) if readings else battery

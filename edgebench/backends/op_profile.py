@@ -3,7 +3,8 @@
 The binary prints "Operator-wise Profiling Info for Regular Benchmark Runs:" and then a "Run Order" table,
 in one of two published layouts:
 - TFLite 1.x/2.x before about 2.10: tab-separated, with a `[start]` column;
-- later TFLite and LiteRT: space-aligned, every line after an `INFO: ` prefix or none, no `[start]`, node
+- later TFLite and LiteRT: space-aligned, every line after an `INFO: ` prefix (LiteRT's tool adds the source
+  line, `INFO: [benchmark_litert_model.h:92] `) or none, no `[start]`, node
   types that contain spaces ("Convolution (NHWC, QC8) IGEMM", XNNPACK's own operators when its detailed
   profiling is on, their names starting with "Delegate/").
 Columns are found by their bracketed headers, so either layout (and a missing column) parses the same way.
@@ -23,6 +24,9 @@ from google.protobuf.message import DecodeError
 from edgebench.backends.benchmark_proto import _FLOAT, _INT32, _INT64, _STRING, message_class
 
 HEADER = "Operator-wise Profiling Info for Regular Benchmark Runs:"
+# What a logger puts before each line: "INFO: ", LiteRT's "INFO: [benchmark_litert_model.h:92] ", glog's
+# "I0218 08:32:26.152118 9 file.cc:263] ".
+_PREFIX = re.compile(r"^(?:INFO: (?:\[[\w./-]+:\d+\] ?)?|I\d{4} [\d:.]+ +\d+ [\w./-]+:\d+\] )")
 _NUMBER = r"-?\d+(?:\.\d+)?%?"
 
 
@@ -42,9 +46,7 @@ class OpRow:
 
 def parse_op_profile(text: str) -> list[OpRow] | None:
     """The Run Order rows of the regular runs' profile; None when the output has no such table."""
-    lines = [
-        re.sub(r"^(INFO|I\d+ [\d:.]+ \d+ [\w.]+:\d+\])[: ]\s?", "", line.rstrip("\n")) for line in text.splitlines()
-    ]
+    lines = [_PREFIX.sub("", line.rstrip("\n")) for line in text.splitlines()]
     start = next((i for i, line in enumerate(lines) if line.strip() == HEADER), None)
     if start is None:
         return None
