@@ -159,3 +159,39 @@ def test_full_int8_mobilenet_loses_its_precision_in_the_depthwise_layers(interpr
         outputs.append(np.concatenate([runner.run([inputs[i : i + 1]])[0] for i in range(20)]))
     (expected,) = agent.fidelity_metrics([outputs[0]], [outputs[1]])
     assert layers[-1]["sqnr_db"] == pytest.approx(expected["sqnr_db"], abs=0.05)
+
+
+def with_output(path, tensor_name: str, folder) -> str:
+    """The model with one more graph output: the tensor of that name (a copy, made with the flatbuffer tools)."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(path)
+    subgraph = model.subgraphs[0]
+    index = next(i for i, t in enumerate(subgraph.tensors) if t.name.decode() == tensor_name)
+    subgraph.outputs = [*subgraph.outputs, index]
+    model.signatureDefs = []
+    copy = folder / (path.stem + "-tapped.tflite")
+    flatbuffer_utils.write_model(model, str(copy))
+    return str(copy)
+
+
+@pytest.mark.slow
+def test_a_middle_layers_error_matches_the_same_tensor_made_a_graph_output(
+    interpreter_class, mnist_variants, mnist, tmp_path
+):  # fmt: skip
+    """Independently of keeping every tensor: the second convolution's output made an output of both graphs
+    (flatbuffer surgery), run normally, its SQNR by the fidelity code."""
+    dataset = agent.load_npz(mnist.dataset_path)
+    inputs = agent.input_sets(dataset, 0, 20)[0]
+    float32_path, int8_path = mnist_variants["float32"].path, mnist_variants["int8"].path
+    layers = agent.layer_errors(interpreter_class, str(int8_path), str(float32_path), {"in0": inputs})["layers"]
+    second_conv = [layer for layer in layers if layer["op"] == "CONV_2D"][1]
+    outputs = []
+    for path in (int8_path, float32_path):
+        tapped = with_output(path, second_conv["tensor"], tmp_path)
+        interpreter = agent.create_interpreter(interpreter_class, tapped, 1, "none")
+        interpreter.allocate_tensors()
+        runner = agent.ModelRunner(interpreter)
+        outputs.append(np.concatenate([runner.run([inputs[i : i + 1]])[-1].reshape(1, -1) for i in range(20)]))
+    (expected,) = agent.fidelity_metrics([outputs[0]], [outputs[1]])
+    assert second_conv["sqnr_db"] == pytest.approx(expected["sqnr_db"], abs=0.05)
