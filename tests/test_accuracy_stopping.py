@@ -74,25 +74,9 @@ def test_samples_all_is_a_word_on_the_command_line_and_in_a_farm_file():
 
 @pytest.mark.slow
 def test_a_run_evaluates_float32_on_every_sample_and_stops_the_others_once_settled(tmp_path, variant_cache):
-    common = [
-        "run",
-        "--device",
-        "local",
-        "--model",
-        "mnist",
-        "--variants",
-        "float32,dynamic-int8",
-        "--rounds",
-        "1",
-        "--min-runs",
-        "5",
-        "--min-seconds",
-        "0.05",
-        "--warmup-seconds",
-        "0",
-        "--cache-dir",
-        str(variant_cache),
-    ]
+    common = ["run", "--device", "local", "--model", "mnist", "--variants", "float32,dynamic-int8", "--rounds", "1",
+              "--min-runs", "5", "--min-seconds", "0.05", "--warmup-seconds", "0",
+              "--cache-dir", str(variant_cache)]  # fmt: skip
     settled = run_edgebench(*common, "--results-dir", str(tmp_path / "settled"), "--json")
     assert settled.returncode == 0, settled.stderr
     every = run_edgebench(*common, "--samples", "all", "--results-dir", str(tmp_path / "all"), "--json")

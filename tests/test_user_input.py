@@ -157,7 +157,7 @@ def test_the_run_table_fits_80_and_120_columns_and_ends_with_the_answer(tmp_path
 
     from edgebench.cli.main import _fit_run_table
     from edgebench.cli.render import emit
-    from edgebench.report.run_table import shown_run
+    from edgebench.report.run_table import run_title, shown_run
     from edgebench.results.layout import run_folders
     from edgebench.results.store import load_run
 
@@ -171,13 +171,14 @@ def test_the_run_table_fits_80_and_120_columns_and_ends_with_the_answer(tmp_path
     assert re.search(
         r"dynamic-int8: 3\.\d\dx smaller · .* top-1 [+-]\d\.\d\d ±\d\.\d\d pp \(200 samples\)", done.stderr
     )
-    _, table = shown_run(*load_run(run_folders(results)[-1]))
+    record, measurements = load_run(run_folders(results)[-1])
+    view, _ = shown_run(record, measurements)
 
     def shown(width, **options):
         args = argparse.Namespace(**{"columns": None, "wide": False, **options})
         monkeypatch.setenv("COLUMNS", str(width))
         capfd.readouterr()
-        emit("table", _fit_run_table(args, table), {}, 400 if args.wide else None)
+        emit("table", _fit_run_table(args, view, run_title(record, view)), {}, 400 if args.wide else None)
         return re.sub(r"\x1b\[[0-9;]*m", "", capfd.readouterr().out).splitlines()  # a terminal gets colours
 
     for width, lines in ((80, re.sub(r"\x1b\[[0-9;]*m", "", done.stdout).splitlines()), (120, shown(120))):

@@ -862,14 +862,8 @@ def layer_errors(interpreter_class, model_path, float32_path, reference, samples
     inputs = [reference[k] for k in sorted((k for k in reference if k.startswith("in")), key=lambda k: int(k[2:]))]
     count = min(samples, len(inputs[0]))
     runners = []
-    resolver = getattr(sys.modules[interpreter_class.__module__], "OpResolverType", None)
-    builtin = {"experimental_op_resolver_type": resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES} if resolver else {}
     for path in (model_path, float32_path):
-        with warnings.catch_warnings():  # "intended for debugging": it is, and it is said in the table
-            warnings.simplefilter("ignore")
-            interpreter = interpreter_class(model_path=path, num_threads=1, experimental_preserve_all_tensors=True,
-                                            **builtin)  # fmt: skip
-        interpreter.allocate_tensors()
+        interpreter = _kept_tensors_interpreter(interpreter_class, path)
         runners.append((interpreter, ModelRunner(interpreter)))
     (variant, variant_runner), (float32, float32_runner) = runners
     # Only float tensors of float32's graph carry a signal to compare (shapes and indices are exact or not).
@@ -909,17 +903,24 @@ def layer_errors(interpreter_class, model_path, float32_path, reference, samples
     return {"samples": count, "kernels": "builtin", "layers": shown, "operators": len(operators)}
 
 
+def _kept_tensors_interpreter(interpreter_class, path):
+    """One thread, builtin kernels (a delegate keeps its partition's tensors to itself), every tensor kept after
+    invoke, allocated: what per-layer error and probe inputs read intermediate tensors from."""
+    resolver = getattr(sys.modules[interpreter_class.__module__], "OpResolverType", None)
+    builtin = {"experimental_op_resolver_type": resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES} if resolver else {}
+    with warnings.catch_warnings():  # "intended for debugging": it is, and the table says how it was measured
+        warnings.simplefilter("ignore")
+        interpreter = interpreter_class(model_path=path, num_threads=1, experimental_preserve_all_tensors=True,
+                                        **builtin)  # fmt: skip
+    interpreter.allocate_tensors()
+    return interpreter
+
+
 def tensor_values(interpreter_class, model_path, inputs):
     """Every tensor of the model, by name, after one inference on `inputs` (builtin kernels: a delegate keeps its
     partition's tensors to itself): what each probe is fed, so that a shape computed in the graph is a shape."""
-    resolver = getattr(sys.modules[interpreter_class.__module__], "OpResolverType", None)
-    builtin = {"experimental_op_resolver_type": resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES} if resolver else {}
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            interpreter = interpreter_class(model_path=model_path, num_threads=1,
-                                            experimental_preserve_all_tensors=True, **builtin)  # fmt: skip
-        interpreter.allocate_tensors()
+        interpreter = _kept_tensors_interpreter(interpreter_class, model_path)
         runner = ModelRunner(interpreter)
         runner.set_inputs(inputs)
         interpreter.invoke()

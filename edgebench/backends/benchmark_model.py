@@ -163,10 +163,8 @@ class BenchmarkModelBackend(Backend):
         """A second run of the binary with --enable_op_profiling=true, after the measured one: the profiler's own
         overhead stays out of the latency figures. Its Run Order table, parsed (backends/op_profile.py)."""
         started = time.time()
-        argv = [
-            *self.command(model_path, settings, None),
-            self.facts.get("binary_profiler_flag", "--enable_op_profiling=true"),
-        ]
+        flag = self.facts.get("binary_profiler_flag", "--enable_op_profiling=true")  # LiteRT's: --use_profiler
+        argv = [*self.command(model_path, settings, None), flag]
         proto_path = f"{self.transport.workdir()}/op-profile-{Path(model_path).parent.name[:12]}.pb"
         if self.facts.get("binary_writes_op_proto"):
             argv += ["--op_profiling_output_mode=proto", f"--op_profiling_output_file={proto_path}"]
@@ -178,8 +176,7 @@ class BenchmarkModelBackend(Backend):
             self.transport.shell(f"rm -f {shlex.quote(proto_path)}")
             from_proto = parse_op_profile_proto(data) if data else None
             rows, layout = (from_proto, "proto") if from_proto is not None else (rows, layout)
-        flag = self.facts.get("binary_profiler_flag", "--enable_op_profiling=true").split("=")[0]
-        profile = {"source": f"benchmark_model {flag} (each node inside the model)", "format": layout,
+        profile = {"source": f"benchmark_model {flag.split('=')[0]} (each node inside the model)", "format": layout,
                    "seconds": time.time() - started}  # fmt: skip
         if rows is None:
             profile["error"] = "benchmark_model printed no per-operator table"

@@ -347,9 +347,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(outcome.document(), indent=2))
     else:
-        table = run_table(outcome.view, run_title(outcome.record, outcome.view))
+        title = run_title(outcome.record, outcome.view)
         wide = args.wide and args.format == "table"  # whole, wider than the terminal if need be (it scrolls)
-        emit(args.format, _fit_run_table(args, table) if args.format == "table" else table, {}, 400 if wide else None)
+        table = _fit_run_table(args, outcome.view, title) if args.format == "table" else run_table(outcome.view, title)
+        emit(args.format, table, {}, 400 if wide else None)
         if not outcome.write_error:
             pushed = outcome.record.get("pushed_bytes", 0)
             stderr.print(
@@ -369,7 +370,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK if outcome.status == "ok" else EXIT_PARTIAL
 
 
-def _fit_run_table(args: argparse.Namespace, table):
+def _fit_run_table(args: argparse.Namespace, view, title: str):
     """The run table for the terminal: the columns asked for, every column when the terminal is wide enough (or
     --wide), else the set that fits (report.run_table.fit), so that no figure is squeezed to '…'. Not a terminal
     (a pipe, a file, a CI log): every column, as markdown and JSON have them. The width is the terminal's
@@ -377,13 +378,15 @@ def _fit_run_table(args: argparse.Namespace, table):
     into the environment of every process a Python program that loaded it starts."""
     import shutil
 
-    from edgebench.report.run_table import FULL_TABLE_WIDTH, compact, fit
+    from edgebench.report.run_table import FULL_TABLE_WIDTH, compact, fit, run_table
 
     if args.columns:
-        return compact(table, tuple(c.strip() for c in args.columns.split(",") if c.strip()))
+        return compact(
+            run_table(view, title, dense=True), tuple(c.strip() for c in args.columns.split(",") if c.strip())
+        )
     if args.wide or not sys.stdout.isatty():
-        return table
-    return fit(table, shutil.get_terminal_size((FULL_TABLE_WIDTH, 24)).columns)
+        return run_table(view, title)
+    return fit(view, title, shutil.get_terminal_size((FULL_TABLE_WIDTH, 24)).columns)
 
 
 def _results_options(parser: argparse.ArgumentParser) -> None:

@@ -7,6 +7,8 @@ upgrade or a new model file makes a variant slower: which operator, by how much,
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 # An operator's time counts as changed when it moved by this share of the variant's whole profile (small
 # operators jitter by large ratios and matter little) and by this share of its own time.
 SHARE_OF_TOTAL = 0.05
@@ -14,17 +16,29 @@ SHARE_OF_ITSELF = 0.20
 LAYER_DB = 3.0  # a layer's SQNR that moved by this much or more is named
 
 
+@dataclass(frozen=True)
+class OperatorTime:
+    index: int | None  # the operator's index in the model, where the profile says it
+    op: str
+    microseconds: float  # per inference: a probe's p50, or benchmark_model's mean times the calls
+    on: str  # where it ran: "builtin", "XNNPACK", ...
+
+
+def operator_figures(profile: dict | None) -> list[OperatorTime]:
+    """The per-operator times of either kind of profile (agent probes, or benchmark_model's table), one reader for
+    compare, the run table and the report."""
+    profile = profile or {}
+    figures = [OperatorTime(p.get("index"), p["op"], p["p50_us"], p["on"]) for p in profile.get("probes") or []
+               if p.get("p50_us") is not None]  # fmt: skip
+    figures += [OperatorTime(r.get("index"), r["node_type"], r["avg_ms"] * 1000 * r["times_called"], r["on"])
+                for r in profile.get("rows") or []]  # fmt: skip
+    return figures
+
+
 def operator_times(document: dict | None) -> dict[int, tuple[str, float, str]]:
-    """index -> (operator, microseconds, where it ran), from either kind of profile a document holds."""
-    profile = (document or {}).get("operators") or {}
-    times = {}
-    for probe in profile.get("probes") or []:
-        if probe.get("p50_us") is not None and probe.get("index") is not None:
-            times[probe["index"]] = (probe["op"], probe["p50_us"], probe["on"])
-    for row in profile.get("rows") or []:
-        if row.get("index") is not None:
-            times[row["index"]] = (row["node_type"], row["avg_ms"] * 1000 * row["times_called"], row["on"])
-    return times
+    """index -> (operator, microseconds, where it ran), from the profile a round-1 document holds."""
+    return {f.index: (f.op, f.microseconds, f.on) for f in operator_figures((document or {}).get("operators"))
+            if f.index is not None}  # fmt: skip
 
 
 def profile_changes(baseline: dict | None, candidate: dict | None) -> list[str]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgebench.compare.profile_diff import operator_figures
 from edgebench.compare.run_summary import RunSummaryView
 from edgebench.results.store import RunData
 
@@ -237,14 +238,9 @@ def operator_shares(views: Sequence[RunSummaryView]) -> list[OperatorShares]:
     shares = []
     for view in views:
         for v in view.variants:
-            profile = v.operators or {}
             by_type: dict[str, float] = {}
-            for probe in profile.get("probes") or []:
-                if probe.get("p50_us") is not None:
-                    by_type[probe["op"]] = by_type.get(probe["op"], 0.0) + probe["p50_us"]
-            for row in profile.get("rows") or []:
-                by_type[row["node_type"]] = by_type.get(row["node_type"], 0.0) + row["avg_ms"] * 1000 * row[
-                    "times_called"]  # fmt: skip
+            for figure in operator_figures(v.operators):
+                by_type[figure.op] = by_type.get(figure.op, 0.0) + figure.microseconds
             if not by_type:
                 continue
             p = v.placement or {}

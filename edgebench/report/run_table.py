@@ -5,8 +5,8 @@ from __future__ import annotations
 import collections
 import dataclasses
 import itertools
-import re
 
+from edgebench.compare.profile_diff import operator_figures
 from edgebench.compare.recommendation import recommend
 from edgebench.compare.run_summary import RunSummaryView, VariantSummary, summarize
 from edgebench.report.table import Column, DataTable
@@ -39,7 +39,8 @@ def shown_run(record: RunRecord, measurements) -> tuple[RunSummaryView, DataTabl
     return view, run_table(view, run_title(record, view))
 
 
-def run_table(view: RunSummaryView, title: str) -> DataTable:
+def run_table(view: RunSummaryView, title: str, dense: bool = False) -> DataTable:
+    """The table of a run; `dense`: intervals as ± (the larger side), for the column sets that fit a terminal."""
     header = [
         f"device {view.device}"
         + (f" ({view.machine}, {view.cpu})" if view.cpu else "")
@@ -66,9 +67,9 @@ def run_table(view: RunSummaryView, title: str) -> DataTable:
     columns = BASE_COLUMNS + (ACCURACY_COLUMNS if with_accuracy else ()) + (FIDELITY_COLUMNS if with_fidelity else ())
     rows, notes = [], []
     for variant in view.variants:
-        cells = _row(variant)
+        cells = _row(variant, dense)
         if with_accuracy:
-            cells += _accuracy_cells(variant)
+            cells += _accuracy_cells(variant, dense)
         if with_fidelity:
             cells += _fidelity_cells(variant)
         rows.append(cells)
@@ -88,7 +89,7 @@ def run_table(view: RunSummaryView, title: str) -> DataTable:
     answer = recommend(view)
     if answer:
         notes.append(answer)  # last: the line a user reads first after the table
-    return DataTable(title, columns, tuple(rows), tuple(notes), tuple(header))
+    return DataTable(title, columns, tuple(rows), tuple(notes), tuple(header), dense)
 
 
 # What fits 80 columns and answers the usual question: how much smaller, how fast, how much memory, how faithful.
@@ -100,24 +101,24 @@ MEDIUM_WIDTH = 120
 FULL_TABLE_WIDTH = 250
 
 
-def fit(table: DataTable, width: int) -> DataTable:
+def fit(view: RunSummaryView, title: str, width: int) -> DataTable:
     """The run table laid out for a terminal this wide: every column, or the medium or the compact set."""
     if width >= FULL_TABLE_WIDTH:
-        return table
-    return compact(table, MEDIUM_COLUMNS if width >= MEDIUM_WIDTH else COMPACT_COLUMNS)
+        return run_table(view, title)
+    return compact(run_table(view, title, dense=True), MEDIUM_COLUMNS if width >= MEDIUM_WIDTH else COMPACT_COLUMNS)
 
 
 def compact(table: DataTable, columns: tuple[str, ...] = COMPACT_COLUMNS) -> DataTable:
-    """The run table with only `columns` (those it has, in its own order), drawn without column rules and with
-    intervals as ± so that it fits 80 columns; a variant that was not measured says so in its p50 cell, since
-    the column that said it (load ms) may be gone."""
+    """The run table with only `columns` (those it has, in its own order), drawn without column rules so that
+    it fits 80 columns (build it dense: intervals as ±); a variant that was not measured says so in its p50
+    cell, since the column that said it (load ms) may be gone."""
     wanted = {COLUMN_ALIASES.get(c, c).lower() for c in columns}
     keep = [i for i, c in enumerate(table.columns) if c.header.lower() in wanted]
     headers = [table.columns[i].header for i in keep]
     status_at = next((i for i, c in enumerate(table.columns) if c.header == "load ms"), None)
     rows = []
     for row in table.rows:
-        cells = [_plus_minus(row[i]) if headers[k] in _WITH_INTERVAL else row[i] for k, i in enumerate(keep)]
+        cells = [row[i] for i in keep]
         if status_at is not None and "p50" in headers and row[status_at] in ("failed", "skipped"):
             cells[headers.index("p50")] = row[status_at]
         rows.append(tuple(cells))
@@ -127,21 +128,30 @@ def compact(table: DataTable, columns: tuple[str, ...] = COMPACT_COLUMNS) -> Dat
     return dataclasses.replace(table, columns=shown, rows=tuple(rows), dense=True)
 
 
-_WITH_INTERVAL = ("speed-up (95% CI)", "Δ pp (95% CI)")
 _SHORT = {"speed-up (95% CI)": "speed-up", "Δ pp (95% CI)": "Δ pp", "smaller by": "smaller"}
 
 
-def _plus_minus(cell: str) -> str:
-    """'1.16x (1.10–1.22)' -> '1.16x ±5%'; '+0.10 (-0.20, +0.40)' -> '+0.10 ±0.30' (the larger side)."""
-    match = re.fullmatch(r"([+-]?[\d.]+)(x?) \(([+-]?[\d.]+)[–,] ?([+-]?[\d.]+)\)", cell)
-    if not match:
+def _speedup_cell(v: VariantSummary, dense: bool) -> str:
+    """'1.16x (1.10–1.22)', or dense '1.16x ±5%' (the larger side, as a share of the ratio)."""
+    cell = _fmt(v.speedup, "{:.2f}x")
+    if not v.speedup_interval or v.name == "float32" or v.speedup is None:
         return cell
-    value, unit, low, high = float(match[1]), match[2], float(match[3]), float(match[4])
-    half = max(high - value, value - low)
-    if unit:  # a ratio: its interval as a share of it
-        share = half / value * 100
-        return f"{match[1]}x ±{share:.0f}%" if share >= 0.5 else f"{match[1]}x ±<1%"
-    return f"{match[1]} ±{half:.2f}"
+    low, high = v.speedup_interval
+    if not dense:
+        return f"{cell} ({low:.2f}–{high:.2f})"
+    share = max(high - v.speedup, v.speedup - low) / v.speedup * 100
+    return f"{cell} ±{share:.0f}%" if share >= 0.5 else f"{cell} ±<1%"
+
+
+def _delta_cell(v: VariantSummary, dense: bool) -> str:
+    """'+0.10 (-0.20, +0.40)', or dense '+0.10 ±0.30' (the larger side)."""
+    cell = _fmt(v.top1_delta_pp, "{:+.2f}")
+    if not v.top1_delta_interval or v.top1_delta_pp is None:
+        return cell
+    low, high = v.top1_delta_interval
+    if not dense:
+        return f"{cell} ({low:+.2f}, {high:+.2f})"
+    return f"{cell} ±{max(high - v.top1_delta_pp, v.top1_delta_pp - low):.2f}"
 
 
 def progress_line(v: VariantSummary) -> str:
@@ -154,7 +164,7 @@ def progress_line(v: VariantSummary) -> str:
     parts.append(f"{format_latency(v.p50_ms)}{speed}")
     if v.top1 is not None:
         if v.top1_delta_pp is not None and v.name != "float32":
-            accuracy = f"top-1 {_plus_minus(_accuracy_cells(v)[2])} pp"
+            accuracy = f"top-1 {_delta_cell(v, dense=True)} pp"
         else:
             accuracy = f"top-1 {v.top1:.4f}"
         parts.append(f"{accuracy} ({v.evaluated:,} samples)")
@@ -231,16 +241,13 @@ def _operator_notes(view: RunSummaryView) -> list[str]:
         if profile.get("error"):
             notes.append(f"time: {v.name}: no per-operator figures ({profile['error']})")
             continue
-        timed = [(p["op"], p.get("index"), p["p50_us"], p["on"]) for p in profile.get("probes") or []
-                 if p.get("p50_us") is not None]  # fmt: skip
-        timed += [(r["node_type"], r.get("index"), r["avg_ms"] * 1000 * r["times_called"], r["on"])
-                  for r in profile.get("rows") or []]  # fmt: skip
+        timed = operator_figures(profile)
         if not timed:
             continue
-        total = sum(us for _, _, us, _ in timed)
-        top = sorted(timed, key=lambda t: -t[2])[:TOP_OPERATORS]
-        shown = ", ".join(f"{op} #{index} {format_latency(us / 1000)} ({us / total:.0%}, {on})"
-                          for op, index, us, on in top)  # fmt: skip
+        total = sum(f.microseconds for f in timed)
+        top = sorted(timed, key=lambda f: -f.microseconds)[:TOP_OPERATORS]
+        shown = ", ".join(f"{f.op} #{f.index} {format_latency(f.microseconds / 1000)} ({f.microseconds / total:.0%}, "
+                          f"{f.on})" for f in top)  # fmt: skip
         if profile.get("probes"):
             line = (f"time: {v.name} per operator (each alone): {shown}; the {len(timed)} probes sum to "
                     f"{format_latency(total / 1000)} against the model's p50 {format_latency(v.p50_ms)}")  # fmt: skip
@@ -344,14 +351,11 @@ def _three_digits(value: float) -> str:
     return f"{value:.1f}" if value < 99.95 else f"{value:.0f}"
 
 
-def _row(v: VariantSummary) -> tuple[str, ...]:
+def _row(v: VariantSummary, dense: bool = False) -> tuple[str, ...]:
     size = f"{v.size_bytes:,}" if v.size_bytes else "—"
     ratio = _fmt(v.size_ratio, "{:.2f}x")
     if v.status != "ok":
         return (v.name, size, ratio, v.status, *("—",) * 5)
-    speedup = _fmt(v.speedup, "{:.2f}x")
-    if v.speedup_interval and v.name != "float32":
-        speedup += f" ({v.speedup_interval[0]:.2f}–{v.speedup_interval[1]:.2f})"
     return (
         v.name,
         size,
@@ -359,23 +363,20 @@ def _row(v: VariantSummary) -> tuple[str, ...]:
         _fmt(v.load_ms, "{:.1f}"),
         format_latency(v.p50_ms),
         format_latency(v.p90_ms),
-        speedup,
+        _speedup_cell(v, dense),
         _fmt(v.peak_rss_mb, "{:.1f}"),
         _fmt(v.peak_delta_mb, "{:+.1f}"),
     )
 
 
-def _accuracy_cells(v: VariantSummary) -> tuple[str, str, str, str]:
+def _accuracy_cells(v: VariantSummary, dense: bool = False) -> tuple[str, str, str, str]:
     accuracy = "—"
     if v.top1 is not None:
         accuracy = f"{v.top1:.4f}"
         if v.top1_interval:
             accuracy += f" ({v.top1_interval[0]:.4f}–{v.top1_interval[1]:.4f})"
     agreement = _fmt(v.agreement * 100 if v.agreement is not None else None, "{:.2f}%")
-    delta = _fmt(v.top1_delta_pp, "{:+.2f}")
-    if v.top1_delta_interval:
-        delta += f" ({v.top1_delta_interval[0]:+.2f}, {v.top1_delta_interval[1]:+.2f})"
-    return (accuracy, _fmt(v.evaluated, "{:,}"), delta, agreement)
+    return (accuracy, _fmt(v.evaluated, "{:,}"), _delta_cell(v, dense), agreement)
 
 
 def _fidelity_cells(v: VariantSummary) -> tuple[str, str, str]:
