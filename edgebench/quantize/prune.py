@@ -1,0 +1,112 @@
+"""Post-training magnitude pruning of a float model's weights, and the sparsity a file actually has.
+
+Pruning sets the smallest-magnitude weights of FULLY_CONNECTED, CONV_2D and DEPTHWISE_CONV_2D to zero, in the
+flatbuffer itself (no TensorFlow at run time). The literature's per-layer policy (Han et al., "Learning both
+Weights and Connections"; the TF pruning guide) prunes the first convolution and the last classifier less:
+they hold few weights and everything passes through them. Here they get half the target sparsity.
+
+Zeros are still stored: a pruned file is as large as the dense one until it is compressed (or quantized and
+then compressed), which is what the compressed-size columns show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgebench.core.fileio import atomic_write_bytes
+from edgebench.model.tflite_model import builtin_code
+
+PRUNED_OPERATORS = {"FULLY_CONNECTED": 1, "CONV_2D": 1, "DEPTHWISE_CONV_2D": 1}  # operator -> its weights' input
+EDGE_SHARE = 0.5  # the first and the last prunable layer get this share of the target sparsity
+
+
+@dataclass(frozen=True)
+class TensorSparsity:
+    name: str
+    operator: str
+    elements: int
+    zeros: int
+
+    @property
+    def sparsity(self) -> float:
+        return self.zeros / self.elements if self.elements else 0.0
+
+
+def prunable(model, schema) -> list[tuple[int, str]]:
+    """(weight tensor index, operator name) of the main subgraph's prunable layers, in execution order; a weight
+    tensor read by two operators appears once."""
+    names = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+    subgraph = model.subgraphs[0]
+    found, seen = [], set()
+    for operator in subgraph.operators or []:
+        name = names.get(builtin_code(model.operatorCodes[operator.opcodeIndex]), "")
+        position = PRUNED_OPERATORS.get(name)
+        if position is None or len(operator.inputs) <= position:
+            continue
+        tensor = operator.inputs[position]
+        if tensor < 0 or tensor in seen or subgraph.tensors[tensor].type != schema.TensorType.FLOAT32:
+            continue
+        buffer = model.buffers[subgraph.tensors[tensor].buffer]
+        if buffer.data is None or len(buffer.data) == 0:
+            continue  # a weight computed in the graph (a DEQUANTIZE's output): not a constant to prune
+        seen.add(tensor)
+        found.append((tensor, name))
+    return found
+
+
+def prune_model(source: Path, target: float, out: Path) -> list[TensorSparsity]:
+    """Write `source` with each prunable weight tensor's smallest |w| set to zero (the target share; half of it
+    for the first and last prunable layer); returns the sparsity each pruned tensor reached."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(Path(source).read_bytes()))
+    subgraph = model.subgraphs[0]
+    layers = prunable(model, schema)
+    reached = []
+    for position, (tensor, operator) in enumerate(layers):
+        share = target * (EDGE_SHARE if position in (0, len(layers) - 1) and len(layers) > 2 else 1.0)
+        buffer = model.buffers[subgraph.tensors[tensor].buffer]
+        weights = np.frombuffer(bytes(buffer.data), dtype="<f4").copy()
+        count = round(share * weights.size)
+        if count:
+            # argpartition, not a threshold: ties at the threshold would overshoot the target.
+            smallest = np.argpartition(np.abs(weights), count - 1)[:count]
+            weights[smallest] = 0.0
+        buffer.data = np.frombuffer(weights.astype("<f4").tobytes(), dtype=np.uint8)
+        name = subgraph.tensors[tensor].name
+        reached.append(TensorSparsity(name.decode() if isinstance(name, bytes) else str(name), operator,
+                                      weights.size, int(np.sum(weights == 0))))  # fmt: skip
+    atomic_write_bytes(out, bytes(flatbuffer_utils.convert_object_to_bytearray(model)))
+    return reached
+
+
+def measured_sparsity(path: Path) -> list[TensorSparsity]:
+    """The zero share of each prunable layer's weights as stored in a file (float32, or an integer type whose
+    zero point makes a stored zero a zero weight), read independently of how the file was made."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(Path(path).read_bytes()))
+    subgraph = model.subgraphs[0]
+    names = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+    dtypes = {schema.TensorType.FLOAT32: "<f4", schema.TensorType.INT8: "i1", schema.TensorType.FLOAT16: "<f2"}
+    found = []
+    for operator in subgraph.operators or []:
+        name = names.get(builtin_code(model.operatorCodes[operator.opcodeIndex]), "")
+        position = PRUNED_OPERATORS.get(name)
+        if position is None or len(operator.inputs) <= position or operator.inputs[position] < 0:
+            continue
+        tensor = subgraph.tensors[operator.inputs[position]]
+        data = model.buffers[tensor.buffer].data
+        if data is None or len(data) == 0 or tensor.type not in dtypes:
+            continue
+        values = np.frombuffer(bytes(data), dtype=dtypes[tensor.type])
+        zero_points = getattr(tensor.quantization, "zeroPoint", None) if tensor.quantization else None
+        zero = 0 if zero_points is None or len(zero_points) == 0 else int(np.asarray(zero_points).flat[0])
+        label = tensor.name.decode() if isinstance(tensor.name, bytes) else str(tensor.name)
+        found.append(TensorSparsity(label, name, values.size, int(np.sum(values == zero))))
+    return found
