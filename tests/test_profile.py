@@ -89,6 +89,12 @@ def test_a_profiled_run_says_where_each_variant_ran_and_where_precision_goes(tmp
     probes = document["operators"]["probes"]
     assert [p["op"] for p in probes] == [o["op"] for o in document["placement"]["operators"]]
     assert all(p["p50_us"] > 0 and p["runs"] >= 5 and p["on"] == "XNNPACK" for p in probes)
+    # Probe models are made in the variant cache: float32's file is the packaged zoo model, whose folder
+    # (perhaps read-only, perhaps a checkout) is never written.
+    from edgebench.zoo import load_zoo_model
+
+    assert not list(load_zoo_model("mnist").model_path.parent.glob("probes-*"))
+    assert len(list(variant_cache.glob("probes-*"))) >= 3
 
 
 def test_probe_models_keep_one_operator_with_its_weights_and_real_shapes(mnist_variants, tmp_path, interpreter_class):

@@ -244,7 +244,7 @@ def start_run(work: PreparedWork, device: Device, request: RunRequest, settings:
         reference_path=reference.path if reference else None,
         owner=Owner.of_run(run_id, request.command, request.replaces_lease), retry=request.retry,
         health=HealthLimits(device.thermal.max_temperature_c, require_free_disk=request.require_free_disk),
-        cancel=request.cancel,
+        cancel=request.cancel, cache_dir=request.cache_dir,
         cooldown=Cooldown(device.thermal.cooldown_seconds, device.thermal.cooldown_below_c,
                           device.thermal.cooldown_max_seconds),
     )  # fmt: skip

@@ -25,7 +25,7 @@ from edgebench.core.fileio import sha256_file
 from edgebench.core.settings import AUTO_ROUNDS, CHEAP_ROUND_SECONDS, Settings
 from edgebench.model.runtime_issues import runtime_issue
 from edgebench.quantize.probes import probe_models
-from edgebench.quantize.variants import Variant
+from edgebench.quantize.variants import Variant, default_cache_dir
 from edgebench.results.store import FailureKind, Measurement, RunStore
 from edgebench.run.health import Cooldown, HealthLimits, check_health, cool_down
 from edgebench.run.lease import LEASE_MARGIN_S, DeviceLease, Owner
@@ -66,6 +66,7 @@ class RunPlan:
     cooldown: Cooldown = field(default_factory=Cooldown)
     retry: RetryPolicy = field(default_factory=RetryPolicy)  # for connecting and pushing, never for measuring
     cancel: threading.Event = field(default_factory=threading.Event)  # set: stop at the next safe point
+    cache_dir: Path | None = None  # where --profile's probe models are made; None: the default variant cache
 
 
 def execute(plan: RunPlan, transport: Transport, backend: Backend, store: RunStore,
@@ -242,11 +243,12 @@ class Float32Predictions:
 
 def _staged_probes(variant: Variant, plan: RunPlan, round_number: int, stage, context: dict) -> list[str]:
     """With --profile, in the first round: the variant's single-operator probe models (made once, beside it in
-    the variant cache), pushed; operators that cannot be cut out are named in the measurement's context."""
+    the variant cache, never beside a model the user or the package owns), pushed; operators that cannot be cut
+    out are named in the measurement's context."""
     if not plan.settings.profile or round_number != 1:
         return []
     try:
-        probes = probe_models(variant.path, Path(variant.path).parent)
+        probes = probe_models(variant.path, plan.cache_dir or default_cache_dir())
     except (OSError, ValueError) as error:  # a read-only cache, a file the flatbuffer reader refuses
         context["operators_not_probed"] = [f"no probe models: {error}"]
         return []
