@@ -240,6 +240,19 @@ def test_memory_is_judged_on_the_models_figure_not_the_harnesss(tmp_path):
     assert v.memory == "more" and v.memory_delta_bytes == 5_000_000 and v.regression
 
 
+def test_memory_rests_on_processes_so_one_allocation_under_load_is_no_regression():
+    from edgebench.compare.verdicts import memory_verdict
+
+    # A micro model's three processes a night on a busy machine (model figure, bytes): two of tonight's made a
+    # 1.4 MB allocation the others did not. It was called "memory more" (exit 1) on the larger of each side.
+    before, tonight = [7_221_248, 7_249_920, 7_208_960], [8_630_272, 8_613_888, 7_098_368]
+    assert memory_verdict(before, tonight, 0.05) == ("same", 1_392_640)
+    grown = [figure + 5_000_000 for figure in before]  # the model itself needs 5 MB more: every process moves
+    assert memory_verdict(before, grown, 0.05) == ("more", 5_000_000)
+    assert memory_verdict(grown, before, 0.05) == ("less", -5_000_000)
+    assert memory_verdict(before[:1], tonight[:1], 0.05)[0] == "more"  # one process a side: nothing to weigh
+
+
 def test_a_changed_variant_file_is_compared_and_named_as_the_suspect(tmp_path):
     """A new quantizer made another int8 file: a slower verdict is worth knowing (exit 1, not 2), and its
     cause is the file until an A/B confirmation says otherwise."""
