@@ -28,3 +28,82 @@ def test_a_pruned_model_has_its_target_share_of_zeros_in_every_pruned_tensor(mni
     assert len(gzip.compress(out.read_bytes(), 9)) < len(gzip.compress(mnist.model_path.read_bytes(), 9)) * (
         1 - target * 0.8
     )  # zeros compress: what pruning buys on disk
+
+
+@pytest.fixture(scope="module")
+def pruned(mnist, variant_cache):
+    from edgebench.quantize.variants import build_variants
+
+    names = ["float32", "pruned-50", "pruned-90", "pruned-int8", "pruned-ft-80", "pruned-ft-80-int8"]
+    return {v.name: v for v in build_variants(mnist, names, cache_dir=variant_cache)}
+
+
+def zero_shares_by_runtime(path, names):
+    """Each named weight tensor's share of zero weights as the runtime holds it (int8: the stored value equal to
+    the tensor's zero point), independently of the pruning and reading code."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    details = {d["name"]: d for d in interpreter.get_tensor_details()}
+    shares = []
+    for name in names:
+        detail = details[name]
+        zero = detail["quantization_parameters"]["zero_points"]
+        zero = int(zero[0]) if len(zero) else 0
+        shares.append(float(np.mean(interpreter.get_tensor(detail["index"]) == zero)))
+    return shares
+
+
+def test_pruned_variants_carry_their_zeros_and_say_so(pruned):
+    for name in ("pruned-90", "pruned-int8", "pruned-ft-80", "pruned-ft-80-int8"):
+        variant = pruned[name]
+        record = variant.sparsity
+        assert record["target"] == {"pruned-90": 0.9}.get(name, 0.8)
+        tensors = record["tensors"]
+        assert [t["op"] for t in tensors] == ["CONV_2D", "CONV_2D", "FULLY_CONNECTED", "FULLY_CONNECTED"]
+        assert [t["target"] for t in tensors] == [record["target"] * f for f in (0.5, 1, 1, 0.5)]
+        by_runtime = zero_shares_by_runtime(variant.path, [t["name"] for t in tensors])
+        for tensor, share in zip(tensors, by_runtime, strict=True):
+            assert abs(share - tensor["zeros"] / tensor["elements"]) < 1e-9, name
+            assert share >= tensor["target"] - 0.01, (name, tensor)  # int8 may round a few more to zero
+            if name == "pruned-90":
+                assert abs(share - tensor["target"]) <= 0.01  # the pruning itself: on target, ±1%
+    assert pruned["pruned-int8"].weights.startswith("int8 ")
+    assert pruned["float32"].sparsity is None and pruned["pruned-50"].sparsity["share"] == pytest.approx(0.5, abs=0.01)
+
+
+def test_pruning_then_int8_is_over_ten_times_smaller_than_float32_once_both_are_gzipped(pruned):
+    float32 = pruned["float32"].compressed
+    assert float32["gzip"] == len(gzip.compress(pruned["float32"].path.read_bytes(), 9, mtime=0))
+    for name in ("pruned-int8", "pruned-ft-80-int8"):
+        assert float32["gzip"] / pruned[name].compressed["gzip"] > 10, name
+        assert pruned[name].compressed["zstd"] < pruned["pruned-90"].compressed["zstd"]
+    # Raw bytes do not move: the zeros are stored.
+    assert abs(pruned["pruned-90"].size_bytes - pruned["float32"].size_bytes) < 1_000
+
+
+def test_a_file_that_lost_its_zeros_is_not_called_pruned(mnist_variants):
+    from edgebench.quantize.prune import measured_sparsity, sparsity_shortfall
+
+    dense = measured_sparsity(mnist_variants["int8"].path)  # int8 of the dense model: as if a step densified it
+    reason = sparsity_shortfall(dense, 0.8, exact=False)
+    assert reason.startswith("not pruned to 80% as its name says: ") and "target 40%" in reason
+    assert sparsity_shortfall(dense, 0.0, exact=False) is None
+
+
+def test_a_float_model_without_prunable_layers_is_refused_by_name(tmp_path):
+    from edgebench.quantize.prune import sparsity_shortfall
+
+    assert sparsity_shortfall([], 0.5, exact=True).startswith("it has no prunable weights")
+
+
+def test_zeros_stored_densely_are_told_apart_from_the_sparse_format(pruned, tmp_path):
+    from edgebench.quantize.prune import stored_sparse
+    from edgebench.report.sizes import sparsity_note
+    from tests.third_party_models import write_model
+
+    assert pruned["pruned-90"].sparsity["stored_sparse"] == 0
+    assert "latency is dense by construction" in sparsity_note("pruned-90", pruned["pruned-90"].sparsity)
+    # A published detector whose weights are stored sparse behind DENSIFY (the converter's sparsity format).
+    assert stored_sparse(write_model(tmp_path, "detector", sparse_weights=True)) == 11  # every float16 constant

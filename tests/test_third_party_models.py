@@ -315,3 +315,28 @@ def test_the_run_table_gives_sizes_against_the_users_published_file(models, tmp_
     assert done.returncode == 0, done.stderr
     said = " ".join(done.stdout.split())
     assert f"smaller than your file ({model.stat().st_size:,} bytes): float32 0.5" in said  # unfolded: twice as big
+
+
+@pytest.mark.slow
+def test_a_published_model_gets_post_training_pruned_variants_with_fidelity(models, tmp_path):
+    """A published file (float16-stored weights, no signature) is normalized, then pruned: no labels needed, the
+    fidelity figures say what each pruning level costs, and the files carry their zeros."""
+    path = models[("landmark", ("float16_weights",))]
+    result = run_edgebench(
+        "run", "--device", "local", "--model", str(path), "--dataset", str(dataset_for(path, tmp_path)), *QUICK,
+        "--variants", "float32,pruned-50,pruned-90,pruned-int8", "--json",
+        "--results-dir", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    rows = {v["name"]: v for v in document["variants"]}
+    assert all(rows[name]["status"] == "ok" for name in rows), rows
+    assert rows["float32"]["fidelity_exact"]
+    # More zeros, less fidelity; and pruning then int8 is below pruning alone.
+    assert rows["pruned-50"]["sqnr_db"] > rows["pruned-90"]["sqnr_db"] > 0
+    assert rows["pruned-int8"]["sqnr_db"] < rows["pruned-50"]["sqnr_db"]
+    files = {v["name"]: v for v in document["run"]["variants"]}
+    assert files["pruned-90"]["sparsity"]["target"] == 0.9
+    assert all(abs(t["zeros"] / t["elements"] - t["target"]) <= 0.01 for t in files["pruned-90"]["sparsity"]["tensors"])
+    assert files["pruned-90"]["compressed"]["gzip"] < files["pruned-50"]["compressed"]["gzip"]
+    assert files["pruned-90"]["compressed"]["gzip"] < files["float32"]["compressed"]["gzip"] / 3

@@ -825,7 +825,7 @@ def _quantize_document(source, results, accuracies) -> dict:
         if isinstance(result, Variant):
             entry |= {"path": str(result.path), "bytes": result.size_bytes, "sha256": result.sha256}
             entry |= {"recipe": result.recipe, "from_cache": result.from_cache, "weights": result.weights}
-            entry |= {"notes": list(result.notes)}
+            entry |= {"notes": list(result.notes), "compressed": result.compressed, "sparsity": result.sparsity}
             if accuracies and result.name in accuracies:
                 accuracy = accuracies[result.name]
                 entry |= {"top1": accuracy.top1, "correct": accuracy.correct, "evaluated": accuracy.total}

@@ -49,8 +49,13 @@ def recommend(view: RunSummaryView) -> str | None:
     parts = []
     sized = [v for v in keep if v.size_ratio]
     if sized:
-        small = max(sized, key=lambda v: v.size_ratio)
+        small = max(sized, key=lambda v: (v.size_ratio, v.gzip_ratio or 0))  # equal bytes: the fewer gzipped
         parts.append(f"smallest: {small.name} ({small.size_ratio:.2f}x smaller, {_speed(small, view)})")
+        # Pruning pays only compressed (its zeros are stored): on disk and over the air, say which is smallest.
+        zipped = [v for v in keep if v.gzip_ratio and v.sparsity]
+        if zipped:
+            packed = max(zipped, key=lambda v: v.gzip_ratio)
+            parts.append(f"smallest gzipped: {packed.name} ({packed.gzip_ratio:.2f}x smaller than float32 gzipped)")
     timed = [v for v in keep if v.speedup is not None]
     if timed and not view.emulated:
         fast = max(timed, key=lambda v: v.speedup)

@@ -62,6 +62,16 @@ class VariantSummary:
     weights: str = ""  # what the weights became, checked in the file
     notes: tuple[str, ...] = field(default=())  # how the file came to be
     warnings: tuple[str, ...] = field(default=())
+    compressed: dict | None = None  # {"gzip": bytes, "zstd": bytes}; None in runs before compressed sizes
+    reference_compressed: dict | None = None  # float32's, for the compressed ratio
+    sparsity: dict | None = None  # pruned files: target, share of zeros, each tensor's
+
+    @property
+    def gzip_ratio(self) -> float | None:
+        """float32 gzipped / this gzipped: what pruning and quantizing buy on disk."""
+        if not self.compressed or not self.reference_compressed:
+            return None
+        return self.reference_compressed["gzip"] / self.compressed["gzip"]
 
 
 @dataclass(frozen=True)
@@ -128,7 +138,9 @@ def _variant(name: str, measurements: list[Measurement], files: dict, reference:
     size = file.get("bytes")
     reference_size = files.get(REFERENCE, {}).get("bytes")
     size_ratio = reference_size / size if size and reference_size else None
-    made = {"weights": file.get("weights", ""), "notes": tuple(file.get("notes", ()))}
+    made = {"weights": file.get("weights", ""), "notes": tuple(file.get("notes", ())),
+            "compressed": file.get("compressed"), "reference_compressed": files.get(REFERENCE, {}).get("compressed"),
+            "sparsity": file.get("sparsity")}  # fmt: skip
     if not ok:
         failed = next((m for m in measurements if m.status != "ok"), None)
         return VariantSummary(name, "failed", failed.error if failed else None, size, size_ratio, **made)

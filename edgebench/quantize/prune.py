@@ -21,6 +21,7 @@ from edgebench.model.tflite_model import builtin_code
 
 PRUNED_OPERATORS = {"FULLY_CONNECTED": 1, "CONV_2D": 1, "DEPTHWISE_CONV_2D": 1}  # operator -> its weights' input
 EDGE_SHARE = 0.5  # the first and the last prunable layer get this share of the target sparsity
+TOLERANCE = 0.01  # a pruned tensor is on target within this share (rounding of small tensors, int8 zero points)
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,54 @@ def prunable(model, schema) -> list[tuple[int, str]]:
     return found
 
 
+def layer_targets(target: float, layers: int) -> list[float]:
+    """The policy: each prunable layer's sparsity for a model target (the first and last at EDGE_SHARE of it,
+    when there are more than two layers)."""
+    return [target * (EDGE_SHARE if i in (0, layers - 1) and layers > 2 else 1.0) for i in range(layers)]
+
+
+def sparsity_shortfall(found: list[TensorSparsity], target: float, *, exact: bool) -> str | None:
+    """Why a file is not pruned to `target` under the policy, or None. `exact`: each tensor must be on its
+    layer's target within TOLERANCE (what the pruning wrote); otherwise at least that (a later quantization
+    may round more small weights to zero, never fewer; fewer means a step densified it)."""
+    if not found:
+        return "it has no prunable weights (FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D)"
+    missed = []
+    for tensor, wanted in zip(found, layer_targets(target, len(found)), strict=True):
+        off = tensor.sparsity - wanted
+        if off < -TOLERANCE or (exact and off > TOLERANCE):
+            missed.append(f"{tensor.name} {tensor.sparsity:.1%} zeros (target {wanted:.0%})")
+    if not missed:
+        return None
+    shown = "; ".join(missed[:3]) + (f"; and {len(missed) - 3} more" if len(missed) > 3 else "")
+    return f"not pruned to {target:.0%} as its name says: {shown}"
+
+
+def stored_sparse(path: Path) -> int:
+    """How many tensors the file stores in TFLite's sparse format (behind DENSIFY). Only such weights make the
+    XNNPACK delegate ask for its sparse kernels (XNN_FLAG_HINT_SPARSE_INFERENCE); zeros stored densely are
+    multiplied like any weight."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(Path(path).read_bytes()))
+    return sum(1 for subgraph in model.subgraphs for tensor in subgraph.tensors or [] if tensor.sparsity)
+
+
+def sparsity_record(found: list[TensorSparsity], target: float, sparse_tensors: int = 0) -> dict:
+    """What the run record keeps of a pruned file: the target, the share of zeros over all pruned weights, each
+    tensor's count beside its layer's target, and how many tensors are stored in the sparse format."""
+    elements = sum(t.elements for t in found)
+    return {
+        "target": target,
+        "share": sum(t.zeros for t in found) / elements if elements else 0.0,
+        "stored_sparse": sparse_tensors,
+        "tensors": [
+            {"name": t.name, "op": t.operator, "elements": t.elements, "zeros": t.zeros, "target": round(wanted, 4)}
+            for t, wanted in zip(found, layer_targets(target, len(found)), strict=True)
+        ],
+    }
+
+
 def prune_model(source: Path, target: float, out: Path) -> list[TensorSparsity]:
     """Write `source` with each prunable weight tensor's smallest |w| set to zero (the target share; half of it
     for the first and last prunable layer); returns the sparsity each pruned tensor reached."""
@@ -67,8 +116,7 @@ def prune_model(source: Path, target: float, out: Path) -> list[TensorSparsity]:
     subgraph = model.subgraphs[0]
     layers = prunable(model, schema)
     reached = []
-    for position, (tensor, operator) in enumerate(layers):
-        share = target * (EDGE_SHARE if position in (0, len(layers) - 1) and len(layers) > 2 else 1.0)
+    for (tensor, operator), share in zip(layers, layer_targets(target, len(layers)), strict=True):
         buffer = model.buffers[subgraph.tensors[tensor].buffer]
         weights = np.frombuffer(bytes(buffer.data), dtype="<f4").copy()
         count = round(share * weights.size)

@@ -26,6 +26,7 @@ from edgebench.model.dataset import Dataset, load_dataset
 from edgebench.model.runtime_issues import PER_CHANNEL_HYBRID
 from edgebench.model.source import ModelSource
 from edgebench.model.tflite_model import ModelInfo, inspect_model, require_float_weights
+from edgebench.quantize.compressed import compressed_sizes
 from edgebench.quantize.normalize import NormalizedModel, normalize_model
 
 # Bump when the way a variant is built changes, so stale cache entries are not reused.
@@ -33,17 +34,26 @@ from edgebench.quantize.normalize import NormalizedModel, normalize_model
 # 3: made from the normalized float32 reference (normalize.py).
 # 4: dynamic-int8 with per-channel depthwise weights.
 # 5: dynamic-int8 is the quantizer's own recipe (per channel); the 2.14-safe one is dynamic-int8-tensorwise.
-VARIANT_FORMAT_VERSION = 5
+# 6: pruned variants, and quantized variants made from another variant's file (base).
+VARIANT_FORMAT_VERSION = 6
 
 
 @dataclass(frozen=True)
 class VariantSpec:
     name: str
     recipe: str  # what a person reads in the table
-    source: str  # "original", "quantizer" or "prebuilt"
+    source: str  # "original", "quantizer", "pruned" or "prebuilt"
     needs_calibration: bool = False
     weight_dtype: str | None = None  # what the float32 weights must have become; None: stay float32
     on_request: bool = False  # not in the default set: made when asked for (--variants) or recommended
+    prune: float | None = None  # the target sparsity its file must carry (prune.py's policy), read back
+    base: str | None = None  # the variant whose file the quantizer starts from; None: the float32 reference
+    quantize: str | None = None  # the quantizer recipe, when not named like the variant (pruned-int8: int8)
+
+    @property
+    def sparsity_target(self) -> float | None:
+        """The sparsity this variant's file must show: its own, or that of the pruned file it was made from."""
+        return self.prune if self.prune is not None else (VARIANT_SPECS[self.base].prune if self.base else None)
 
 
 VARIANT_SPECS = {
@@ -72,6 +82,44 @@ VARIANT_SPECS = {
         VariantSpec(
             "qat-int8", "quantization-aware training (tfmot), shipped prebuilt", "prebuilt", weight_dtype="int8"
         ),
+        # Pruning (prune.py), on request: three more float32-sized files would double the main job.
+        *(
+            VariantSpec(
+                f"pruned-{percent}",
+                f"magnitude pruning to {percent}% zeros, post-training (no fine-tuning); first and last layer at half",
+                "pruned",
+                on_request=True,
+                prune=percent / 100,
+            )
+            for percent in (50, 80, 90)
+        ),
+        VariantSpec(
+            "pruned-int8",
+            "pruned-80, then static_wi8_ai8 (pruning + quantization, Deep Compression's first two steps)",
+            "quantizer",
+            True,
+            "int8",
+            on_request=True,
+            base="pruned-80",
+            quantize="int8",
+        ),
+        VariantSpec(
+            "pruned-ft-80",
+            "pruning to 80% while fine-tuning (tfmot prune_low_magnitude), shipped prebuilt",
+            "prebuilt",
+            on_request=True,
+            prune=0.8,
+        ),
+        VariantSpec(
+            "pruned-ft-80-int8",
+            "pruned-ft-80, then static_wi8_ai8",
+            "quantizer",
+            True,
+            "int8",
+            on_request=True,
+            base="pruned-ft-80",
+            quantize="int8",
+        ),
     )
 }
 VARIANT_NAMES = tuple(VARIANT_SPECS)
@@ -96,6 +144,8 @@ class Variant:
     weights: str = ""  # "int8 99.9%": what the weights became, checked in the file
     notes: tuple[str, ...] = ()  # how the file came to be, when it is not the obvious way
     calibration_holdout: int = 0  # samples at the end of the data set used for calibration, not for accuracy
+    compressed: dict | None = None  # {"gzip": bytes, "zstd": bytes} (compressed.py)
+    sparsity: dict | None = None  # pruned files: target, share of zeros, each tensor's (prune.sparsity_record)
 
 
 @dataclass(frozen=True)
@@ -163,7 +213,7 @@ def build_variants(
         if on_variant:
             on_variant(name)
         try:
-            results.append(builder.build(VARIANT_SPECS[name]))
+            results.append(builder.variant(name))
         except EdgebenchError as error:
             results.append(VariantSkipped(name, str(error)))
         except OSError as error:
@@ -222,6 +272,12 @@ class _Builder:
         self.original = original  # the user's file, already parsed
         self.model_sha256 = sha256_file(source.model_path)
         self.cache_dir = cache_dir / self.model_sha256[:16]
+        self.built: dict[str, Variant] = {}  # a base another variant is made from is built once
+
+    def variant(self, name: str) -> Variant:
+        if name not in self.built:
+            self.built[name] = self.build(VARIANT_SPECS[name])
+        return self.built[name]
 
     @functools.cached_property
     def normalized(self) -> NormalizedModel:
@@ -245,29 +301,42 @@ class _Builder:
         elif spec.source == "prebuilt":
             path = self.source.prebuilt_variants.get(spec.name)
             if path is None:
-                raise QuantizationError(
-                    f"{spec.name} needs quantization-aware training; only zoo models ship it prebuilt"
-                )
+                training = "pruning while fine-tuning" if spec.prune else "quantization-aware training"
+                raise QuantizationError(f"{spec.name} needs {training}; only zoo models ship it prebuilt")
             from_cache = False
+        elif spec.source == "pruned":
+            from edgebench.quantize.prune import EDGE_SHARE, prune_model
+
+            path = self.cache_dir / f"{spec.name}-{self._cache_key(spec, None, EDGE_SHARE)}.tflite"
+            from_cache = path.is_file()
+            if not from_cache:
+                prune_model(self.normalized.quantizer_input, spec.prune, path)
         else:
+            base = self.variant(spec.base) if spec.base else None
             calibration = self._calibration if spec.needs_calibration else None
-            key = self._cache_key(spec, calibration.dataset.sha256 if calibration else None)
+            key = self._cache_key(spec, calibration.dataset.sha256 if calibration else None, base and base.sha256)
             path = self.cache_dir / f"{spec.name}-{key}.tflite"
             from_cache = path.is_file()
             if not from_cache:
-                atomic_write_bytes(path, self._quantize(spec, calibration))
+                start = base.path if base else self.normalized.quantizer_input
+                atomic_write_bytes(path, self._quantize(spec, calibration, start))
             if calibration:
                 notes, holdout = (calibration.note,), calibration.holdout
         info = inspect_model(path)  # the quantizer's output must itself be a valid model
         reason, share = verify_variant(spec, self.reference_info, info)
+        sparsity = None
+        if not reason and spec.sparsity_target is not None:
+            reason, sparsity = _verified_sparsity(spec, path)
         if reason:
             raise QuantizationError(reason)
+        sha256 = sha256_file(path)
+        compressed = compressed_sizes(path, sha256, self.cache_dir)
         # Rounded down: 99.97% shows as 99.9%, never as a 100% it is not.
         weights = "float32" if spec.weight_dtype is None else f"{spec.weight_dtype} {math.floor(share * 1000) / 10}%"
         if spec.weight_dtype and share < PARTIAL_WARNING:
             notes += (f"partial: only {share:.0%} of the float weights became {spec.weight_dtype}",)
-        return Variant(spec.name, path, path.stat().st_size, recipe, sha256_file(path), from_cache, weights,
-                       notes, holdout)  # fmt: skip
+        return Variant(spec.name, path, path.stat().st_size, recipe, sha256, from_cache, weights, notes, holdout,
+                       compressed, sparsity)  # fmt: skip
 
     @functools.cached_property
     def _calibration(self) -> Calibration:
@@ -289,7 +358,7 @@ class _Builder:
                 f"first {dataset.count - holdout:,}")  # fmt: skip
         return Calibration(dataset.tail(holdout), note, holdout)
 
-    def _cache_key(self, spec: VariantSpec, calibration_sha256: str | None) -> str:
+    def _cache_key(self, spec: VariantSpec, calibration_sha256: str | None, made_from: object = None) -> str:
         from importlib.metadata import version
 
         identity = {
@@ -298,13 +367,15 @@ class _Builder:
             "quantizer": version("ai-edge-quantizer"),
             "calibration": calibration_sha256,
         }
+        if made_from is not None:  # the base file's sha256, or the pruning policy: older keys stay as they were
+            identity["from"] = made_from
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
-    def _quantize(self, spec: VariantSpec, calibration: Calibration | None) -> bytes:
+    def _quantize(self, spec: VariantSpec, calibration: Calibration | None, start: Path) -> bytes:
         from ai_edge_quantizer import quantizer
 
-        qt = quantizer.Quantizer(str(self.normalized.quantizer_input))
-        qt.load_quantization_recipe(_recipe(spec.name))
+        qt = quantizer.Quantizer(str(start))
+        qt.load_quantization_recipe(_recipe(spec.quantize or spec.name))
         calibration_result = None
         # The calibrator draws a tqdm bar on stderr with no way to turn it off and
         # warns that its preserve-all-tensors interpreter is for debugging; both
@@ -343,6 +414,18 @@ class _Builder:
                     f"calibration samples of shape {samples.shape[1:]} do not fit the model input {name} {shape}"
                 ) from None
         return {key: [{name: per_input[name][i] for name in per_input} for i in range(dataset.count)]}
+
+
+def _verified_sparsity(spec: VariantSpec, path: Path) -> tuple[str | None, dict | None]:
+    """(why the file is not pruned as its name says, or None; what the run record keeps of its sparsity).
+    A pruned file must be on its policy's targets; a file quantized from one must have kept the zeros."""
+    from edgebench.quantize.prune import measured_sparsity, sparsity_record, sparsity_shortfall, stored_sparse
+
+    found = measured_sparsity(path)
+    reason = sparsity_shortfall(found, spec.sparsity_target, exact=spec.source == "pruned")
+    if reason and spec.base:
+        reason = f"{reason} ({spec.base}'s zeros did not survive quantization)"
+    return reason, (None if reason else sparsity_record(found, spec.sparsity_target, stored_sparse(path)))
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import itertools
 from edgebench.compare.profile_diff import operator_figures
 from edgebench.compare.recommendation import recommend
 from edgebench.compare.run_summary import RunSummaryView, VariantSummary, summarize
+from edgebench.report.sizes import compressed_cells, sparsity_note, zeros_cell
 from edgebench.report.table import Column, DataTable
 from edgebench.results.record import RunRecord
 
@@ -25,6 +26,11 @@ BASE_COLUMNS = (
 )
 ACCURACY_COLUMNS = (Column("top-1 (95% CI)"), Column("samples"), Column("Δ pp (95% CI)"), Column("agrees"))
 FIDELITY_COLUMNS = (Column("SQNR dB"), Column("cosine"), Column("max |err|"))
+# After "smaller by": what each file weighs compressed (runs since compressed sizes were recorded), and the share
+# of zeros when the run has pruned variants.
+COMPRESSED_COLUMNS = (Column("gzip -9"), Column("zstd"), Column("gz smaller by"))
+ZEROS_COLUMN = Column("zeros")
+SIZE_AT = 3
 # Short spellings a user may give to --columns for the columns whose header carries its interval.
 COLUMN_ALIASES = {"speed-up": "speed-up (95% CI)", "Δ pp": "Δ pp (95% CI)", "top-1": "top-1 (95% CI)"}
 
@@ -64,16 +70,25 @@ def run_table(view: RunSummaryView, title: str, dense: bool = False) -> DataTabl
     with_fidelity = any(v.fidelity_outputs for v in view.variants)
     if with_fidelity:
         header.append(f"fidelity against float32 outputs on {view.fidelity}; worst output tensor shown")
-    columns = BASE_COLUMNS + (ACCURACY_COLUMNS if with_accuracy else ()) + (FIDELITY_COLUMNS if with_fidelity else ())
+    with_compressed = any(v.compressed for v in view.variants)
+    with_zeros = any(v.sparsity for v in view.variants)
+    sizes = (COMPRESSED_COLUMNS if with_compressed else ()) + ((ZEROS_COLUMN,) if with_zeros else ())
+    columns = BASE_COLUMNS[:SIZE_AT] + sizes + BASE_COLUMNS[SIZE_AT:]
+    columns += (ACCURACY_COLUMNS if with_accuracy else ()) + (FIDELITY_COLUMNS if with_fidelity else ())
     rows, notes = [], []
     for variant in view.variants:
         cells = _row(variant, dense)
+        extra = compressed_cells(variant.compressed, variant.reference_compressed) if with_compressed else ()
+        extra += (zeros_cell(variant.sparsity),) if with_zeros else ()
+        cells = cells[:SIZE_AT] + extra + cells[SIZE_AT:]
         if with_accuracy:
             cells += _accuracy_cells(variant, dense)
         if with_fidelity:
             cells += _fidelity_cells(variant)
         rows.append(cells)
         notes.extend(f"{variant.name}: {note}" for note in variant.notes)
+        if variant.sparsity:
+            notes.append(sparsity_note(variant.name, variant.sparsity))
         if variant.status == "failed":
             notes.append(f"{variant.name} failed: {variant.error}")
         elif variant.status == "skipped":
@@ -94,6 +109,10 @@ def run_table(view: RunSummaryView, title: str, dense: bool = False) -> DataTabl
 
 # What fits 80 columns and answers the usual question: how much smaller, how fast, how much memory, how faithful.
 COMPACT_COLUMNS = ("variant", "smaller by", "p50", "speed-up (95% CI)", "peak MB", "Δ pp (95% CI)", "SQNR dB")
+# A run with pruned variants: smaller once compressed, and its zeros, in place of memory (pruning does not move
+# it: the zeros are loaded like any weight).
+PRUNED_COMPACT_COLUMNS = ("variant", "smaller by", "gz smaller by", "zeros", "p50", "speed-up (95% CI)",
+                          "Δ pp (95% CI)", "SQNR dB")  # fmt: skip
 # From 120 columns: the tail, and what the accuracy change rests on.
 MEDIUM_COLUMNS = (*COMPACT_COLUMNS, "p90", "samples", "agrees")
 MEDIUM_WIDTH = 120
@@ -105,7 +124,9 @@ def fit(view: RunSummaryView, title: str, width: int) -> DataTable:
     """The run table laid out for a terminal this wide: every column, or the medium or the compact set."""
     if width >= FULL_TABLE_WIDTH:
         return run_table(view, title)
-    return compact(run_table(view, title, dense=True), MEDIUM_COLUMNS if width >= MEDIUM_WIDTH else COMPACT_COLUMNS)
+    small = PRUNED_COMPACT_COLUMNS if any(v.sparsity for v in view.variants) else COMPACT_COLUMNS
+    medium = (*small, *(c for c in MEDIUM_COLUMNS if c not in small))
+    return compact(run_table(view, title, dense=True), medium if width >= MEDIUM_WIDTH else small)
 
 
 def compact(table: DataTable, columns: tuple[str, ...] = COMPACT_COLUMNS) -> DataTable:
@@ -128,7 +149,8 @@ def compact(table: DataTable, columns: tuple[str, ...] = COMPACT_COLUMNS) -> Dat
     return dataclasses.replace(table, columns=shown, rows=tuple(rows), dense=True)
 
 
-_SHORT = {"speed-up (95% CI)": "speed-up", "Δ pp (95% CI)": "Δ pp", "smaller by": "smaller"}
+_SHORT = {"speed-up (95% CI)": "speed-up", "Δ pp (95% CI)": "Δ pp", "smaller by": "smaller",
+          "gz smaller by": "gz smaller"}  # fmt: skip
 
 
 def _speedup_cell(v: VariantSummary, dense: bool) -> str:

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 from edgebench.accuracy.evaluate import Accuracy
 from edgebench.quantize.variants import VARIANT_SPECS, Variant, VariantSkipped
+from edgebench.report.sizes import compressed_cells, sparsity_note, zeros_cell
 from edgebench.report.table import Column, DataTable
 
 
@@ -15,25 +16,34 @@ def variants_table(
     accuracies: Mapping[str, Accuracy] | None = None,
 ) -> DataTable:
     float_size = next((r.size_bytes for r in results if isinstance(r, Variant) and r.name == "float32"), None)
+    float_compressed = next((r.compressed for r in results if isinstance(r, Variant) and r.name == "float32"), None)
+    pruned = any(isinstance(r, Variant) and r.sparsity for r in results)
     float_accuracy = (accuracies or {}).get("float32")
-    columns = [Column("variant", "left"), Column("bytes"), Column("smaller by"), Column("file")]
-    columns += [Column("weights", "left"), Column("recipe", "left")]
+    columns = [Column("variant", "left"), Column("bytes"), Column("smaller by"), Column("gzip -9"), Column("zstd")]
+    columns += [Column("gzip smaller by"), Column("file"), Column("weights", "left")]
+    columns += [Column("zeros")] if pruned else []
+    columns += [Column("recipe", "left")]
     if accuracies is not None:
         columns += [Column("top-1"), Column("Δ pp")]
     rows, notes, skipped = [], [], []
     for result in results:
         if isinstance(result, VariantSkipped):
             skipped.append(
-                (result.name, "—", "—", "skipped", "—", "—") + (("—", "—") if accuracies is not None else ())
+                (result.name, "—", "—", "—", "—", "—", "skipped", "—", *(("—",) if pruned else ()), "—")
+                + (("—", "—") if accuracies is not None else ())
             )
             notes.append(f"{result.name} skipped: {result.reason}")
             continue
         ratio = f"{float_size / result.size_bytes:.2f}x" if float_size else "—"
-        row = (result.name, f"{result.size_bytes:,}", ratio, _origin(result), result.weights, result.recipe)
+        row = (result.name, f"{result.size_bytes:,}", ratio, *compressed_cells(result.compressed, float_compressed),
+               _origin(result), result.weights, *((zeros_cell(result.sparsity),) if pruned else ()),
+               result.recipe)  # fmt: skip
         if accuracies is not None:
             row += _accuracy_cells(accuracies.get(result.name), float_accuracy)
         rows.append(row)
         notes.extend(f"{result.name}: {note}" for note in result.notes)
+        if result.sparsity:
+            notes.append(sparsity_note(result.name, result.sparsity))
     rows += skipped  # what could not be made comes after what was
     if accuracies is not None and float_accuracy is not None:
         notes.insert(0, f"top-1 on {float_accuracy.total:,} evaluation samples (ai_edge_litert on this host)")

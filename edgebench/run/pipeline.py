@@ -230,6 +230,8 @@ def start_run(work: PreparedWork, device: Device, request: RunRequest, settings:
                 "recipe": v.recipe,
                 "weights": v.weights,
                 "notes": list(v.notes),
+                **({"compressed": v.compressed} if v.compressed else {}),
+                **({"sparsity": v.sparsity} if v.sparsity else {}),
             }
             for v in variants
         ],

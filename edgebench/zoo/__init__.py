@@ -26,7 +26,7 @@ _ENTRIES = {
         "mnist/mnist_float32.tflite",
         "mnist/mnist_test.npz",
         "mnist/mnist_calibration.npz",
-        {"qat-int8": "mnist/mnist_qat_int8.tflite"},
+        {"qat-int8": "mnist/mnist_qat_int8.tflite", "pruned-ft-80": "mnist/mnist_pruned_ft_80.tflite"},
     ),
     # MobileNetV1 0.25 at 96x96: depthwise-separable edge vision (build_mobilenet.py)
     "mobilenet-digits": (

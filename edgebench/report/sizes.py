@@ -1,0 +1,31 @@
+"""Compressed sizes and pruned sparsity as table cells and notes, for the run table and the quantize table."""
+
+from __future__ import annotations
+
+
+def compressed_cells(compressed: dict | None, reference: dict | None) -> tuple[str, str, str]:
+    """(gzip -9 bytes, zstd bytes, how much smaller than float32 gzipped): pruning's zeros only pay once
+    compressed, so the ratio that matters on disk and over the air is gzip's against float32's gzip."""
+    if not compressed:
+        return ("—", "—", "—")
+    ratio = f"{reference['gzip'] / compressed['gzip']:.2f}x" if reference and compressed.get("gzip") else "—"
+    return (f"{compressed['gzip']:,}", f"{compressed['zstd']:,}", ratio)
+
+
+def zeros_cell(sparsity: dict | None) -> str:
+    """The share of zeros over all pruned weights, as read back from the file; '—' for a file not pruned."""
+    return f"{sparsity['share']:.1%}" if sparsity else "—"
+
+
+def sparsity_note(name: str, sparsity: dict) -> str:
+    """'pruned-90: zeros per pruned weight tensor in execution order, read from the file (target): CONV_2D 45.0%
+    (45%), ...; latency is dense by construction: ...'. Every tensor beside its own target (the first and last
+    layer are pruned less)."""
+    tensors = ", ".join(f"{t['op']} {t['zeros'] / t['elements']:.1%} ({t['target']:.0%})" for t in sparsity["tensors"])
+    said = f"{name}: zeros per pruned weight tensor in execution order, read from the file (target): {tensors}; "
+    stored = sparsity.get("stored_sparse", 0)
+    if stored:
+        return said + (f"{stored} tensor(s) stored in the sparse format (DENSIFY): XNNPACK is asked for its sparse "
+                       "kernels, which it takes only for some convolution patterns")  # fmt: skip
+    return said + ("latency is dense by construction: no tensor is stored in the sparse format, the only way a "
+                   "TFLite runtime reaches a sparse kernel, so the zeros are multiplied like any weight")  # fmt: skip
