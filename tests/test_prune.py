@@ -34,7 +34,8 @@ def test_a_pruned_model_has_its_target_share_of_zeros_in_every_pruned_tensor(mni
 def pruned(mnist, variant_cache):
     from edgebench.quantize.variants import build_variants
 
-    names = ["float32", "pruned-50", "pruned-90", "pruned-int8", "pruned-ft-80", "pruned-ft-80-int8"]
+    names = ["float32", "pruned-50", "pruned-90", "pruned-int8", "pruned-ft-80", "pruned-ft-80-int8",
+             "pruned-80-sparse"]  # fmt: skip
     return {v.name: v for v in build_variants(mnist, names, cache_dir=variant_cache)}
 
 
@@ -107,3 +108,30 @@ def test_zeros_stored_densely_are_told_apart_from_the_sparse_format(pruned, tmp_
     assert "latency is dense by construction" in sparsity_note("pruned-90", pruned["pruned-90"].sparsity)
     # A published detector whose weights are stored sparse behind DENSIFY (the converter's sparsity format).
     assert stored_sparse(write_model(tmp_path, "detector", sparse_weights=True)) == 11  # every float16 constant
+
+
+def test_the_sparse_format_stores_only_the_kept_weights_and_computes_the_same(pruned, mnist):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgebench.model.dataset import load_dataset
+    from edgebench.report.sizes import sparse_path_note
+
+    sparse = pruned["pruned-80-sparse"]
+    dense_path = next(p for p in sparse.path.parent.glob("pruned-80-*.tflite") if "sparse" not in p.name)
+    assert sparse.sparsity["stored_sparse"] == 2  # the two middle layers; the edges (40%) stay dense
+    # Read back through DENSIFY: the same zeros as the dense file it was made from.
+    assert [t["zeros"] for t in sparse.sparsity["tensors"]] == [t.zeros for t in measured_sparsity(dense_path)]
+    assert sparse.size_bytes < dense_path.stat().st_size / 3  # CSR: values and uint16 column indices only
+    images = load_dataset(mnist.dataset_path).input_sets()[0][:4].astype(np.float32) / 255
+    outputs = []
+    for path in (dense_path, sparse.path):
+        interpreter = Interpreter(model_path=str(path))
+        interpreter.allocate_tensors()
+        detail = interpreter.get_input_details()[0]
+        interpreter.set_tensor(detail["index"], images[:1].reshape(detail["shape"]))
+        interpreter.invoke()
+        outputs.append(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).copy())
+    assert np.array_equal(outputs[0], outputs[1])  # DENSIFY gives back exactly the pruned weights
+    assert "no sign XNNPACK's sparse kernels ran" in sparse_path_note("s", "d", 1.01, emulated=False)
+    assert "a sign XNNPACK's sparse kernels ran" in sparse_path_note("s", "d", 1.4, emulated=False)
+    assert "no claim" in sparse_path_note("s", "d", 1.4, emulated=True)

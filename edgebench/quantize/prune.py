@@ -138,10 +138,20 @@ def measured_sparsity(path: Path) -> list[TensorSparsity]:
     from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.tools import flatbuffer_utils
 
+    from edgebench.model.tflite_model import tensor_type_names
+    from edgebench.quantize.normalize import densified_values
+
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(Path(path).read_bytes()))
     subgraph = model.subgraphs[0]
     names = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
     dtypes = {schema.TensorType.FLOAT32: "<f4", schema.TensorType.INT8: "i1", schema.TensorType.FLOAT16: "<f2"}
+    # A weight stored in the sparse format is DENSIFY's output: counted on the values DENSIFY expands.
+    densified = {
+        operator.outputs[0]: operator.inputs[0]
+        for operator in subgraph.operators or []
+        if names.get(builtin_code(model.operatorCodes[operator.opcodeIndex])) == "DENSIFY"
+    }
+    type_names = tensor_type_names()
     found = []
     for operator in subgraph.operators or []:
         name = names.get(builtin_code(model.operatorCodes[operator.opcodeIndex]), "")
@@ -149,6 +159,12 @@ def measured_sparsity(path: Path) -> list[TensorSparsity]:
         if position is None or len(operator.inputs) <= position or operator.inputs[position] < 0:
             continue
         tensor = subgraph.tensors[operator.inputs[position]]
+        if operator.inputs[position] in densified:
+            values = densified_values(model, subgraph.tensors[densified[operator.inputs[position]]], type_names)
+            if values is not None:
+                label = tensor.name.decode() if isinstance(tensor.name, bytes) else str(tensor.name)
+                found.append(TensorSparsity(label, name, values.size, int(np.sum(values == 0))))
+            continue
         data = model.buffers[tensor.buffer].data
         if data is None or len(data) == 0 or tensor.type not in dtypes:
             continue

@@ -42,7 +42,7 @@ VARIANT_FORMAT_VERSION = 6
 class VariantSpec:
     name: str
     recipe: str  # what a person reads in the table
-    source: str  # "original", "quantizer", "pruned" or "prebuilt"
+    source: str  # "original", "quantizer", "pruned", "sparse" (another variant's file stored sparse) or "prebuilt"
     needs_calibration: bool = False
     weight_dtype: str | None = None  # what the float32 weights must have become; None: stay float32
     on_request: bool = False  # not in the default set: made when asked for (--variants) or recommended
@@ -102,6 +102,14 @@ VARIANT_SPECS = {
             on_request=True,
             base="pruned-80",
             quantize="int8",
+        ),
+        VariantSpec(
+            "pruned-80-sparse",
+            "pruned-80 with its pruned weights stored sparse (CSR behind DENSIFY, as the converter's "
+            "EXPERIMENTAL_SPARSITY writes): smaller raw, and the form in which XNNPACK may take sparse kernels",
+            "sparse",
+            on_request=True,
+            base="pruned-80",
         ),
         VariantSpec(
             "pruned-ft-80",
@@ -311,6 +319,14 @@ class _Builder:
             from_cache = path.is_file()
             if not from_cache:
                 prune_model(self.normalized.quantizer_input, spec.prune, path)
+        elif spec.source == "sparse":
+            from edgebench.quantize.sparse_format import store_sparse
+
+            base = self.variant(spec.base)
+            path = self.cache_dir / f"{spec.name}-{self._cache_key(spec, None, base.sha256)}.tflite"
+            from_cache = path.is_file()
+            if not from_cache and not store_sparse(base.path, path):
+                raise QuantizationError(f"no weight of {spec.base} has enough zeros to be stored sparse")
         else:
             base = self.variant(spec.base) if spec.base else None
             calibration = self._calibration if spec.needs_calibration else None

@@ -9,7 +9,7 @@ import itertools
 from edgebench.compare.profile_diff import operator_figures
 from edgebench.compare.recommendation import recommend
 from edgebench.compare.run_summary import RunSummaryView, VariantSummary, summarize
-from edgebench.report.sizes import compressed_cells, sparsity_note, zeros_cell
+from edgebench.report.sizes import compressed_cells, sparse_path_note, sparsity_note, zeros_cell
 from edgebench.report.table import Column, DataTable
 from edgebench.results.record import RunRecord
 
@@ -94,6 +94,7 @@ def run_table(view: RunSummaryView, title: str, dense: bool = False) -> DataTabl
         elif variant.status == "skipped":
             notes.append(f"{variant.name} skipped: {variant.error}")
         notes.extend(f"warning: {w}" for w in variant.warnings)
+    notes.extend(_sparse_notes(view))
     notes.extend(_placement_notes(view))
     notes.extend(_layer_notes(view))
     notes.extend(_operator_notes(view))
@@ -193,6 +194,24 @@ def progress_line(v: VariantSummary) -> str:
     if v.fidelity_outputs:
         parts.append("outputs exact" if v.fidelity_exact else _fmt(v.sqnr_db, "SQNR {:.1f} dB"))
     return f"{v.name}: " + " · ".join(p for p in parts if p)
+
+
+def _sparse_notes(view: RunSummaryView) -> list[str]:
+    """For a file storing weights sparse: did the sparse kernels run? Its speed against its dense twin's."""
+    from edgebench.quantize.variants import VARIANT_SPECS
+
+    by_name = {v.name: v for v in view.variants}
+    notes = []
+    for v in view.variants:
+        if v.status != "ok" or not (v.sparsity or {}).get("stored_sparse"):
+            continue
+        dense_name = VARIANT_SPECS[v.name].base if v.name in VARIANT_SPECS else None
+        dense = by_name.get(dense_name)
+        ratio = None
+        if dense and dense.status == "ok" and v.p50_ms and dense.p50_ms:
+            ratio = dense.p50_ms / v.p50_ms
+        notes.append(sparse_path_note(v.name, dense_name or "the dense file", ratio, view.emulated))
+    return notes
 
 
 def _placement_notes(view: RunSummaryView) -> list[str]:

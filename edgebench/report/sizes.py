@@ -29,3 +29,23 @@ def sparsity_note(name: str, sparsity: dict) -> str:
                        "kernels, which it takes only for some convolution patterns")  # fmt: skip
     return said + ("latency is dense by construction: no tensor is stored in the sparse format, the only way a "
                    "TFLite runtime reaches a sparse kernel, so the zeros are multiplied like any weight")  # fmt: skip
+
+
+SPARSE_SIGN = 0.05  # a sparse file this much faster than its dense twin is a sign the sparse kernels ran
+
+
+def sparse_path_note(name: str, dense_name: str, ratio: float | None, emulated: bool) -> str:
+    """Whether the sparse kernels ran, from what can be measured: XNNPACK says nothing of it, so the sparse
+    file's speed against the same weights stored dense, measured in the same run. `ratio`: the sparse file's
+    speed over the dense one's (None: the dense twin was not measured)."""
+    if ratio is None:
+        return f"{name}: whether sparse kernels ran shows beside {dense_name} (the same weights dense): measure both"
+    if emulated:
+        return f"{name}: {ratio:.2f}x {dense_name}'s speed on an emulator: no claim about sparse kernels"
+    if ratio >= 1 + SPARSE_SIGN:
+        return (f"{name}: {ratio:.2f}x {dense_name}'s speed (the same weights dense): a sign XNNPACK's sparse "
+                "kernels ran")  # fmt: skip
+    return (
+        f"{name}: {ratio:.2f}x {dense_name}'s speed (the same weights dense): no sign XNNPACK's sparse kernels "
+        "ran (its sparse path covers some convolution patterns only, mostly MobileNet's 1x1 on RGB input)"
+    )
