@@ -101,11 +101,13 @@ def test_a_float_model_without_prunable_layers_is_refused_by_name(tmp_path):
 
 def test_zeros_stored_densely_are_told_apart_from_the_sparse_format(pruned, tmp_path):
     from edgebench.quantize.prune import stored_sparse
-    from edgebench.report.sizes import sparsity_note
+    from edgebench.report.sizes import sparsity_notes
     from tests.third_party_models import write_model
 
     assert pruned["pruned-90"].sparsity["stored_sparse"] == 0
-    assert "latency is dense by construction" in sparsity_note("pruned-90", pruned["pruned-90"].sparsity)
+    zeros, dense = sparsity_notes([("pruned-90", pruned["pruned-90"].sparsity)])
+    assert zeros.startswith("pruned-90: zeros per pruned weight tensor") and "FULLY_CONNECTED 90.0% (90%)" in zeros
+    assert dense.startswith("pruned-90: latency is dense by construction")
     # A published detector whose weights are stored sparse behind DENSIFY (the converter's sparsity format).
     assert stored_sparse(write_model(tmp_path, "detector", sparse_weights=True)) == 11  # every float16 constant
 
@@ -135,3 +137,40 @@ def test_the_sparse_format_stores_only_the_kept_weights_and_computes_the_same(pr
     assert "no sign XNNPACK's sparse kernels ran" in sparse_path_note("s", "d", 1.01, emulated=False)
     assert "a sign XNNPACK's sparse kernels ran" in sparse_path_note("s", "d", 1.4, emulated=False)
     assert "no claim" in sparse_path_note("s", "d", 1.4, emulated=True)
+
+
+def test_a_run_with_pruned_variants_fits_80_and_120_columns_with_its_compressed_sizes(monkeypatch, capfd):
+    """The compact layouts of a pruned run trade raw size and memory (pruning moves neither) for the gzipped
+    ratio and the zeros, and nothing is squeezed into '…'."""
+    from edgebench.cli.render import emit
+    from edgebench.compare.run_summary import RunSummaryView, VariantSummary
+    from edgebench.report.run_table import fit
+
+    float_zipped = {"gzip": 12_151_601, "zstd": 12_145_038}
+    sparsity = {"target": 0.8, "share": 0.799, "stored_sparse": 0, "tensors": [
+        {"name": "w", "op": "FULLY_CONNECTED", "elements": 100, "zeros": 80, "target": 0.8}]}  # fmt: skip
+
+    def variant(name, size, zipped, **figures):
+        return VariantSummary(
+            name, "ok", size_bytes=size, size_ratio=13_101_984 / size, p50_ms=0.5, p90_ms=0.6, speedup=1.28,
+            speedup_interval=(1.2, 1.35), rounds=3, peak_rss_mb=67.8, top1=0.9943, top1_delta_pp=0.0,
+            top1_delta_interval=(-0.13, 0.13), evaluated=10_000, agreement=0.9979, sqnr_db=10.2, cosine=0.98,
+            max_abs_error=16, fidelity_outputs=({"name": "logits"},), compressed={"gzip": zipped, "zstd": zipped},
+            reference_compressed=float_zipped, **figures,
+        )  # fmt: skip
+
+    view = RunSummaryView(
+        "local", False, "ai_edge_litert 2.3.0", "3.11.7", "2.4.6", 1, "AMD EPYC", "x86_64", (None, None),
+        (variant("float32", 13_101_984, 12_151_601), variant("pruned-ft-80-int8", 3_309_008, 1_067_348,
+                                                             sparsity=sparsity)),
+    )  # fmt: skip
+    for width in (80, 120):
+        monkeypatch.setenv("COLUMNS", str(width))
+        capfd.readouterr()
+        emit("table", fit(view, "mnist on local", width), {}, width)
+        lines = capfd.readouterr().out.splitlines()
+        header = next(line for line in lines if line.lstrip().startswith("variant"))
+        rows = [line for line in lines if line.startswith("pruned-ft-80-int8")]
+        assert all(len(line) <= width for line in lines) and "…" not in "".join(lines), "\n".join(lines)
+        assert "gz smaller" in header and "zeros" in header and "peak MB" not in header
+        assert "11.38x" in rows[0] and "79.9%" in rows[0]

@@ -9,7 +9,7 @@ import itertools
 from edgebench.compare.profile_diff import operator_figures
 from edgebench.compare.recommendation import recommend
 from edgebench.compare.run_summary import RunSummaryView, VariantSummary, summarize
-from edgebench.report.sizes import compressed_cells, sparse_path_note, sparsity_note, zeros_cell
+from edgebench.report.sizes import compressed_cells, sparse_path_note, sparsity_notes, zeros_cell
 from edgebench.report.table import Column, DataTable
 from edgebench.results.record import RunRecord
 
@@ -87,13 +87,12 @@ def run_table(view: RunSummaryView, title: str, dense: bool = False) -> DataTabl
             cells += _fidelity_cells(variant)
         rows.append(cells)
         notes.extend(f"{variant.name}: {note}" for note in variant.notes)
-        if variant.sparsity:
-            notes.append(sparsity_note(variant.name, variant.sparsity))
         if variant.status == "failed":
             notes.append(f"{variant.name} failed: {variant.error}")
         elif variant.status == "skipped":
             notes.append(f"{variant.name} skipped: {variant.error}")
         notes.extend(f"warning: {w}" for w in variant.warnings)
+    notes.extend(sparsity_notes([(v.name, v.sparsity) for v in view.variants if v.sparsity]))
     notes.extend(_sparse_notes(view))
     notes.extend(_placement_notes(view))
     notes.extend(_layer_notes(view))
@@ -110,10 +109,10 @@ def run_table(view: RunSummaryView, title: str, dense: bool = False) -> DataTabl
 
 # What fits 80 columns and answers the usual question: how much smaller, how fast, how much memory, how faithful.
 COMPACT_COLUMNS = ("variant", "smaller by", "p50", "speed-up (95% CI)", "peak MB", "Δ pp (95% CI)", "SQNR dB")
-# A run with pruned variants: smaller once compressed, and its zeros, in place of memory (pruning does not move
-# it: the zeros are loaded like any weight).
-PRUNED_COMPACT_COLUMNS = ("variant", "smaller by", "gz smaller by", "zeros", "p50", "speed-up (95% CI)",
-                          "Δ pp (95% CI)", "SQNR dB")  # fmt: skip
+# A run with pruned variants: smaller once compressed (quantization shows there too: int8 is 4x) and its zeros,
+# in place of raw size and memory (pruning moves neither: the zeros are stored and loaded like any weight).
+PRUNED_COMPACT_COLUMNS = ("variant", "gz smaller by", "zeros", "p50", "speed-up (95% CI)", "Δ pp (95% CI)",
+                          "SQNR dB")  # fmt: skip
 # From 120 columns: the tail, and what the accuracy change rests on.
 MEDIUM_COLUMNS = (*COMPACT_COLUMNS, "p90", "samples", "agrees")
 MEDIUM_WIDTH = 120
@@ -125,8 +124,9 @@ def fit(view: RunSummaryView, title: str, width: int) -> DataTable:
     """The run table laid out for a terminal this wide: every column, or the medium or the compact set."""
     if width >= FULL_TABLE_WIDTH:
         return run_table(view, title)
-    small = PRUNED_COMPACT_COLUMNS if any(v.sparsity for v in view.variants) else COMPACT_COLUMNS
-    medium = (*small, *(c for c in MEDIUM_COLUMNS if c not in small))
+    pruned = any(v.sparsity for v in view.variants)
+    small = PRUNED_COMPACT_COLUMNS if pruned else COMPACT_COLUMNS
+    medium = (*small, "smaller by", "p90", "samples", "agrees") if pruned else MEDIUM_COLUMNS
     return compact(run_table(view, title, dense=True), medium if width >= MEDIUM_WIDTH else small)
 
 

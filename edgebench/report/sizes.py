@@ -17,18 +17,48 @@ def zeros_cell(sparsity: dict | None) -> str:
     return f"{sparsity['share']:.1%}" if sparsity else "—"
 
 
-def sparsity_note(name: str, sparsity: dict) -> str:
-    """'pruned-90: zeros per pruned weight tensor in execution order, read from the file (target): CONV_2D 45.0%
-    (45%), ...; latency is dense by construction: ...'. Every tensor beside its own target (the first and last
-    layer are pruned less)."""
-    tensors = ", ".join(f"{t['op']} {t['zeros'] / t['elements']:.1%} ({t['target']:.0%})" for t in sparsity["tensors"])
-    said = f"{name}: zeros per pruned weight tensor in execution order, read from the file (target): {tensors}; "
-    stored = sparsity.get("stored_sparse", 0)
-    if stored:
-        return said + (f"{stored} tensor(s) stored in the sparse format (DENSIFY): XNNPACK is asked for its sparse "
-                       "kernels, which it takes only for some convolution patterns")  # fmt: skip
-    return said + ("latency is dense by construction: no tensor is stored in the sparse format, the only way a "
-                   "TFLite runtime reaches a sparse kernel, so the zeros are multiplied like any weight")  # fmt: skip
+LISTED_TENSORS = 6  # more pruned tensors than this are summarized per target
+
+
+def _tensor_shares(tensors: list[dict]) -> str:
+    """'CONV_2D 45.0% (45%), ...' for a few tensors; for many, per target: '2 at 40.0-40.3% (40%), 26 at
+    79.7-80.6% (80%)'."""
+    shares = [(t["op"], t["zeros"] / t["elements"], t["target"]) for t in tensors]
+    if len(shares) <= LISTED_TENSORS:
+        return ", ".join(f"{op} {share:.1%} ({target:.0%})" for op, share, target in shares)
+    by_target: dict[float, list[float]] = {}
+    for _, share, target in shares:
+        by_target.setdefault(target, []).append(share)
+    return f"{len(shares)} tensors: " + ", ".join(
+        f"{len(found)} at {_span(found)} ({target:.0%})" for target, found in by_target.items()
+    )
+
+
+def _span(shares: list[float]) -> str:
+    low, high = f"{min(shares):.1%}", f"{max(shares):.1%}"
+    return low if low == high else f"{low}–{high}"
+
+
+def sparsity_notes(files: list[tuple[str, dict]]) -> list[str]:
+    """Notes for the pruned files of a table, [(variant, sparsity record)]: each tensor's zeros beside its own
+    target (the first and last layer are pruned less), one line for the variants that share them, then which
+    files store nothing in the sparse format: their latency is dense by construction."""
+    groups: dict[str, list[str]] = {}
+    for name, sparsity in files:
+        groups.setdefault(_tensor_shares(sparsity["tensors"]), []).append(name)
+    notes = [f"{', '.join(names)}: zeros per pruned weight tensor in execution order, read from the file (target): "
+             f"{tensors}" for tensors, names in groups.items()]  # fmt: skip
+    dense = [name for name, sparsity in files if not sparsity.get("stored_sparse")]
+    if dense:
+        notes.append(f"{', '.join(dense)}: latency is dense by construction: no tensor is stored in the sparse "
+                     "format, the only way a TFLite runtime reaches a sparse kernel, so the zeros are multiplied "
+                     "like any weight")  # fmt: skip
+    for name, sparsity in files:
+        if sparsity.get("stored_sparse"):
+            notes.append(f"{name}: {sparsity['stored_sparse']} tensor(s) stored in the sparse format (DENSIFY): "
+                         "XNNPACK is asked for its sparse kernels, which it takes only for some convolution "
+                         "patterns")  # fmt: skip
+    return notes
 
 
 SPARSE_SIGN = 0.05  # a sparse file this much faster than its dense twin is a sign the sparse kernels ran

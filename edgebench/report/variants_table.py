@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 from edgebench.accuracy.evaluate import Accuracy
 from edgebench.quantize.variants import VARIANT_SPECS, Variant, VariantSkipped
-from edgebench.report.sizes import compressed_cells, sparsity_note, zeros_cell
+from edgebench.report.sizes import compressed_cells, sparsity_notes, zeros_cell
 from edgebench.report.table import Column, DataTable
 
 
@@ -42,9 +42,8 @@ def variants_table(
             row += _accuracy_cells(accuracies.get(result.name), float_accuracy)
         rows.append(row)
         notes.extend(f"{result.name}: {note}" for note in result.notes)
-        if result.sparsity:
-            notes.append(sparsity_note(result.name, result.sparsity))
     rows += skipped  # what could not be made comes after what was
+    notes += sparsity_notes([(r.name, r.sparsity) for r in results if isinstance(r, Variant) and r.sparsity])
     if accuracies is not None and float_accuracy is not None:
         notes.insert(0, f"top-1 on {float_accuracy.total:,} evaluation samples (ai_edge_litert on this host)")
     return DataTable(f"Variants of {model_name}", tuple(columns), tuple(rows), tuple(notes))
