@@ -9,7 +9,7 @@ import pytest
 from filelock import FileLock
 
 from edgebench.model.dataset import load_dataset
-from edgebench.quantize.variants import VARIANT_NAMES, Variant, build_variants
+from edgebench.quantize.variants import VARIANT_NAMES, VARIANT_SPECS, Variant, build_variants
 from edgebench.zoo import load_zoo_model
 
 # Whole end-to-end files: real nights, emulated boards, labs, phones, browsers, stalls. `pytest -m "not slow"`
@@ -65,11 +65,17 @@ def variant_cache(tmp_path_factory):
     return folder
 
 
+# Every quantized variant; the pruned family has its own fixture in test_prune.py (its post-training files are
+# meant to lose accuracy, and building them for every session would cost each one).
+QUANTIZED_NAMES = tuple(name for name in VARIANT_NAMES if VARIANT_SPECS[name].sparsity_target is None)
+
+
 @pytest.fixture(scope="session")
 def mnist_variants(mnist, variant_cache) -> dict[str, Variant]:
-    """Every variant of the zoo MNIST model, quantized for real into the run's cache (by one worker at a time)."""
+    """Every quantized variant of the zoo MNIST model, made for real into the run's cache (by one worker at a
+    time)."""
     with FileLock(str(variant_cache) + ".lock"):
-        results = build_variants(mnist, VARIANT_NAMES, cache_dir=variant_cache)
+        results = build_variants(mnist, QUANTIZED_NAMES, cache_dir=variant_cache)
     failures = [r for r in results if not isinstance(r, Variant)]
     assert not failures, failures
     return {r.name: r for r in results}

@@ -15,7 +15,7 @@ import pytest
 from scipy.stats import binomtest
 
 from edgebench.agent import agent
-from edgebench.quantize.variants import VARIANT_NAMES
+from tests.conftest import QUANTIZED_NAMES
 from tests.helpers import AGENT, QUICK, run_agent
 
 
@@ -23,7 +23,7 @@ from tests.helpers import AGENT, QUICK, run_agent
 def documents(mnist_variants, mnist):
     """One quick measurement of every variant with 300 evaluation samples."""
     found = {}
-    for name in VARIANT_NAMES:
+    for name in QUANTIZED_NAMES:
         document, code, stderr = run_agent(
             mnist_variants[name].path, "--dataset", str(mnist.dataset_path), "--samples", "300", *QUICK
         )
@@ -32,7 +32,7 @@ def documents(mnist_variants, mnist):
     return found
 
 
-@pytest.mark.parametrize("name", VARIANT_NAMES)
+@pytest.mark.parametrize("name", QUANTIZED_NAMES)
 def test_the_agent_measures_every_variant(documents, mnist_variants, name):
     document = documents[name]
     assert document["schema_version"] == agent.SCHEMA_VERSION and document["status"] == "ok"

@@ -56,6 +56,7 @@ def zero_shares_by_runtime(path, names):
     return shares
 
 
+@pytest.mark.slow
 def test_pruned_variants_carry_their_zeros_and_say_so(pruned):
     for name in ("pruned-90", "pruned-int8", "pruned-ft-80", "pruned-ft-80-int8"):
         variant = pruned[name]
@@ -74,6 +75,7 @@ def test_pruned_variants_carry_their_zeros_and_say_so(pruned):
     assert pruned["float32"].sparsity is None and pruned["pruned-50"].sparsity["share"] == pytest.approx(0.5, abs=0.01)
 
 
+@pytest.mark.slow
 def test_pruning_then_int8_is_over_ten_times_smaller_than_float32_once_both_are_gzipped(pruned):
     float32 = pruned["float32"].compressed
     assert float32["gzip"] == len(gzip.compress(pruned["float32"].path.read_bytes(), 9, mtime=0))
@@ -99,6 +101,7 @@ def test_a_float_model_without_prunable_layers_is_refused_by_name(tmp_path):
     assert sparsity_shortfall([], 0.5, exact=True).startswith("it has no prunable weights")
 
 
+@pytest.mark.slow
 def test_zeros_stored_densely_are_told_apart_from_the_sparse_format(pruned, tmp_path):
     from edgebench.quantize.prune import stored_sparse
     from edgebench.report.sizes import sparsity_notes
@@ -112,6 +115,7 @@ def test_zeros_stored_densely_are_told_apart_from_the_sparse_format(pruned, tmp_
     assert stored_sparse(write_model(tmp_path, "detector", sparse_weights=True)) == 11  # every float16 constant
 
 
+@pytest.mark.slow
 def test_the_sparse_format_stores_only_the_kept_weights_and_computes_the_same(pruned, mnist):
     from ai_edge_litert.interpreter import Interpreter
 
