@@ -36,6 +36,8 @@ def _unusual(setting: Setting):
         return not setting.default
     if setting.type is tuple:
         return (0, 1)
+    if setting.type is str:  # a free string (a path the device reads)
+        return "/an/unusual/path.json"
     low = setting.spec.minimum if setting.spec.minimum is not None else (setting.spec.above or 0)
     base = setting.default if setting.default is not None else low + 100  # an optional count: above the others
     return base + 3 if setting.type is int else float(base) + 0.75
@@ -148,6 +150,6 @@ def test_run_json_keeps_the_agent_settings_by_name():
 
 def test_compare_reads_from_the_table_which_settings_make_runs_incomparable():
     assert {s.name for s in comparability_settings()} == {
-        "threads", "delegate", "cpus", "samples", "accuracy_tolerance", "warmup_min_runs", "warmup_min_seconds",
-        "min_runs", "min_seconds", "max_runs",
+        "threads", "delegate", "accelerator", "cpus", "samples", "accuracy_tolerance", "warmup_min_runs",
+        "warmup_min_seconds", "min_runs", "min_seconds", "max_runs",
     }  # fmt: skip

@@ -19,10 +19,12 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -289,6 +291,8 @@ Z_95 = 1.959963984540054
 DEFAULTS = {
     "threads": 1,
     "delegate": "xnnpack",
+    "accelerator": None,
+    "vulkan_icd": None,
     "cpus": None,
     "runtime": None,
     "dataset": None,
@@ -643,6 +647,148 @@ def create_interpreter(interpreter_class, model_path, threads, delegate):
     return interpreter_class(**kwargs)
 
 
+ACCELERATORS = ("cpu", "gpu", "npu")
+# The runtime's log line naming the GPU it picked (WebGPU over Vulkan), e.g. "Selected adapter: SwiftShader Device
+# (Subzero), arch=swiftshader, vendor=google, backend=Vulkan, adapterType=CPU / Software".
+ADAPTER_LINE = re.compile(r"Selected adapter: (?P<name>[^,]+),.*?adapterType=(?P<kind>[^\n]+)")
+
+
+class CompiledModelInterpreter:
+    """LiteRT's CompiledModel (CPU, GPU or NPU accelerator) behind the interpreter calls ModelRunner and the
+    timing loop make: get_input_details, set_tensor, invoke, get_tensor. Its tensor details carry no
+    quantization, so they come from the plain interpreter's signature runner on the same file (created, read,
+    dropped before anything is measured). The batch stays the model's own (no resize)."""
+
+    def __init__(self, interpreter_class, model_path, accelerator):
+        from ai_edge_litert.compiled_model import CompiledModel
+        from ai_edge_litert.hardware_accelerator import HardwareAccelerator
+
+        plain = interpreter_class(model_path=model_path)
+        signatures = plain.get_signature_list()
+        if len(signatures) != 1:
+            raise AgentFailure("model-load-failed", f"the {accelerator} accelerator needs a model with one "
+                               f"signature; this one has {len(signatures)}", EXIT_MODEL_FAILED)  # fmt: skip
+        key = next(iter(signatures))
+        runner = plain.get_signature_runner(key)
+        inputs, outputs = runner.get_input_details(), runner.get_output_details()
+        del runner, plain
+        # With the CPU beside it, as LiteRT advises: operators the GPU or NPU cannot run fall back to the CPU
+        # instead of refusing the model, and is_fully_accelerated() says whether any did.
+        wanted = getattr(HardwareAccelerator, accelerator.upper()) | HardwareAccelerator.CPU
+        try:
+            self.model, self.log = _stderr_of(lambda: CompiledModel.from_file(model_path, hardware_accel=wanted))
+        except RuntimeError as error:
+            raise AgentFailure(
+                "accelerator-failed",
+                f"the {accelerator} accelerator could not take this model: "
+                f"{_runtime_reason(getattr(error, 'log', ''), error)}",
+                EXIT_MODEL_FAILED,
+            ) from None
+        self.signature = key
+        self._inputs = [dict(inputs[name], index=i) for i, name in enumerate(signatures[key]["inputs"])]
+        self._outputs = [dict(outputs[name], index=i) for i, name in enumerate(signatures[key]["outputs"])]
+        self.input_buffers = self.model.create_input_buffers(0)
+        self.output_buffers = self.model.create_output_buffers(0)
+        self.results = []
+        for detail, buffer in zip(self._inputs, self.input_buffers):
+            try:  # the Python TensorBuffer takes some types only (not int16): said at load, not mid-measurement
+                buffer.write(np.zeros(detail["shape"], dtype=detail["dtype"]))
+            except (RuntimeError, ValueError, TypeError) as error:
+                raise AgentFailure("accelerator-failed", f"LiteRT's CompiledModel cannot be fed this model's "
+                                   f"{np.dtype(detail['dtype']).name} input: {' '.join(str(error).split())}",
+                                   EXIT_MODEL_FAILED) from None  # fmt: skip
+
+    def get_input_details(self):
+        return self._inputs
+
+    def get_output_details(self):
+        return self._outputs
+
+    def allocate_tensors(self):
+        pass  # the compiled model allocated its buffers when it was made
+
+    def resize_tensor_input(self, index, shape):
+        raise ValueError("a compiled model keeps its own input shapes")
+
+    def set_tensor(self, index, value):
+        # The buffer takes exactly its tensor's type: a float64 array is refused only when it is read back.
+        self.input_buffers[index].write(np.ascontiguousarray(value, dtype=self._inputs[index]["dtype"]))
+
+    def invoke(self):
+        # A GPU runs asynchronously: run_by_index returns once the work is queued (a timed loop of it measured
+        # 50 µs "inferences" while SwiftShader worked minutes behind). Reading the outputs waits for the result,
+        # so an invoke is a whole inference, as the interpreter's is.
+        self.model.run_by_index(0, self.input_buffers, self.output_buffers)
+        self.results = [self._read(index) for index in range(len(self._outputs))]
+
+    def _read(self, index):
+        detail = self._outputs[index]
+        count = int(np.prod(detail["shape"]))
+        return self.output_buffers[index].read(count, np.dtype(detail["dtype"])).reshape(detail["shape"])
+
+    def get_tensor(self, index):
+        return self.results[index]
+
+
+def _stderr_of(make):
+    """(make(), what the native runtime wrote to stderr meanwhile): the GPU accelerator says which adapter it
+    picked only in its log. Read at the file descriptor, since the log comes from C++; then written through."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            result = make()
+        except Exception as error:
+            error.log = _written_back(capture, saved)
+            raise
+        text = _written_back(capture, saved)
+    return result, text
+
+
+def _written_back(capture, saved):
+    os.dup2(saved, 2)
+    os.close(saved)
+    capture.seek(0)
+    text = capture.read().decode("utf-8", "replace")
+    sys.stderr.write(text)
+    return text
+
+
+# The runtime's own reason for refusing an accelerator, in its log: "Failed to initialize WebGPU environment:
+# INTERNAL: No adapters found", "Vulkan shaderUniform*ArrayDynamicIndexing required", "Couldn't load Vulkan".
+_REASON = re.compile(r"(Failed to [^\n]*|[^\n]*required[^\n]*|Couldn't load [^\n]*|No adapters found[^\n]*)")
+
+
+def _runtime_reason(log, error):
+    # "Failed to load plugin" is every x86 wheel's OpenVINO compiler plugin without libopenvino: not the reason.
+    found = [" ".join(m.group(0).split()) for m in _REASON.finditer(log) if "load plugin" not in m.group(0)]
+    return "; ".join(dict.fromkeys(found[:3])) if found else " ".join(str(error).split())
+
+
+def accelerator_placement(interpreter, accelerator):
+    """What ran where on a compiled model: the accelerator asked for, whether the runtime says every node is on
+    it, and for a GPU the adapter it picked (a software one is labelled: its latency is a CPU's)."""
+    placement = {"accelerator": accelerator, "fully_accelerated": bool(interpreter.model.is_fully_accelerated())}
+    found = ADAPTER_LINE.search(interpreter.log)
+    if found:
+        name, kind = found.group("name").strip(), found.group("kind").strip()
+        placement["adapter"] = name
+        placement["software"] = "software" in kind.lower() or "swiftshader" in name.lower()
+    elif accelerator == "gpu":
+        placement["adapter"] = None
+    return placement
+
+
+def prepare_accelerator(settings):
+    """Before the runtime starts: a Vulkan ICD the device file names (a software GPU such as SwiftShader), and a
+    private XDG_RUNTIME_DIR where none is set (the GPU stack wants one)."""
+    if settings.get("vulkan_icd"):
+        os.environ["VK_ICD_FILENAMES"] = settings["vulkan_icd"]
+    if settings.get("accelerator") == "gpu" and not os.environ.get("XDG_RUNTIME_DIR"):
+        os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="edgebench-xdg-")
+
+
 def probe(settings):
     """What this device can run: Python, numpy, runtime, CPU, disk, temperature. Never raises."""
     document = {
@@ -711,8 +857,11 @@ def measure(settings, progress, document):
     timing = document["timing"]
     try:
         before = time.perf_counter()
-        interpreter = create_interpreter(interpreter_class, model_path, settings["threads"], settings["delegate"])
-        timing["load_us"] = (time.perf_counter() - before) * 1e6
+        if settings.get("accelerator"):
+            interpreter = CompiledModelInterpreter(interpreter_class, model_path, settings["accelerator"])
+        else:
+            interpreter = create_interpreter(interpreter_class, model_path, settings["threads"], settings["delegate"])
+        timing["load_us"] = (time.perf_counter() - before) * 1e6  # a compiled model: loading and compiling
         before = time.perf_counter()
         interpreter.allocate_tensors()
         timing["allocate_us"] = (time.perf_counter() - before) * 1e6
@@ -721,7 +870,10 @@ def measure(settings, progress, document):
     memory["peak_rss_after_load"] = peak_rss_bytes()
     memory["rss_after_load"] = rss_bytes()
     # Which nodes the delegate took, from the interpreter itself: free, so always recorded.
-    document["placement"] = kernel_placement(interpreter, settings["delegate"])
+    if settings.get("accelerator"):
+        document["placement"] = accelerator_placement(interpreter, settings["accelerator"])
+    else:
+        document["placement"] = kernel_placement(interpreter, settings["delegate"])
 
     runner = ModelRunner(interpreter)
     # Without a data set, latency is measured on a fixed pseudo-random input per model input.
@@ -1277,6 +1429,8 @@ def parse_settings(argv):
     parser.add_argument("--reference", help=".npz of float32 reference inputs (in0, ...) and outputs (out0, ...)")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--delegate", choices=("xnnpack", "none"))
+    parser.add_argument("--accelerator", choices=ACCELERATORS, help="measure through LiteRT's CompiledModel on it")
+    parser.add_argument("--vulkan-icd", help="with --accelerator gpu: the Vulkan driver manifest to load")
     parser.add_argument("--cpus", help="pin to these CPUs, e.g. 2,3")
     parser.add_argument("--runtime", choices=[name for name, _ in RUNTIME_MODULES])
     parser.add_argument("--sha256", help="the model's expected sha256; a mismatch is reported as a damaged copy")
@@ -1327,7 +1481,8 @@ def main(argv=None):
     sys.stdout.flush()
     document_stream = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
-    progress = Progress(sys.stderr)
+    # Its own copy of stderr: the heartbeat keeps beating while a runtime log is read at fd 2 (_stderr_of).
+    progress = Progress(os.fdopen(os.dup(2), "w", buffering=1))
     progress.start_heartbeat()
     document = {
         "schema_version": SCHEMA_VERSION,
@@ -1347,6 +1502,7 @@ def main(argv=None):
             registration = register_agent(settings["register"], settings["model"])
         if settings["cpus"]:
             os.sched_setaffinity(0, settings["cpus"])  # before the runtime starts its threads
+        prepare_accelerator(settings)
         measure(settings, progress, document)
     except AgentFailure as failure:
         document["status"] = "error"

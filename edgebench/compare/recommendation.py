@@ -57,23 +57,23 @@ def recommend(view: RunSummaryView) -> str | None:
             packed = max(zipped, key=lambda v: v.gzip_ratio)
             parts.append(f"smallest gzipped: {packed.name} ({packed.gzip_ratio:.2f}x smaller than float32 gzipped)")
     timed = [v for v in keep if v.speedup is not None]
-    if timed and not view.emulated:
+    if timed and not view.no_speed_claims:
         fast = max(timed, key=lambda v: v.speedup)
         parts.append(f"fastest: {fast.name} ({fast.speedup:.2f}x float32's speed)" if fast.speedup >= FASTER else
                      "fastest: float32 (no variant is 5% faster here)")  # fmt: skip
     avoid = [f"{v.name} ({judged[v.name][1]})" for v in measured if not judged[v.name][0]]
     # Slow is a reason to avoid a variant only when it is not also the size pick: then it is a trade-off.
     avoid += [f"{v.name} ({v.speedup:.2f}x speed)" for v in keep if v.speedup is not None
-              and v.speedup <= SLOW_SPEEDUP and not view.emulated and not (sized and v is small)]  # fmt: skip
+              and v.speedup <= SLOW_SPEEDUP and not view.no_speed_claims and not (sized and v is small)]  # fmt: skip
     if avoid:
         parts.append("avoid: " + ", ".join(avoid))
     if not parts:
         return None
-    where = f"on {view.device}" + (" (emulated: no speed claims)" if view.emulated else "")
+    where = f"on {view.device}" + (f" ({view.no_speed_claims}: no speed claims)" if view.no_speed_claims else "")
     return f"answer {where}, with {basis}: " + "; ".join(parts)
 
 
 def _speed(v: VariantSummary, view: RunSummaryView) -> str:
-    if view.emulated or v.speedup is None:
+    if view.no_speed_claims or v.speedup is None:
         return "speed not claimed"
     return f"{v.speedup:.2f}x speed"

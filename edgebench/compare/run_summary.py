@@ -92,6 +92,15 @@ class RunSummaryView:
     given_bytes: int | None = None  # the user's own model file, where float32 is a reference normalized from it
     # A top-1 change smaller than this is no loss (the run's --accuracy-tolerance; older runs: the default).
     accuracy_tolerance_pp: float = 0.5
+    accelerator: str | None = None  # LiteRT CompiledModel's accelerator ("gpu", "npu", "cpu"); None: interpreter
+    software_accelerator: str | None = None  # the adapter, when the accelerator was a CPU pretending (SwiftShader)
+
+    @property
+    def no_speed_claims(self) -> str | None:
+        """Why this run's latencies say nothing about the hardware, or None: an emulator, or a software GPU."""
+        if self.emulated:
+            return "emulated"
+        return "software GPU" if self.software_accelerator else None
 
 
 def summarize(run: RunRecord, measurements: Sequence[Measurement]) -> RunSummaryView:
@@ -109,7 +118,11 @@ def summarize(run: RunRecord, measurements: Sequence[Measurement]) -> RunSummary
     environment = documents[0]["environment"] if documents else {}
     runtime = environment.get("runtime", {})
     temperatures = [d.get("thermal", {}) for d in documents]
+    software = next((d["placement"].get("adapter") for d in documents if (d.get("placement") or {}).get("software")),
+                    None)  # fmt: skip
     return RunSummaryView(
+        accelerator=run.settings.get("accelerator"),
+        software_accelerator=software,
         device=run.get("device", {}).get("name", "?"),
         emulated=bool(run.get("device", {}).get("emulated")),
         runtime=f"{runtime['name']} {runtime['version']}" if runtime else None,

@@ -27,6 +27,7 @@ CHEAP_ROUND_SECONDS = 3.0
 # farm): enough for a paired test to tell 10% on a board whose processes differ by a few percent.
 CONFIRM_PAIRS = 10
 DELEGATES = ("xnnpack", "none")
+ACCELERATORS = ("cpu", "gpu", "npu")
 # `--samples all`: every sample; stored as the data set's size once that is known (pipeline.start_run).
 ALL_SAMPLES = 2**31 - 1
 
@@ -65,6 +66,13 @@ class Settings:
                                     device=True, comparable="CPU pinning")  # fmt: skip
     runtime: str | None = setting(None, "the TFLite runtime (default: the first the device can import)",
                                   choices=RUNTIMES, agent=True, device=True)  # fmt: skip
+    # LiteRT's CompiledModel API picks CPU, GPU or NPU and says whether every node ran there; without it, the
+    # classic interpreter with the CPU delegate above.
+    accelerator: str | None = setting(None, "measure through LiteRT's CompiledModel on this accelerator "
+                                      "(default: the interpreter)", choices=ACCELERATORS, agent=True, device=True,
+                                      comparable="accelerator")  # fmt: skip
+    vulkan_icd: str | None = setting(None, "with accelerator gpu: the Vulkan driver manifest the device loads "
+                                     "(a software GPU such as SwiftShader)", agent=True, device=True)  # fmt: skip
     # Without a number, a variant's accuracy is evaluated in a fixed random order until its change against
     # float32 is settled within --accuracy-tolerance (agent.settled_change): 1,000 images say what 10,000 do.
     samples: int | None = setting(None, "accuracy on the first N samples, or 'all' (default: until the change "

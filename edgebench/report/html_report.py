@@ -146,6 +146,9 @@ def runs_report(folders: Sequence[Path], out: Path, comparison=None, baseline=No
         )
         if view.emulated:
             report.warnings.append(f"{view.device} is EMULATED: its latencies are an emulator's (greyed in the plots)")
+        if view.software_accelerator:
+            report.warnings.append(f"{view.device} ran on a SOFTWARE GPU ({view.software_accelerator}): placement "
+                                   "and fidelity are real, latency is not (greyed in the plots)")  # fmt: skip
         if view.sources:
             report.warnings.append(
                 f"{view.device}: latency from {view.sources.get('latency')}; accuracy from "

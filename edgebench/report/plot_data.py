@@ -72,7 +72,7 @@ def tradeoff_points(views: Sequence[RunSummaryView]) -> list[TradeoffPoint]:
     """Speed-up against size reduction, one point per measured variant per device."""
     points = []
     for view in views:
-        greyed = "emulated" if view.emulated else None
+        greyed = view.no_speed_claims  # "emulated" or "software GPU": their speed is not the hardware's
         for v in view.variants:
             if v.status == "ok" and v.size_ratio is not None and v.speedup is not None:
                 points.append(

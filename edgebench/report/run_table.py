@@ -63,6 +63,9 @@ def run_table(view: RunSummaryView, title: str, dense: bool = False) -> DataTabl
         )
     if view.emulated:
         header.append("EMULATED device: latencies come from an emulator, not hardware; accuracy and memory still hold")
+    if view.software_accelerator:
+        header.append(f"SOFTWARE GPU ({view.software_accelerator}): placement and fidelity are real, latency is not "
+                      "(a CPU runs the GPU's work)")  # fmt: skip
     if view.unlabelled_dataset:
         header.append(f"no accuracy: {view.unlabelled_dataset} has no 'y' labels (inputs only); add one integer "
                       "class label per sample for top-1")  # fmt: skip
@@ -210,7 +213,25 @@ def _sparse_notes(view: RunSummaryView) -> list[str]:
         ratio = None
         if dense and dense.status == "ok" and v.p50_ms and dense.p50_ms:
             ratio = dense.p50_ms / v.p50_ms
-        notes.append(sparse_path_note(v.name, dense_name or "the dense file", ratio, view.emulated))
+        notes.append(sparse_path_note(v.name, dense_name or "the dense file", ratio, bool(view.no_speed_claims)))
+    return notes
+
+
+def _accelerator_notes(view: RunSummaryView) -> list[str]:
+    """On a compiled model: which variants ran wholly on the accelerator, which had operators fall back to the
+    CPU (as the runtime reports: is_fully_accelerated)."""
+    placed = [v for v in view.variants if v.placement and "accelerator" in v.placement]
+    if not placed:
+        return []
+    accelerator = placed[0].placement["accelerator"].upper()
+    adapter = placed[0].placement.get("adapter")
+    on = f"{accelerator}" + (f" ({adapter})" if adapter else "")
+    whole = [v.name for v in placed if v.placement["fully_accelerated"]]
+    partly = [v.name for v in placed if not v.placement["fully_accelerated"]]
+    notes = [f"placement: {on} took every operator of {', '.join(whole)}"] if whole else []
+    if partly:
+        notes.append(f"placement: {', '.join(partly)}: some operators fell back to the CPU (the runtime's "
+                     "is_fully_accelerated is false)")  # fmt: skip
     return notes
 
 
@@ -219,7 +240,7 @@ def _placement_notes(view: RunSummaryView) -> list[str]:
     nodes to the runtime's builtin kernels, naming them (int16x8's 15x is its whole graph outside XNNPACK)."""
     placed = [v for v in view.variants if v.placement and "nodes" in v.placement]
     if not placed:
-        return []
+        return _accelerator_notes(view)
     whole = [v.name for v in placed if v.placement["delegated"] == v.placement["nodes"]]
     notes = []
     if whole:
