@@ -52,6 +52,7 @@ def test_a_faithful_variant_stops_at_the_first_look_with_the_full_sets_decision(
     assert again["indices"] == settled["indices"] and sorted(settled["indices"]) != settled["indices"]
 
 
+@pytest.mark.slow
 def test_a_variant_that_loses_accuracy_is_settled_as_losing(mnist_variants, float32_predictions):
     """Against a reference that is right on every sample, int4-weights (about 0.6% wrong) loses more than
     0.2 pp: evaluation stops as soon as that is certain, and the full set says the same."""

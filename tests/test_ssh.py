@@ -276,6 +276,7 @@ def test_a_killed_agent_is_reported_with_its_exit_and_stderr(ssh_host, tmp_path,
     assert "last stderr: Out of memory: Killed process" in out
 
 
+@pytest.mark.slow
 def test_sshd_stopped_in_the_middle_of_a_run(tmp_path, variant_cache, home):
     from edgebench.emulated.sshd import sshd_unavailable_reason
 

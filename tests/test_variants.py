@@ -53,7 +53,7 @@ def test_float32_reaches_the_seed_accuracy_on_all_10000_test_images(mnist_varian
         ("dynamic-int8", 0.3),
         ("int8", 0.3),
         ("qat-int8", 0.3),
-        ("int16x8", 0.3),
+        pytest.param("int16x8", 0.3, marks=pytest.mark.slow),  # the reference kernels: 17 s for 10,000 images
         ("int4-weights", 1.0),
     ],
 )
