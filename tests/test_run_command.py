@@ -158,8 +158,9 @@ def test_an_agent_crash_is_reported_with_its_signal(tmp_path, variant_cache):
 
 @pytest.mark.parametrize(
     ("signum", "exit_code", "said"),
-    [(signal.SIGINT, 130, "interrupted;"), (signal.SIGTERM, 143, "interrupted by SIGTERM;"),
-     (signal.SIGHUP, 129, "interrupted by SIGHUP;")],
+    [(signal.SIGINT, 130, "interrupted;"),  # Ctrl-C in the fast lane; the other two signals in the slow one
+     pytest.param(signal.SIGTERM, 143, "interrupted by SIGTERM;", marks=pytest.mark.slow),
+     pytest.param(signal.SIGHUP, 129, "interrupted by SIGHUP;", marks=pytest.mark.slow)],
 )  # fmt: skip
 def test_ctrl_c_sigterm_and_sighup_keep_the_variants_already_measured(tmp_path, variant_cache, signum, exit_code,
                                                                       said):  # fmt: skip

@@ -77,6 +77,7 @@ def test_a_run_over_ssh_has_the_shape_of_a_local_run(ssh_host, tmp_path, variant
     assert over_ssh["run"]["device_probe"]["runtime"]["name"] == "ai_edge_litert"
 
 
+@pytest.mark.slow
 def test_a_second_run_pushes_no_model_bytes(ssh_host, tmp_path, variant_cache, home):
     device = ssh_host.device_file(tmp_path / "cached.toml", workdir=str(tmp_path / "fresh-workdir"))
     first = edgebench_run(device, tmp_path / "results", variant_cache, env=home)
