@@ -28,7 +28,7 @@ FLAGS = {
     "graph": "", "num_threads": "-1", "warmup_runs": "1", "warmup_min_secs": "0.5", "num_runs": "50",
     "min_secs": "1", "max_secs": "150", "use_xnnpack": "false", "report_peak_memory_footprint": "false",
     "result_file_path": "", "run_delay": "-1", "enable_op_profiling": "false", "op_profiling_output_mode": "stdout",
-    "op_profiling_output_file": "",
+    "op_profiling_output_file": "", "use_gpu": "false", "use_nnapi": "false",
 }  # fmt: skip
 
 
@@ -106,7 +106,29 @@ def main(argv: list[str]) -> int:
         log("Benchmarking failed.")
         return 1
     if flags["use_xnnpack"] == "true":
+        from edgebench.agent import agent
+
         log("Created TensorFlow Lite XNNPACK delegate for CPU.")
+        placement = agent.kernel_placement(interpreter, "xnnpack")
+        log(
+            f"Replacing {placement['delegated']} out of {placement['nodes']} node(s) with delegate "
+            f"(TfLiteXNNPackDelegate) node, yielding {placement['partitions']} partitions for the whole graph."
+        )
+    # A STAND-IN has no GPU or NPU: it prints what the real binary logs when it applies them (every float node
+    # taken; an integer model's GPU delegate falls back to the CPU), and measures on the CPU as before.
+    nodes = len(interpreter._get_ops_details())
+    integer = any(np.issubdtype(d["dtype"], np.integer) for d in interpreter.get_input_details())
+    if flags["use_gpu"] == "true":
+        if integer:
+            log("ERROR: Following operations are not supported by GPU delegate: integer tensors")
+            log("Falling back to the CPU for the whole graph.")
+        else:
+            log("Created TensorFlow Lite delegate for GPU.")
+            log(f"Replacing {nodes} out of {nodes} node(s) with delegate (TfLiteGpuDelegateV2) node, yielding 1 "
+                "partitions for the whole graph.")  # fmt: skip
+    if flags["use_nnapi"] == "true":
+        log(f"Replacing {nodes} out of {nodes} node(s) with delegate (TfLiteNnapiDelegate) node, yielding 1 "
+            "partitions for the whole graph.")  # fmt: skip
     init_us = (time.perf_counter() - init_start) * 1e6
     init_rss = rss_mb()
     log(f"Initialized session in {init_us / 1000:.4g}ms.")

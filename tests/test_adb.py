@@ -368,3 +368,35 @@ def test_benchmark_model_runs_over_ssh_too(ssh_host, tmp_path, variant_cache):
     _, measurements = load_run(next((tmp_path / "results" / "ssh-phone").iterdir()))
     assert [m.document["backend"] for m in measurements] == ["benchmark_model"] * 2
     assert measurements[0].document["timing"]["source"] == "proto"  # read back through the SSH shell
+
+
+def test_the_devices_accelerator_reaches_benchmark_model_and_its_delegation_is_read_back(phone, tmp_path,
+                                                                                         variant_cache):  # fmt: skip
+    """accelerator = "gpu" passes --use_gpu=true; the binary's "Replacing N out of M node(s)" and fallback lines
+    become the placement (the STAND-IN binary prints them as the real one does; it has no GPU)."""
+    _, device = phone
+    done = run_edgebench(
+        "run", "--device", str(device), *QUICK, "--variants", "float32,int8", "--accelerator", "gpu",
+        "--results-dir", str(tmp_path), "--cache-dir", str(variant_cache),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stdout.split())
+    assert "placement: TfLiteGpuDelegateV2 took every node of float32" in said
+    assert "placement: int8: Falling back to the CPU for the whole graph" in said
+    _, measurements = load_run(next(tmp_path.glob("phone/*")))
+    float32 = next(m for m in measurements if m.variant == "float32").document
+    assert float32["settings"]["accelerator"] == "gpu"
+    assert float32["placement"]["delegate"] == "TfLiteGpuDelegateV2" and float32["placement"]["asked"] == "gpu"
+    assert float32["placement"]["delegated"] == float32["placement"]["nodes"] > 0
+
+
+def test_delegation_and_fallback_lines_are_parsed():
+    from edgebench.backends.benchmark_output import parse_output
+
+    figures = parse_output(
+        "INFO: Replacing 9 out of 11 node(s) with delegate (TfLiteGpuDelegateV2) node, yielding 2 partitions "
+        "for the whole graph.\nWARNING: Falling back to OpenGL\nINFO: count=5 first=1 curr=1 min=1 max=2 avg=1.2 "
+        "std=0\n"
+    )
+    assert figures.delegation == [{"delegate": "TfLiteGpuDelegateV2", "delegated": 9, "nodes": 11, "partitions": 2}]
+    assert figures.fallbacks == ["Falling back to OpenGL"]

@@ -194,6 +194,8 @@ class BenchmarkModelBackend(Backend):
             f"--use_xnnpack={'true' if settings.delegate == 'xnnpack' else 'false'}",
             "--report_peak_memory_footprint=true",
         ]  # fmt: skip
+        # The device's accelerator, as benchmark_model spells it: the GPU delegate, or NNAPI for an NPU/DSP.
+        argv += {"gpu": ["--use_gpu=true"], "npu": ["--use_nnapi=true"]}.get(settings.accelerator or "", [])
         if proto_path:
             argv.append(f"--result_file_path={proto_path}")
         argv += list(self.source.extra_flags)
@@ -248,7 +250,13 @@ class BenchmarkModelBackend(Backend):
                 "cores": self.facts.get("cores"),
                 "binary": self.binary,
             },
-            "settings": {"threads": settings.threads, "delegate": settings.delegate, "cpus": list(settings.cpus)},
+            "settings": {
+                "threads": settings.threads,
+                "delegate": settings.delegate,
+                "cpus": list(settings.cpus),
+                "accelerator": settings.accelerator,
+            },
+            "placement": delegation_placement(figures, settings.accelerator),
             "thermal": {"before_c": temperatures[0], "after_c": temperatures[1]},
             "started_unix": started,
             "finished_unix": time.time(),
@@ -287,6 +295,18 @@ class BenchmarkModelBackend(Backend):
 
 
 HEARTBEAT_SECONDS = 5
+
+
+def delegation_placement(figures: Figures, accelerator: str | None) -> dict | None:
+    """Which nodes each delegate took, from the binary's own "Replacing N out of M node(s)" lines, and any
+    fallback it logged; None when it printed none (an older binary, or no delegate)."""
+    if not figures.delegation and not figures.fallbacks:
+        return None
+    placement = {"source": "benchmark_model log", "asked": accelerator, "delegates": figures.delegation,
+                 "fallbacks": figures.fallbacks}  # fmt: skip
+    if figures.delegation:  # the last delegate applied is the one that holds the graph
+        placement |= figures.delegation[-1]
+    return placement
 
 
 def heartbeat_script(command: str) -> str:
@@ -345,11 +365,12 @@ def _lease_answer(stdout: str, action: str) -> dict:
 
 
 def _merge(proto: Figures, text: Figures) -> Figures:
-    """The proto's figures, with what only the text gave (the first inference, memory lines) filled in."""
+    """The proto's figures, with what only the text gave (the first inference, memory lines, the delegates'
+    lines) filled in."""
     proto.inference.first = proto.inference.first if proto.inference.first is not None else text.inference.first
     for key, value in text.memory_mb.items():
         proto.memory_mb.setdefault(key, value)
-    proto.errors = text.errors
+    proto.errors, proto.delegation, proto.fallbacks = text.errors, text.delegation, text.fallbacks
     return proto
 
 

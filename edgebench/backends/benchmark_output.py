@@ -39,6 +39,13 @@ _FOOTPRINT = re.compile(
 )
 _PEAK = re.compile(rf"Overall peak memory footprint \(MB\) via periodic monitoring: ({_NUMBER})")
 _BLOCK_START = "========== BENCHMARK RESULTS =========="
+# TFLite's delegate log: "Replacing 7 out of 9 node(s) with delegate (TfLiteGpuDelegateV2) node, yielding 2
+# partitions for the whole graph." (one line per delegate applied)
+_REPLACING = re.compile(
+    r"Replacing (\d+) out of (\d+) node\(s\) with delegate \(([^)]+)\) node, yielding (\d+) partition"
+)
+# A GPU delegate that gave up a backend or the whole graph says so in its log.
+_FALLBACK = re.compile(r"(?i)(falling back to [^.\n]*|fall(?:s|ing)? back to (?:the )?cpu[^.\n]*)")
 _BLOCK = {
     "init_ms": re.compile(rf"Model initialization:\s+({_NUMBER}) ms"),
     "warmup_first_ms": re.compile(rf"Warmup \(first\):\s+({_NUMBER}) ms"),
@@ -77,6 +84,8 @@ class Figures:
     init_us: float | None = None
     memory_mb: dict = field(default_factory=dict)  # init, overall (deltas from the tool's start), peak
     errors: list[str] = field(default_factory=list)
+    delegation: list[dict] = field(default_factory=list)  # each "Replacing N out of M node(s)" line
+    fallbacks: list[str] = field(default_factory=list)  # "Falling back to OpenGL", ...
 
     @property
     def measured(self) -> bool:
@@ -97,6 +106,11 @@ def parse_output(text: str) -> Figures:
             figures.memory_mb["peak"] = float(match[1])
         if match := _FAILURE.search(line) or _FAILURE.search(_strip_prefix(line)):
             figures.errors.append((match[1] or match[2]).strip())
+        if match := _REPLACING.search(line):
+            figures.delegation.append({"delegate": match[3], "delegated": int(match[1]), "nodes": int(match[2]),
+                                       "partitions": int(match[4])})  # fmt: skip
+        if match := _FALLBACK.search(line):
+            figures.fallbacks.append(" ".join(match[1].split()))
     return figures
 
 

@@ -236,25 +236,30 @@ def _accelerator_notes(view: RunSummaryView) -> list[str]:
 
 
 def _placement_notes(view: RunSummaryView) -> list[str]:
-    """Where each variant's nodes ran: every node on the delegate in one line, then each variant that left
-    nodes to the runtime's builtin kernels, naming them (int16x8's 15x is its whole graph outside XNNPACK)."""
+    """Where each variant's nodes ran: every node on a delegate in one line per delegate, then each variant that
+    left nodes to the runtime's builtin kernels, naming them where the agent listed them (int16x8's 15x is its
+    whole graph outside XNNPACK), then any fallback a benchmark_model logged (a GPU delegate giving up)."""
     placed = [v for v in view.variants if v.placement and "nodes" in v.placement]
-    if not placed:
+    fell_back = [v for v in view.variants if v.placement and v.placement.get("fallbacks")]
+    if not placed and not fell_back:
         return _accelerator_notes(view)
-    whole = [v.name for v in placed if v.placement["delegated"] == v.placement["nodes"]]
-    notes = []
-    if whole:
-        delegate = placed[0].placement["delegate"]
-        notes.append(f"placement: {delegate} took every node of {', '.join(whole)}")
+    whole: dict[str, list[str]] = {}
+    for v in placed:
+        if v.placement["delegated"] == v.placement["nodes"]:
+            whole.setdefault(v.placement["delegate"], []).append(v.name)
+    notes = [f"placement: {delegate} took every node of {', '.join(names)}" for delegate, names in whole.items()]
     for v in placed:
         p = v.placement
         if p["delegated"] == p["nodes"]:
             continue
-        left = collections.Counter(o["op"] for o in p["operators"] if o["on"] == "builtin")
+        left = collections.Counter(o["op"] for o in p.get("operators") or [] if o["on"] == "builtin")
         shown = ", ".join(f"{op} ×{n}" if n > 1 else op for op, n in left.items())
         taken = (f"{p['delegate']} took {p['delegated']} of {p['nodes']} nodes ({p['partitions']} partition"
                  f"{'s' if p['partitions'] != 1 else ''})" if p["delegate"] != "none" else "no delegate")  # fmt: skip
-        notes.append(f"placement: {v.name}: {taken}; on the runtime's builtin kernels: {shown}")
+        notes.append(
+            f"placement: {v.name}: {taken}" + (f"; on the runtime's builtin kernels: {shown}" if shown else "")
+        )
+    notes += [f"placement: {v.name}: {'; '.join(v.placement['fallbacks'])}" for v in fell_back]
     return notes
 
 
