@@ -684,7 +684,6 @@ class CompiledModelInterpreter:
                 f"{_runtime_reason(getattr(error, 'log', ''), error)}",
                 EXIT_MODEL_FAILED,
             ) from None
-        self.signature = key
         self._inputs = [dict(inputs[name], index=i) for i, name in enumerate(signatures[key]["inputs"])]
         self._outputs = [dict(outputs[name], index=i) for i, name in enumerate(signatures[key]["outputs"])]
         self.input_buffers = self.model.create_input_buffers(0)

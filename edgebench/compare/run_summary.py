@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from edgebench.model.runtime_issues import runtime_issue
+from edgebench.quantize.compressed import gzip_ratio
 from edgebench.results.record import RunRecord
 from edgebench.results.store import Measurement, latency
 
@@ -68,10 +69,7 @@ class VariantSummary:
 
     @property
     def gzip_ratio(self) -> float | None:
-        """float32 gzipped / this gzipped: what pruning and quantizing buy on disk."""
-        if not self.compressed or not self.reference_compressed:
-            return None
-        return self.reference_compressed["gzip"] / self.compressed["gzip"]
+        return gzip_ratio(self.compressed, self.reference_compressed)
 
 
 @dataclass(frozen=True)

@@ -36,3 +36,10 @@ def compressed_sizes(path: Path, sha256: str, cache_folder: Path) -> dict[str, i
     with contextlib.suppress(OSError):  # a read-only cache: computed again next time, nothing is lost
         atomic_write_bytes(kept, json.dumps(sizes).encode())
     return sizes
+
+
+def gzip_ratio(compressed: dict | None, reference: dict | None) -> float | None:
+    """float32 gzipped / this file gzipped: what pruning and quantizing buy on disk; None without both sizes."""
+    if not compressed or not reference or not compressed.get("gzip"):
+        return None
+    return reference["gzip"] / compressed["gzip"]

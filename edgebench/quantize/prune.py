@@ -85,9 +85,22 @@ def stored_sparse(path: Path) -> int:
     """How many tensors the file stores in TFLite's sparse format (behind DENSIFY). Only such weights make the
     XNNPACK delegate ask for its sparse kernels (XNN_FLAG_HINT_SPARSE_INFERENCE); zeros stored densely are
     multiplied like any weight."""
+    return _stored_sparse(_read(path))
+
+
+def file_sparsity(path: Path) -> tuple[list[TensorSparsity], int]:
+    """measured_sparsity and stored_sparse of one file, parsed once (a variant is checked on every build)."""
+    model = _read(path)
+    return _measured_sparsity(model), _stored_sparse(model)
+
+
+def _read(path: Path):
     from ai_edge_litert.tools import flatbuffer_utils
 
-    model = flatbuffer_utils.read_model_from_bytearray(bytearray(Path(path).read_bytes()))
+    return flatbuffer_utils.read_model_from_bytearray(bytearray(Path(path).read_bytes()))
+
+
+def _stored_sparse(model) -> int:
     return sum(1 for subgraph in model.subgraphs for tensor in subgraph.tensors or [] if tensor.sparsity)
 
 
@@ -135,13 +148,15 @@ def prune_model(source: Path, target: float, out: Path) -> list[TensorSparsity]:
 def measured_sparsity(path: Path) -> list[TensorSparsity]:
     """The zero share of each prunable layer's weights as stored in a file (float32, or an integer type whose
     zero point makes a stored zero a zero weight), read independently of how the file was made."""
+    return _measured_sparsity(_read(path))
+
+
+def _measured_sparsity(model) -> list[TensorSparsity]:
     from ai_edge_litert import schema_py_generated as schema
-    from ai_edge_litert.tools import flatbuffer_utils
 
     from edgebench.model.tflite_model import tensor_type_names
     from edgebench.quantize.normalize import densified_values
 
-    model = flatbuffer_utils.read_model_from_bytearray(bytearray(Path(path).read_bytes()))
     subgraph = model.subgraphs[0]
     names = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
     dtypes = {schema.TensorType.FLOAT32: "<f4", schema.TensorType.INT8: "i1", schema.TensorType.FLOAT16: "<f2"}

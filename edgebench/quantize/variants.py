@@ -435,13 +435,13 @@ class _Builder:
 def _verified_sparsity(spec: VariantSpec, path: Path) -> tuple[str | None, dict | None]:
     """(why the file is not pruned as its name says, or None; what the run record keeps of its sparsity).
     A pruned file must be on its policy's targets; a file quantized from one must have kept the zeros."""
-    from edgebench.quantize.prune import measured_sparsity, sparsity_record, sparsity_shortfall, stored_sparse
+    from edgebench.quantize.prune import file_sparsity, sparsity_record, sparsity_shortfall
 
-    found = measured_sparsity(path)
+    found, stored = file_sparsity(path)
     reason = sparsity_shortfall(found, spec.sparsity_target, exact=spec.source == "pruned")
     if reason and spec.base:
         reason = f"{reason} ({spec.base}'s zeros did not survive quantization)"
-    return reason, (None if reason else sparsity_record(found, spec.sparsity_target, stored_sparse(path)))
+    return reason, (None if reason else sparsity_record(found, spec.sparsity_target, stored))
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,7 @@ def run_table(view: RunSummaryView, title: str, dense: bool = False) -> DataTabl
     rows, notes = [], []
     for variant in view.variants:
         cells = _row(variant, dense)
-        extra = compressed_cells(variant.compressed, variant.reference_compressed) if with_compressed else ()
+        extra = compressed_cells(variant.compressed, variant.gzip_ratio) if with_compressed else ()
         extra += (zeros_cell(variant.sparsity),) if with_zeros else ()
         cells = cells[:SIZE_AT] + extra + cells[SIZE_AT:]
         if with_accuracy:

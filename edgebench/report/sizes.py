@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 
-def compressed_cells(compressed: dict | None, reference: dict | None) -> tuple[str, str, str]:
+def compressed_cells(compressed: dict | None, ratio: float | None) -> tuple[str, str, str]:
     """(gzip -9 bytes, zstd bytes, how much smaller than float32 gzipped): pruning's zeros only pay once
     compressed, so the ratio that matters on disk and over the air is gzip's against float32's gzip."""
     if not compressed:
         return ("—", "—", "—")
-    ratio = f"{reference['gzip'] / compressed['gzip']:.2f}x" if reference and compressed.get("gzip") else "—"
-    return (f"{compressed['gzip']:,}", f"{compressed['zstd']:,}", ratio)
+    return (f"{compressed['gzip']:,}", f"{compressed['zstd']:,}", f"{ratio:.2f}x" if ratio else "—")
 
 
 def zeros_cell(sparsity: dict | None) -> str:

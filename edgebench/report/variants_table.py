@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from edgebench.accuracy.evaluate import Accuracy
+from edgebench.quantize.compressed import gzip_ratio
 from edgebench.quantize.variants import VARIANT_SPECS, Variant, VariantSkipped
 from edgebench.report.sizes import compressed_cells, sparsity_notes, zeros_cell
 from edgebench.report.table import Column, DataTable
@@ -35,9 +36,9 @@ def variants_table(
             notes.append(f"{result.name} skipped: {result.reason}")
             continue
         ratio = f"{float_size / result.size_bytes:.2f}x" if float_size else "—"
-        row = (result.name, f"{result.size_bytes:,}", ratio, *compressed_cells(result.compressed, float_compressed),
-               _origin(result), result.weights, *((zeros_cell(result.sparsity),) if pruned else ()),
-               result.recipe)  # fmt: skip
+        zipped = compressed_cells(result.compressed, gzip_ratio(result.compressed, float_compressed))
+        row = (result.name, f"{result.size_bytes:,}", ratio, *zipped, _origin(result), result.weights,
+               *((zeros_cell(result.sparsity),) if pruned else ()), result.recipe)  # fmt: skip
         if accuracies is not None:
             row += _accuracy_cells(accuracies.get(result.name), float_accuracy)
         rows.append(row)

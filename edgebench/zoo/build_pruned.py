@@ -25,11 +25,11 @@ import numpy as np
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tensorflow-model-optimization needs Keras 2 (tf_keras)
 
-from edgebench.zoo.build_common import load_raw_mnist
+from edgebench.quantize.prune import layer_targets
+from edgebench.zoo.build_common import load_raw_mnist, training_record
 from edgebench.zoo.build_mnist import ZOO_DIR, build_model, convert, to_model_input, write_provenance
 
 TARGET = 0.8
-EDGE_SHARE = 0.5  # the same policy as edgebench.quantize.prune (not imported: that needs ai-edge-litert)
 PRUNED_FILE = "mnist_pruned_ft_80.tflite"
 
 
@@ -81,11 +81,13 @@ def train(args: argparse.Namespace) -> dict:
     end_step = int(steps_per_epoch * args.epochs * 0.7)  # the last 30% of steps fine-tune at the final sparsity
     prunable = [layer for layer in model.layers if isinstance(layer, tf.keras.layers.Conv2D | tf.keras.layers.Dense)]
 
+    # The same per-layer policy as post-training pruning (first and last layer at half), from its one owner.
+    finals = dict(zip(prunable, layer_targets(TARGET, len(prunable)), strict=True))
+
     def wrap(layer):
-        if layer not in prunable:
+        if layer not in finals:
             return layer
-        edge = layer in (prunable[0], prunable[-1])
-        final = TARGET * (EDGE_SHARE if edge else 1.0)
+        final = finals[layer]
         schedule = tfmot.sparsity.keras.PolynomialDecay(
             initial_sparsity=0.0, final_sparsity=final, begin_step=0, end_step=end_step, frequency=50
         )
@@ -131,13 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=20260101)
     parser.add_argument("--provenance-only", action="store_true", help="only re-hash and re-evaluate the shipped files")
     args = parser.parse_args(argv)
-    provenance_path = ZOO_DIR / "provenance.json"
-    provenance = json.loads(provenance_path.read_text())
-    if not args.provenance_only:
-        # Saved at once: a failure while evaluating afterwards never costs the fine-tuning run.
-        provenance["training"]["pruned_ft_80"] = train(args)
-        provenance_path.write_text(json.dumps(provenance, indent=2) + "\n")
-    write_provenance(provenance["training"])
+    path = ZOO_DIR / "provenance.json"
+    shipped = json.loads(path.read_text())["training"]  # the float and QAT recipes stay as they are
+    write_provenance(training_record(path, args.provenance_only, lambda: {**shipped, "pruned_ft_80": train(args)}))
     return 0
 
 
