@@ -29,6 +29,7 @@ FLAGS = {
     "min_secs": "1", "max_secs": "150", "use_xnnpack": "false", "report_peak_memory_footprint": "false",
     "result_file_path": "", "run_delay": "-1", "enable_op_profiling": "false", "op_profiling_output_mode": "stdout",
     "op_profiling_output_file": "", "use_gpu": "false", "use_nnapi": "false",
+    "nnapi_accelerator_name": "", "gpu_precision_loss_allowed": "true",
 }  # fmt: skip
 
 
@@ -127,6 +128,8 @@ def main(argv: list[str]) -> int:
             log(f"Replacing {nodes} out of {nodes} node(s) with delegate (TfLiteGpuDelegateV2) node, yielding 1 "
                 "partitions for the whole graph.")  # fmt: skip
     if flags["use_nnapi"] == "true":
+        if flags["nnapi_accelerator_name"]:
+            log(f"nnapi accelerator: [{flags['nnapi_accelerator_name']}]")
         log(f"Replacing {nodes} out of {nodes} node(s) with delegate (TfLiteNnapiDelegate) node, yielding 1 "
             "partitions for the whole graph.")  # fmt: skip
     init_us = (time.perf_counter() - init_start) * 1e6

@@ -45,34 +45,132 @@ def test_the_adapter_and_the_runtimes_reason_are_read_from_its_log():
     assert agent._runtime_reason("", RuntimeError("ERROR:\n  [x]")) == "ERROR: [x]"
 
 
+def openvino_unavailable_reason() -> str | None:
+    """Why the NPU path cannot run here, or None: the wheel's OpenVINO dispatch and the runtime it links."""
+    try:
+        import ai_edge_litert
+    except ImportError:
+        return "no ai-edge-litert"
+    dispatch = Path(ai_edge_litert.__file__).parent / "vendors" / "intel_openvino" / "dispatch"
+    if not dispatch.is_dir():
+        return f"this ai-edge-litert has no Intel OpenVINO dispatch ({dispatch})"
+    try:
+        agent.check_openvino(str(dispatch), _openvino_libraries())
+    except agent.AgentFailure as error:
+        return f"{error} (.ci/run installs '.[npu]')"
+    return None
+
+
+def _openvino_libraries() -> str | None:
+    import importlib.util
+
+    spec = importlib.util.find_spec("openvino")
+    return str(Path(spec.origin).parent / "libs") if spec and spec.origin else None
+
+
+def test_the_npu_partitioning_and_a_wrong_openvino_are_read_and_said(tmp_path):
+    """The vendor compiler plugin's "selected N ops, from a total of M" is the NPU's node count; an OpenVINO
+    other than the one the dispatch links is refused with the version to install, before the runtime starts."""
+    log = ("INFO: [compiler_plugin.cc:742] Partitioned subgraph<0>, selected 5 ops, from a total of 7 ops. "
+           "resulted in 2 partitions.\n")  # fmt: skip
+    found = agent.PARTITION_LINE.search(log)
+    assert (found["selected"], found["total"], found["partitions"]) == ("5", "7", "2")
+    dispatch, libraries = tmp_path / "dispatch", tmp_path / "libs"
+    dispatch.mkdir(), libraries.mkdir()
+    (dispatch / "libLiteRtDispatch_IntelOpenvino.so").write_bytes(b"\0ELF..libopenvino.so.2631\0libc.so.6\0")
+    (libraries / "libopenvino.so.2641").write_bytes(b"")
+    with pytest.raises(agent.AgentFailure, match=r"needs libopenvino.so.2631; .* has libopenvino.so.2641 "
+                                                 r"\(pip install 'openvino==2026.3.1'\)"):  # fmt: skip
+        agent.check_openvino(str(dispatch), str(libraries))
+    with pytest.raises(agent.AgentFailure, match=r"needs the OpenVINO runtime \(libopenvino.so.2631\)"):
+        agent.check_openvino(str(dispatch), None)
+    (libraries / "libopenvino.so.2631").write_bytes(b"")
+    agent.check_openvino(str(dispatch), str(libraries))  # the one it links: fine
+
+
+@pytest.mark.slow
+def test_the_npu_path_runs_through_openvino_beside_the_cpu_in_one_matrix(tmp_path, variant_cache):
+    """devices/local-npu.toml: accelerator = ["npu", "cpu"]; the NPU path is the wheel's OpenVINO dispatch and
+    compiler plugin, compiled for OpenVINO's CPU device. One run per accelerator; --json has the matrix's cells."""
+    reason = openvino_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    done = run_edgebench(
+        "run", "--device", "local-npu", "--model", "mnist", "--variants", "float32,int8,int16x8",
+        "--rounds", "1", "--samples", "200", "--min-runs", "10", "--min-seconds", "0.1", "--warmup-seconds", "0",
+        "--fidelity-samples", "20", "--devices-dir", str(DEVICES), "--results-dir", str(tmp_path),
+        "--cache-dir", str(variant_cache), "--json",
+    )  # fmt: skip
+    # int16x8 cannot be fed through LiteRT's Python CompiledModel: refused, a finding, so the exit is 0.
+    assert done.returncode == 0, done.stderr[-3000:]
+    document = json.loads(done.stdout)
+    assert document["matrix"]["setting"] == "accelerator" and document["matrix"]["values"] == ["npu", "cpu"]
+    cells = {(c["variant"], c["accelerator"]): c for c in document["cells"]}
+    assert list(cells) == [(v, a) for v in ("float32", "int8", "int16x8") for a in ("npu", "cpu")]
+    npu = cells["float32", "npu"]
+    assert npu["placement"] == "all on NPU (software)" and npu["adapter"] == "OpenVINO CPU device"
+    assert npu["speedup"] is None and npu["speedup_vs_cpu"] is None  # a CPU's latency: no claim
+    assert npu["sqnr_db"] > 60  # OpenVINO's kernels compute float32 as the CPU's reference does, nearly
+    assert cells["float32", "cpu"]["fidelity_exact"] and cells["float32", "cpu"]["speedup_vs_cpu"] == 1.0
+    assert cells["int8", "npu"]["status"] == "ok" and cells["int16x8", "npu"]["status"] == "refused"
+    assert "cannot be fed this model's int16 input" in cells["int16x8", "npu"]["error"]
+    runs = document["runs"]
+    assert [r["run"]["settings"]["accelerator"] for r in runs] == ["npu", "cpu"]
+    assert all(r["status"] == "ok" and r["run"]["matrix"]["id"] == document["matrix"]["id"] for r in runs)
+    placement = json.loads((Path(runs[0]["folder"]) / "float32.json").read_text())["placement"]
+    assert placement["nodes"]["accelerated"] == placement["nodes"]["total"] > 0
+    assert placement["npu_vendor"] == "intel_openvino" and placement["openvino_device"] == "CPU"
+
+
 @pytest.mark.slow
 def test_a_run_on_the_gpu_accelerator_says_where_it_ran_and_what_it_computes(tmp_path, variant_cache):
     reason = vulkan_unavailable_reason()
     if reason:
         pytest.skip(reason)
+    report = tmp_path / "report.html"
     done = run_edgebench(
         "run", "--device", "local-gpu", "--model", "mnist", "--variants", "float32,float16,int16x8",
         "--rounds", "1", "--samples", "200", "--min-runs", "10", "--min-seconds", "0.1", "--warmup-seconds", "0",
         "--fidelity-samples", "20", "--devices-dir", str(DEVICES), "--results-dir", str(tmp_path),
-        "--cache-dir", str(variant_cache), "--format", "markdown",
+        "--cache-dir", str(variant_cache), "--format", "markdown", "--report", str(report),
     )  # fmt: skip
     said = " ".join(done.stdout.split())
-    # int16x8 cannot be fed through LiteRT's Python CompiledModel: the variant is unsupported there, said in one
-    # line, and the run exits 1 as for any variant a device cannot run (the others are measured).
-    assert done.returncode == 1, done.stderr[-2000:]
-    assert "int16x8 failed: unsupported on this device: LiteRT's CompiledModel cannot be fed this model's int16" in said
-    assert "SOFTWARE GPU (SwiftShader Device (Subzero)): placement and fidelity are real, latency is not" in said
-    assert "placement: GPU (SwiftShader Device (Subzero)) took every operator of float32, float16" in said
-    assert "(software GPU: no speed claims)" in said
-    folder = next(tmp_path.glob("local-gpu/*"))
+    # local-gpu lists gpu and cpu: one run each, then the variant x accelerator table. int16x8 cannot be fed
+    # through LiteRT's Python CompiledModel: refused in one line, a finding about the path, so the exit is 0.
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "* SOFTWARE GPU (SwiftShader Device (Subzero)): placement and fidelity are real, latency is not" in said
+    assert "| float32 | gpu | all on GPU (software) |" in said and "| | cpu | CPU |" in said
+    assert "| int16x8 | gpu | refused | — |" in said
+    assert "int16x8 on gpu refused: LiteRT's CompiledModel cannot be fed this model's int16 input" in said
+    folders = sorted(
+        tmp_path.glob("local-gpu/*"), key=lambda f: json.loads((f / "run.json").read_text())["matrix"]["index"]
+    )
+    assert [json.loads((f / "run.json").read_text())["settings"]["accelerator"] for f in folders] == ["gpu", "cpu"]
     for name in ("float32", "float16"):
-        document = json.loads((folder / f"{name}.json").read_text())
-        assert document["placement"] == {"accelerator": "gpu", "fully_accelerated": True,
-                                         "adapter": "SwiftShader Device (Subzero)", "software": True}  # fmt: skip
-        assert document["timing"]["load_us"] > 0 and document["timing"]["stats"]["count"] >= 10
+        document = json.loads((folders[0] / f"{name}.json").read_text())
+        assert document["placement"] == {"accelerator": "gpu", "fully_accelerated": True, "threads": 1,
+                                         "gpu_precision": "default", "adapter": "SwiftShader Device (Subzero)",
+                                         "software": True}  # fmt: skip
+        timing = document["timing"]
+        assert timing["load_us"] > timing["compile_us"] > 0 and timing["stats"]["count"] >= 10
         # Fidelity against float32 on the CPU (the host's reference): the GPU computes what the CPU does.
         worst = min(o["sqnr_db"] or 200 for o in document["fidelity"]["outputs"])
         assert worst > 60, document["fidelity"]
         assert document["accuracy"]["top1"] >= 0.98
-    record = json.loads((folder / "run.json").read_text())
-    assert record["settings"]["accelerator"] == "gpu"
+    page = " ".join(report.read_text().split())
+    assert "Variant × accelerator" in page and "mnist on local-gpu: variant x gpu, cpu" in page
+    assert "ran on a SOFTWARE GPU (SwiftShader Device (Subzero))" in page
+
+
+def test_a_variant_the_accelerator_refuses_is_a_finding_and_leaves_the_run_ok():
+    """An accelerator refusing a variant (int16x8 on the GPU) is what the user came to learn: the run is ok and
+    exits 0; a variant that failed otherwise still makes it partial; nothing measured at all is failed."""
+    from edgebench.results.store import FailureKind, Measurement
+    from edgebench.run.runner import run_status
+
+    ok = Measurement("float32", 1, "ok", {})
+    refused = Measurement.failed("int16x8", 1, FailureKind.REFUSED, "the gpu accelerator could not take this model")
+    crashed = Measurement.failed("int8", 1, FailureKind.CRASHED, "agent crashed")
+    assert run_status([ok, refused]) == "ok"
+    assert run_status([ok, refused, crashed]) == "partial"
+    assert run_status([refused]) == "failed"

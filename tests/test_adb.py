@@ -400,3 +400,31 @@ def test_delegation_and_fallback_lines_are_parsed():
     )
     assert figures.delegation == [{"delegate": "TfLiteGpuDelegateV2", "delegated": 9, "nodes": 11, "partitions": 2}]
     assert figures.fallbacks == ["Falling back to OpenGL"]
+
+
+def test_the_accelerator_settings_become_benchmark_model_flags_and_the_placement_says_what_was_asked():
+    """npu + nnapi_accelerator -> --use_nnapi=true --nnapi_accelerator_name=...; gpu + gpu_precision fp32 ->
+    --gpu_precision_loss_allowed=false; the placement records what was asked beside what the log said."""
+    from types import SimpleNamespace
+
+    from edgebench.backends.benchmark_model import BenchmarkModelBackend, delegation_placement
+    from edgebench.backends.benchmark_output import parse_output
+    from edgebench.core.settings import resolve
+
+    backend = SimpleNamespace(binary="/data/local/tmp/benchmark_model", source=SimpleNamespace(extra_flags=()))
+    npu = resolve({"accelerator": "npu", "nnapi_accelerator": "qti-dsp"})
+    argv = BenchmarkModelBackend.command(backend, "/m.tflite", npu, None)
+    assert "--use_nnapi=true" in argv and "--nnapi_accelerator_name=qti-dsp" in argv and "--use_gpu=true" not in argv
+    gpu = resolve({"accelerator": "gpu", "gpu_precision": "fp32", "nnapi_accelerator": "qti-dsp"})
+    argv = BenchmarkModelBackend.command(backend, "/m.tflite", gpu, None)
+    assert "--gpu_precision_loss_allowed=false" in argv and not any("nnapi" in a for a in argv)
+    assert "--gpu_precision_loss_allowed=false" not in BenchmarkModelBackend.command(
+        backend, "/m.tflite", resolve({"accelerator": "gpu"}), None
+    )
+    figures = parse_output(
+        "INFO: Replacing 7 out of 7 node(s) with delegate (TfLiteNnapiDelegate) node, yielding 1 "
+        "partitions for the whole graph.\nINFO: count=5 first=1 curr=1 min=1 max=2 avg=1.2 std=0\n"
+    )
+    placement = delegation_placement(figures, npu)
+    assert placement["asked"] == "npu" and placement["nnapi_accelerator"] == "qti-dsp"
+    assert placement["delegate"] == "TfLiteNnapiDelegate" and placement["delegated"] == 7

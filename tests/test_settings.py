@@ -21,6 +21,7 @@ from edgebench.core.settings import (
     comparability_settings,
     from_plain,
     json_schema,
+    matrix_runs,
     plain_settings,
     read_table,
     resolve,
@@ -104,6 +105,9 @@ def test_the_cli_has_one_flag_per_setting_and_reads_it_by_name():
         (["--cpus", "a,b"], "--cpus takes CPU numbers like 2,3, got 'a,b'"),
         (["--min-seconds", "5", "--max-seconds", "2"], "need --min-seconds <= --max-seconds, got 5 > 2"),
         (["--max-seconds", "inf"], "--max-seconds must be a finite number"),
+        (["--accelerator", "tpu"], "--accelerator must be one of cpu, gpu, npu, got 'tpu'"),
+        (["--accelerator", "gpu,tpu"], "--accelerator takes cpu, gpu, npu, got 'tpu'"),
+        (["--accelerator", "gpu,gpu"], "--accelerator lists each value once, got gpu,gpu"),
     ],
 )
 def test_the_cli_names_the_flag_of_a_bad_value(argv, message):
@@ -150,6 +154,28 @@ def test_run_json_keeps_the_agent_settings_by_name():
 
 def test_compare_reads_from_the_table_which_settings_make_runs_incomparable():
     assert {s.name for s in comparability_settings()} == {
-        "threads", "delegate", "accelerator", "cpus", "samples", "accuracy_tolerance", "warmup_min_runs",
+        "threads", "delegate", "accelerator", "gpu_precision", "npu_vendor", "openvino_device", "nnapi_accelerator",
+        "cpus", "samples", "accuracy_tolerance", "warmup_min_runs",
         "warmup_min_seconds", "min_runs", "min_seconds", "max_runs",
     }  # fmt: skip
+
+
+def test_a_matrix_setting_takes_a_list_and_each_run_holds_one_value():
+    """--accelerator gpu,cpu (or a TOML array) is one run per value, in order; a single value wins over a device
+    file's list; a list reaching one run (a farm, a lab job) is refused with what to do instead."""
+    assert _cli(["--accelerator", "gpu,cpu"]) == {"accelerator": ("gpu", "cpu")}
+    assert _cli(["--accelerator", "gpu"]) == {"accelerator": "gpu"}
+    assert read_table({"accelerator": ["npu", "cpu"]}, "") == {"accelerator": ("npu", "cpu")}
+    assert read_table({"accelerator": ["gpu"]}, "") == {"accelerator": "gpu"}
+    device = {"accelerator": ("gpu", "cpu"), "threads": 2}
+    assert matrix_runs(device, {}) == [{"accelerator": "gpu"}, {"accelerator": "cpu"}]
+    assert matrix_runs(device, {"accelerator": "cpu"}) == [{}]  # the command line's single value
+    assert [resolve(device, run).accelerator for run in matrix_runs(device, {})] == ["gpu", "cpu"]
+    with pytest.raises(
+        SettingError,
+        match=r"--accelerator lists gpu,cpu: a list is a matrix, measured by "
+        r"'edgebench run' one run per value; here give one value",
+    ):
+        resolve(device)
+    with pytest.raises(SettingError, match=r"key 'accelerator' must be a str or a list of them, got \[1\]"):
+        read_table({"accelerator": [1]}, "")

@@ -293,6 +293,10 @@ DEFAULTS = {
     "delegate": "xnnpack",
     "accelerator": None,
     "vulkan_icd": None,
+    "gpu_precision": None,
+    "npu_vendor": None,
+    "npu_libraries": None,
+    "openvino_device": None,
     "cpus": None,
     "runtime": None,
     "dataset": None,
@@ -648,6 +652,13 @@ def create_interpreter(interpreter_class, model_path, threads, delegate):
 
 
 ACCELERATORS = ("cpu", "gpu", "npu")
+GPU_PRECISIONS = ("default", "fp32")
+# The vendor dispatch libraries an ai-edge-litert wheel carries (ai_edge_litert/vendors/<name>).
+NPU_VENDORS = ("intel_openvino", "qualcomm", "mediatek", "google_tensor", "samsung")
+OPENVINO_DEVICES = ("CPU", "GPU", "NPU")
+# A vendor compiler plugin's partitioning, in the runtime's log: how many nodes went to the NPU.
+PARTITION_LINE = re.compile(r"selected (?P<selected>\d+) ops, from a total of (?P<total>\d+) ops\. "
+                            r"resulted in (?P<partitions>\d+) partitions")  # fmt: skip
 # The runtime's log line naming the GPU it picked (WebGPU over Vulkan), e.g. "Selected adapter: SwiftShader Device
 # (Subzero), arch=swiftshader, vendor=google, backend=Vulkan, adapterType=CPU / Software".
 ADAPTER_LINE = re.compile(r"Selected adapter: (?P<name>[^,]+),.*?adapterType=(?P<kind>[^\n]+)")
@@ -659,9 +670,8 @@ class CompiledModelInterpreter:
     quantization, so they come from the plain interpreter's signature runner on the same file (created, read,
     dropped before anything is measured). The batch stays the model's own (no resize)."""
 
-    def __init__(self, interpreter_class, model_path, accelerator):
+    def __init__(self, interpreter_class, model_path, accelerator, settings):
         from ai_edge_litert.compiled_model import CompiledModel
-        from ai_edge_litert.hardware_accelerator import HardwareAccelerator
 
         plain = interpreter_class(model_path=model_path)
         signatures = plain.get_signature_list()
@@ -672,18 +682,18 @@ class CompiledModelInterpreter:
         runner = plain.get_signature_runner(key)
         inputs, outputs = runner.get_input_details(), runner.get_output_details()
         del runner, plain
-        # With the CPU beside it, as LiteRT advises: operators the GPU or NPU cannot run fall back to the CPU
-        # instead of refusing the model, and is_fully_accelerated() says whether any did.
-        wanted = getattr(HardwareAccelerator, accelerator.upper()) | HardwareAccelerator.CPU
+        arguments, self.options = compiled_model_options(accelerator, settings)
+        before = time.perf_counter()
         try:
-            self.model, self.log = _stderr_of(lambda: CompiledModel.from_file(model_path, hardware_accel=wanted))
+            self.model, self.log = _stderr_of(lambda: CompiledModel.from_file(model_path, **arguments))
         except RuntimeError as error:
             raise AgentFailure(
                 "accelerator-failed",
                 f"the {accelerator} accelerator could not take this model: "
-                f"{_runtime_reason(getattr(error, 'log', ''), error)}",
+                f"{_runtime_reason(getattr(error, 'log', ''), error, accelerator)}",
                 EXIT_MODEL_FAILED,
             ) from None
+        self.compile_us = (time.perf_counter() - before) * 1e6
         self._inputs = [dict(inputs[name], index=i) for i, name in enumerate(signatures[key]["inputs"])]
         self._outputs = [dict(outputs[name], index=i) for i, name in enumerate(signatures[key]["outputs"])]
         self.input_buffers = self.model.create_input_buffers(0)
@@ -759,24 +769,131 @@ def _written_back(capture, saved):
 _REASON = re.compile(r"(Failed to [^\n]*|[^\n]*required[^\n]*|Couldn't load [^\n]*|No adapters found[^\n]*)")
 
 
-def _runtime_reason(log, error):
-    # "Failed to load plugin" is every x86 wheel's OpenVINO compiler plugin without libopenvino: not the reason.
-    found = [" ".join(m.group(0).split()) for m in _REASON.finditer(log) if "load plugin" not in m.group(0)]
+def _runtime_reason(log, error, accelerator="gpu"):
+    # "Failed to load plugin" is every x86 wheel's OpenVINO compiler plugin without libopenvino: not the reason,
+    # unless the NPU was asked for (then it is the reason: "libopenvino.so.2631: cannot open shared object").
+    found = [" ".join(m.group(0).split()) for m in _REASON.finditer(log)
+             if accelerator == "npu" or "load plugin" not in m.group(0)]  # fmt: skip
     return "; ".join(dict.fromkeys(found[:3])) if found else " ".join(str(error).split())
 
 
 def accelerator_placement(interpreter, accelerator):
     """What ran where on a compiled model: the accelerator asked for, whether the runtime says every node is on
     it, and for a GPU the adapter it picked (a software one is labelled: its latency is a CPU's)."""
-    placement = {"accelerator": accelerator, "fully_accelerated": bool(interpreter.model.is_fully_accelerated())}
+    placement = {"accelerator": accelerator, "fully_accelerated": bool(interpreter.model.is_fully_accelerated()),
+                 **interpreter.options}  # fmt: skip
+    partitions = list(PARTITION_LINE.finditer(interpreter.log))
+    if partitions:  # a vendor compiler plugin says how many nodes it took (the GPU's log does not)
+        selected, total = (sum(int(m.group(key)) for m in partitions) for key in ("selected", "total"))
+        placement["nodes"] = {"accelerated": selected, "total": total,
+                              "partitions": sum(int(m.group("partitions")) for m in partitions)}  # fmt: skip
     found = ADAPTER_LINE.search(interpreter.log)
-    if found:
+    if interpreter.options.get("openvino_device") == "CPU":
+        # OpenVINO compiling the NPU path for its CPU device: the path is real, the hardware is a CPU.
+        placement["adapter"] = "OpenVINO CPU device"
+        placement["software"] = True
+    elif found:
         name, kind = found.group("name").strip(), found.group("kind").strip()
         placement["adapter"] = name
         placement["software"] = "software" in kind.lower() or "swiftshader" in name.lower()
     elif accelerator == "gpu":
         placement["adapter"] = None
     return placement
+
+
+def compiled_model_options(accelerator, settings):
+    """CompiledModel.from_file's arguments for this accelerator and settings, and what was used (for the
+    placement record): the CPU beside the accelerator, as LiteRT advises (operators the GPU or NPU cannot run
+    fall back to the CPU instead of refusing the model; is_fully_accelerated() says whether any did), the
+    threads, the GPU's precision, an NPU vendor's dispatch and compiler plugin."""
+    from ai_edge_litert.hardware_accelerator import HardwareAccelerator
+
+    wanted = getattr(HardwareAccelerator, accelerator.upper()) | HardwareAccelerator.CPU
+    try:
+        from ai_edge_litert.options import CpuOptions, GpuOptions, Options
+    except ImportError:  # a LiteRT 2.x before grouped options: the accelerator only
+        return {"hardware_accel": wanted}, {}
+    threads = settings.get("threads") or 1
+    used = {"threads": threads}
+    groups = {"cpu_options": CpuOptions(num_threads=threads)}
+    if accelerator == "gpu":
+        fp32 = settings.get("gpu_precision") == "fp32"
+        groups["gpu_options"] = GpuOptions(enforce_f32=fp32)
+        used["gpu_precision"] = "fp32" if fp32 else "default"
+    arguments = {}
+    vendor = settings.get("npu_vendor")
+    if accelerator == "npu" and vendor:
+        arguments["environment"], extra = npu_environment(vendor, settings)
+        used.update(extra)
+        if vendor == "intel_openvino" and settings.get("openvino_device"):
+            from ai_edge_litert.intel_openvino_options import IntelOpenVinoGraphBackend, IntelOpenVinoOptions
+
+            backend = IntelOpenVinoGraphBackend[settings["openvino_device"]]
+            groups["intel_openvino_options"] = IntelOpenVinoOptions(graph_backend=backend)
+            used["openvino_device"] = settings["openvino_device"]
+    arguments["options"] = Options(hardware_accelerators=wanted, **groups)
+    return arguments, used
+
+
+def npu_environment(vendor, settings):
+    """A LiteRT environment with the wheel's dispatch library and compiler plugin of this vendor, after loading
+    the vendor's own runtime (its libraries cannot be found through LD_LIBRARY_PATH once the process runs)."""
+    import ctypes
+    import importlib.util
+
+    import ai_edge_litert
+    from ai_edge_litert.environment import Environment, EnvironmentOptions
+
+    folder = os.path.join(os.path.dirname(ai_edge_litert.__file__), "vendors", vendor)
+    if not os.path.isdir(os.path.join(folder, "dispatch")):
+        raise AgentFailure("accelerator-failed", f"this ai-edge-litert has no {vendor} dispatch ({folder})",
+                           EXIT_MODEL_FAILED)  # fmt: skip
+    libraries = settings.get("npu_libraries")
+    if not libraries and vendor == "intel_openvino":
+        spec = importlib.util.find_spec("openvino")  # found, not imported: the agent needs only its libraries
+        libraries = os.path.join(os.path.dirname(spec.origin), "libs") if spec and spec.origin else None
+    if vendor == "intel_openvino":
+        check_openvino(os.path.join(folder, "dispatch"), libraries)
+    if libraries:
+        # Loaded globally, so the dispatch finds them by soname (libopenvino.so.2631); a library whose own
+        # dependencies are not loaded yet fails and is tried again in the next pass. Device plugins are left to
+        # the vendor's runtime, which loads them itself.
+        pending = [n for n in sorted(os.listdir(libraries)) if ".so" in n and "plugin" not in n]
+        while pending:
+            failed = []
+            for name in pending:
+                try:
+                    ctypes.CDLL(os.path.join(libraries, name), mode=ctypes.RTLD_GLOBAL)
+                except OSError:
+                    failed.append(name)
+            if len(failed) == len(pending):
+                break
+            pending = failed
+    options = EnvironmentOptions(dispatch_library_path=os.path.join(folder, "dispatch"),
+                                 compiler_plugin_path=os.path.join(folder, "compiler"))  # fmt: skip
+    return Environment.create(options=options), {"npu_vendor": vendor, "npu_libraries": libraries}
+
+
+def check_openvino(dispatch, libraries):
+    """The OpenVINO runtime the wheel's dispatch was linked against (libopenvino.so.2631 is openvino 2026.3.1)
+    must be the one found: another version fails deep in the runtime's log, so it is said here, with the fix."""
+    needed = set()
+    for name in os.listdir(dispatch):
+        with open(os.path.join(dispatch, name), "rb") as library:
+            needed |= set(re.findall(rb"libopenvino\.so\.\d+", library.read()))
+    if not needed:
+        return
+    soname = sorted(needed)[0].decode()
+    digits = soname.rsplit(".", 1)[1]
+    wheel = f"openvino==20{digits[:2]}.{digits[2]}.{digits[3:]}" if len(digits) >= 4 else "openvino"
+    if not libraries or not os.path.isdir(libraries):
+        raise AgentFailure("accelerator-failed", f"the intel_openvino NPU dispatch needs the OpenVINO runtime "
+                           f"({soname}): pip install '{wheel}' on the device, or set npu_libraries",
+                           EXIT_MODEL_FAILED)  # fmt: skip
+    if soname not in os.listdir(libraries):
+        found = ", ".join(n for n in sorted(os.listdir(libraries)) if n.startswith("libopenvino.so.")) or "none"
+        raise AgentFailure("accelerator-failed", f"the intel_openvino NPU dispatch needs {soname}; {libraries} has "
+                           f"{found} (pip install '{wheel}')", EXIT_MODEL_FAILED)  # fmt: skip
 
 
 def prepare_accelerator(settings):
@@ -854,13 +971,20 @@ def measure(settings, progress, document):
 
     progress("load", force=True)
     timing = document["timing"]
+    if settings.get("accelerator"):
+        # LiteRT's CompiledModel bindings take most of a second to import: the runtime's cost, not the model's.
+        before = time.perf_counter()
+        importlib.import_module("ai_edge_litert.compiled_model")
+        timing["compiled_model_import_us"] = (time.perf_counter() - before) * 1e6
     try:
         before = time.perf_counter()
         if settings.get("accelerator"):
-            interpreter = CompiledModelInterpreter(interpreter_class, model_path, settings["accelerator"])
+            interpreter = CompiledModelInterpreter(interpreter_class, model_path, settings["accelerator"], settings)
         else:
             interpreter = create_interpreter(interpreter_class, model_path, settings["threads"], settings["delegate"])
         timing["load_us"] = (time.perf_counter() - before) * 1e6  # a compiled model: loading and compiling
+        if hasattr(interpreter, "compile_us"):  # compiling for the accelerator alone (apps pay it at start)
+            timing["compile_us"] = interpreter.compile_us
         before = time.perf_counter()
         interpreter.allocate_tensors()
         timing["allocate_us"] = (time.perf_counter() - before) * 1e6
@@ -1430,6 +1554,10 @@ def parse_settings(argv):
     parser.add_argument("--delegate", choices=("xnnpack", "none"))
     parser.add_argument("--accelerator", choices=ACCELERATORS, help="measure through LiteRT's CompiledModel on it")
     parser.add_argument("--vulkan-icd", help="with --accelerator gpu: the Vulkan driver manifest to load")
+    parser.add_argument("--gpu-precision", choices=GPU_PRECISIONS, help="with --accelerator gpu: fp32 enforces it")
+    parser.add_argument("--npu-vendor", choices=NPU_VENDORS, help="with --accelerator npu: the wheel's dispatch")
+    parser.add_argument("--npu-libraries", help="with --npu-vendor: the folder of the vendor's runtime libraries")
+    parser.add_argument("--openvino-device", choices=OPENVINO_DEVICES, help="with --npu-vendor intel_openvino")
     parser.add_argument("--cpus", help="pin to these CPUs, e.g. 2,3")
     parser.add_argument("--runtime", choices=[name for name, _ in RUNTIME_MODULES])
     parser.add_argument("--sha256", help="the model's expected sha256; a mismatch is reported as a damaged copy")

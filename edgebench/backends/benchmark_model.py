@@ -196,6 +196,10 @@ class BenchmarkModelBackend(Backend):
         ]  # fmt: skip
         # The device's accelerator, as benchmark_model spells it: the GPU delegate, or NNAPI for an NPU/DSP.
         argv += {"gpu": ["--use_gpu=true"], "npu": ["--use_nnapi=true"]}.get(settings.accelerator or "", [])
+        if settings.accelerator == "npu" and settings.nnapi_accelerator:
+            argv.append(f"--nnapi_accelerator_name={settings.nnapi_accelerator}")
+        if settings.accelerator == "gpu" and settings.gpu_precision == "fp32":
+            argv.append("--gpu_precision_loss_allowed=false")
         if proto_path:
             argv.append(f"--result_file_path={proto_path}")
         argv += list(self.source.extra_flags)
@@ -256,7 +260,7 @@ class BenchmarkModelBackend(Backend):
                 "cpus": list(settings.cpus),
                 "accelerator": settings.accelerator,
             },
-            "placement": delegation_placement(figures, settings.accelerator),
+            "placement": delegation_placement(figures, settings),
             "thermal": {"before_c": temperatures[0], "after_c": temperatures[1]},
             "started_unix": started,
             "finished_unix": time.time(),
@@ -297,13 +301,16 @@ class BenchmarkModelBackend(Backend):
 HEARTBEAT_SECONDS = 5
 
 
-def delegation_placement(figures: Figures, accelerator: str | None) -> dict | None:
+def delegation_placement(figures: Figures, settings: Settings) -> dict | None:
     """Which nodes each delegate took, from the binary's own "Replacing N out of M node(s)" lines, and any
-    fallback it logged; None when it printed none (an older binary, or no delegate)."""
+    fallback it logged, beside what was asked (the accelerator, NNAPI's device, the GPU's precision); None when
+    it printed none (an older binary, or no delegate)."""
     if not figures.delegation and not figures.fallbacks:
         return None
-    placement = {"source": "benchmark_model log", "asked": accelerator, "delegates": figures.delegation,
-                 "fallbacks": figures.fallbacks}  # fmt: skip
+    asked = {"nnapi_accelerator": settings.nnapi_accelerator if settings.accelerator == "npu" else None,
+             "gpu_precision": settings.gpu_precision if settings.accelerator == "gpu" else None}  # fmt: skip
+    placement = {"source": "benchmark_model log", "asked": settings.accelerator, "delegates": figures.delegation,
+                 "fallbacks": figures.fallbacks, **{k: v for k, v in asked.items() if v}}  # fmt: skip
     if figures.delegation:  # the last delegate applied is the one that holds the graph
         placement |= figures.delegation[-1]
     return placement

@@ -157,11 +157,14 @@ def interpret(variant: str, round_number: int, result: CommandResult, timeout: f
         error = document.get("error") or {}
         message = f"{error.get('kind', 'error')}: {error.get('message', 'no message')}"
         kind = FailureKind.AGENT_ERROR
-        if error.get("kind") in ("model-load-failed", "accelerator-failed"):
-            # The device's runtime (or its accelerator) refuses the file (an op or type it does not know): a
-            # property of that device, not a crash.
+        if error.get("kind") == "model-load-failed":
+            # The device's runtime refuses the file (an op or type it does not know): a property of that device,
+            # not a crash.
             message = f"unsupported on this device: {error.get('message', '')}"
             kind = FailureKind.UNSUPPORTED
+        elif error.get("kind") == "accelerator-failed":
+            message = error.get("message", "")  # "the gpu accelerator could not take this model: ..."
+            kind = FailureKind.REFUSED
         return Measurement.failed(variant, round_number, kind, message, document)
     return Measurement(variant, round_number, "ok", document)
 

@@ -311,8 +311,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from edgebench.report.run_table import run_table, run_title
-    from edgebench.run.pipeline import RunRequest, prepare_run, run_on_device
+    from edgebench.run.pipeline import RunRequest, prepare_matrix
 
     request = RunRequest(
         device=args.device,
@@ -328,7 +327,41 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     stderr = plain_console(file=real_stderr())
     with stderr.status("preparing variants"):
-        prepared = prepare_run(request)
+        matrix = prepare_matrix(request)
+    outcomes = []
+    for index in range(len(matrix.layers)):
+        if matrix.is_matrix:
+            stderr.print(f"{matrix.device.name}: {matrix.describe_run(index)}", markup=False, highlight=False)
+        try:
+            outcome = _measure(args, matrix.start(index), stderr)
+        except EdgebenchError as error:
+            if not outcomes:
+                raise
+            # A later run of the matrix could not start or reach the device: the earlier ones stand.
+            stderr.print(f"edgebench: error: {error}; measured before it: "
+                         f"{', '.join(str(o.folder) for o in outcomes)}", markup=False, highlight=False,
+                         soft_wrap=True)  # fmt: skip
+            return error.exit_code
+        if isinstance(outcome, int):  # interrupted: said, and the runs measured so far are on disk
+            return outcome
+        outcomes.append(outcome)
+        if outcome.write_error:
+            break
+    if matrix.is_matrix:
+        _show_matrix(args, matrix, outcomes, stderr)
+    else:
+        _show_run(args, outcomes[0], stderr)
+    if outcomes[-1].write_error:
+        stderr.print(f"edgebench: error: {outcomes[-1].write_error}", markup=False, highlight=False, soft_wrap=True)
+    elif args.report:
+        _write_report(args.report, [o.folder for o in outcomes], stderr)
+    return EXIT_OK if all(o.status == "ok" for o in outcomes) else EXIT_PARTIAL
+
+
+def _measure(args: argparse.Namespace, prepared, stderr):
+    """One run on its device with a progress bar: its outcome, or an exit code when interrupted."""
+    from edgebench.run.pipeline import run_on_device
+
     display = _RunProgress(stderr, prepared.total_measurements, prepared=prepared)
     try:
         with display:
@@ -344,30 +377,56 @@ def cmd_run(args: argparse.Namespace) -> int:
         return interrupted_exit_code(interruption)
     if outcome.history_error:
         stderr.print(f"edgebench: warning: {outcome.history_error}", markup=False, highlight=False, soft_wrap=True)
+    return outcome
+
+
+def _show_run(args: argparse.Namespace, outcome, stderr) -> None:
+    from edgebench.report.run_table import run_table, run_title
+
     if args.json:
         print(json.dumps(outcome.document(), indent=2))
-    else:
-        title = run_title(outcome.record, outcome.view)
-        wide = args.wide and args.format == "table"  # whole, wider than the terminal if need be (it scrolls)
-        table = _fit_run_table(args, outcome.view, title) if args.format == "table" else run_table(outcome.view, title)
-        emit(args.format, table, {}, 400 if wide else None)
-        if not outcome.write_error:
-            pushed = outcome.record.get("pushed_bytes", 0)
-            stderr.print(
-                f"results: {outcome.folder} · pushed {pushed:,} bytes", markup=False, highlight=False, soft_wrap=True
-            )
-    if outcome.write_error:
-        stderr.print(f"edgebench: error: {outcome.write_error}", markup=False, highlight=False, soft_wrap=True)
-    elif args.report:
-        from edgebench.report.html_report import runs_report, write
+        return
+    title = run_title(outcome.record, outcome.view)
+    wide = args.wide and args.format == "table"  # whole, wider than the terminal if need be (it scrolls)
+    table = _fit_run_table(args, outcome.view, title) if args.format == "table" else run_table(outcome.view, title)
+    emit(args.format, table, {}, 400 if wide else None)
+    if not outcome.write_error:
+        pushed = outcome.record.get("pushed_bytes", 0)
+        stderr.print(f"results: {outcome.folder} · pushed {pushed:,} bytes", markup=False, highlight=False,
+                     soft_wrap=True)  # fmt: skip
 
-        try:
-            write(runs_report([outcome.folder], args.report), args.report)
-            stderr.print(f"report: {args.report}", markup=False, highlight=False, soft_wrap=True)
-        except EdgebenchError as error:  # the measurement is saved: its exit status stands
-            stderr.print(f"edgebench: warning: {error}; the run is in {outcome.folder} ('edgebench report' makes "
-                         "the report again)", markup=False, highlight=False, soft_wrap=True)  # fmt: skip
-    return EXIT_OK if outcome.status == "ok" else EXIT_PARTIAL
+
+def _show_matrix(args: argparse.Namespace, matrix, outcomes, stderr) -> None:
+    """A matrix's runs side by side (variant x accelerator); each run's own table is in its folder
+    ('edgebench report FOLDER')."""
+    from edgebench.compare.accelerator_matrix import matrix_cells
+    from edgebench.report.matrix_table import matrix_table
+
+    cells = matrix_cells([(o.record.run_id, o.view) for o in outcomes])
+    if args.json:
+        document = {"matrix": matrix.describe(0), "cells": [dataclasses.asdict(c) for c in cells],
+                    "runs": [o.document() for o in outcomes]}  # fmt: skip
+        print(json.dumps(document, indent=2))
+        return
+    values = ", ".join(str(layer[next(iter(layer))]) for layer in matrix.layers)
+    title = f"{outcomes[0].record.model_name} on {matrix.device.name}: variant x {values}"
+    emit(args.format, matrix_table(cells, title), {}, 400 if args.wide else None)
+    for outcome in outcomes:
+        if not outcome.write_error:
+            stderr.print(f"results: {outcome.folder}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _write_report(out: Path, folders: list[Path], stderr) -> None:
+    from edgebench.report.html_report import runs_report, write
+
+    try:
+        write(runs_report(folders, out), out)
+        stderr.print(f"report: {out}", markup=False, highlight=False, soft_wrap=True)
+    except EdgebenchError as error:  # the measurement is saved: its exit status stands
+        shown = ", ".join(map(str, folders))
+        where = f"the run is in {shown}" if len(folders) == 1 else f"the runs are in {shown}"
+        stderr.print(f"edgebench: warning: {error}; {where} ('edgebench report' makes the report again)",
+                     markup=False, highlight=False, soft_wrap=True)  # fmt: skip
 
 
 def _fit_run_table(args: argparse.Namespace, view, title: str):

@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 from edgebench.core.errors import EdgebenchError
-from edgebench.core.settings import SETTINGS, Setting, SettingError, resolve
+from edgebench.core.settings import SETTINGS, Setting, SettingError, matrix_runs, resolve
 from edgebench.results.layout import default_results_dir
 
 RESULTS_DIR_HELP = "default: ./results or $EDGEBENCH_RESULTS"
@@ -51,13 +51,15 @@ def setting_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per measurement setting, from the table."""
     for setting in SETTINGS:
         kwargs = {"dest": setting.name, "default": None, "help": setting.describe().replace("%", "%%")}
-        if setting.spec.choices:
+        if setting.spec.choices and not setting.spec.matrix:  # a matrix's list is checked in given_settings
             kwargs["choices"] = setting.spec.choices
         if setting.type is bool:
             parser.add_argument(setting.flag, action="store_true", **kwargs)
             continue
         if setting.type is tuple:
             kwargs["metavar"] = "CPUS"
+        elif setting.spec.matrix:
+            kwargs["metavar"] = "{" + ",".join(setting.spec.choices) + "}[,...]"
         elif setting.spec.words:
             kwargs["type"] = _number_or_word(setting)
         elif setting.type is not str:
@@ -82,12 +84,13 @@ def given_settings(args: argparse.Namespace) -> dict:
         value = getattr(args, setting.name)
         if value is None:
             continue
-        if setting.type is tuple:
+        if setting.type is tuple or setting.spec.matrix:
             value = setting.parse_text(value)
         _check(setting, value, getattr(args, setting.name))
         given[setting.name] = value
     try:
-        resolve(given)  # what only the whole can say (min <= max seconds)
+        for run in matrix_runs(given):
+            resolve(given, run)  # what only the whole can say (min <= max seconds)
     except SettingError as error:
         raise EdgebenchError(str(error)) from None
     return given

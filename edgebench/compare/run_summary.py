@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from edgebench.model.runtime_issues import runtime_issue
 from edgebench.quantize.compressed import gzip_ratio
 from edgebench.results.record import RunRecord
-from edgebench.results.store import Measurement, latency
+from edgebench.results.store import FailureKind, Measurement, latency
 
 REFERENCE = "float32"
 # Quantization moves a handful of borderline predictions; a variant that agrees
@@ -26,7 +26,7 @@ AGREEMENT_WARNING = 0.90
 @dataclass(frozen=True)
 class VariantSummary:
     name: str
-    status: str
+    status: str  # "ok", "failed", "refused" (by the accelerator asked for), "skipped" (not made for this model)
     error: str | None = None
     size_bytes: int | None = None
     size_ratio: float | None = None  # float32 bytes / these bytes
@@ -98,7 +98,15 @@ class RunSummaryView:
         """Why this run's latencies say nothing about the hardware, or None: an emulator, or a software GPU."""
         if self.emulated:
             return "emulated"
-        return "software GPU" if self.software_accelerator else None
+        return f"software {(self.accelerator or 'accelerator').upper()}" if self.software_accelerator else None
+
+    @property
+    def software_label(self) -> str | None:
+        """'SOFTWARE GPU (SwiftShader Device (Subzero))', 'SOFTWARE NPU (OpenVINO CPU device)': the accelerator's
+        path ran on a CPU; None otherwise."""
+        if not self.software_accelerator:
+            return None
+        return f"{(self.no_speed_claims or '').upper()} ({self.software_accelerator})"
 
 
 def summarize(run: RunRecord, measurements: Sequence[Measurement]) -> RunSummaryView:
@@ -154,7 +162,9 @@ def _variant(name: str, measurements: list[Measurement], files: dict, reference:
             "sparsity": file.get("sparsity")}  # fmt: skip
     if not ok:
         failed = next((m for m in measurements if m.status != "ok"), None)
-        return VariantSummary(name, "failed", failed.error if failed else None, size, size_ratio, **made)
+        # Refused by the accelerator asked for: a finding about it, shown as such (not counted as a failure).
+        status = "refused" if failed is not None and failed.kind == FailureKind.REFUSED else "failed"
+        return VariantSummary(name, status, failed.error if failed else None, size, size_ratio, **made)
 
     first = ok[0].document
     figure = latency([m.document for m in ok])

@@ -28,6 +28,10 @@ CHEAP_ROUND_SECONDS = 3.0
 CONFIRM_PAIRS = 10
 DELEGATES = ("xnnpack", "none")
 ACCELERATORS = ("cpu", "gpu", "npu")
+GPU_PRECISIONS = ("default", "fp32")
+# The vendor dispatch libraries an ai-edge-litert wheel carries (ai_edge_litert/vendors/<name>).
+NPU_VENDORS = ("intel_openvino", "qualcomm", "mediatek", "google_tensor", "samsung")
+OPENVINO_DEVICES = ("CPU", "GPU", "NPU")
 # `--samples all`: every sample; stored as the data set's size once that is known (pipeline.start_run).
 ALL_SAMPLES = 2**31 - 1
 
@@ -47,6 +51,9 @@ class Spec:
     comparable: str | None = None  # two runs that differ in it are not compared; the label says in what
     flag: str | None = None  # the CLI flag, where it is not --<name-with-dashes>
     key: str | None = None  # the farm file's [run] key, where it is not the name
+    # A list of values (gpu,cpu on the command line, an array in TOML) is a matrix: `edgebench run` measures one
+    # run per value, in that order, and sets them side by side. Each run holds one value.
+    matrix: bool = False
 
 
 def setting(default, help: str, **spec) -> typing.Any:
@@ -69,10 +76,30 @@ class Settings:
     # LiteRT's CompiledModel API picks CPU, GPU or NPU and says whether every node ran there; without it, the
     # classic interpreter with the CPU delegate above.
     accelerator: str | None = setting(None, "measure through LiteRT's CompiledModel on this accelerator "
-                                      "(default: the interpreter)", choices=ACCELERATORS, agent=True, device=True,
-                                      comparable="accelerator")  # fmt: skip
+                                      "(default: the interpreter); a list such as gpu,cpu measures each in turn "
+                                      "(a variant x accelerator matrix)", choices=ACCELERATORS, agent=True,
+                                      device=True, comparable="accelerator", matrix=True)  # fmt: skip
     vulkan_icd: str | None = setting(None, "with accelerator gpu: the Vulkan driver manifest the device loads "
                                      "(a software GPU such as SwiftShader)", agent=True, device=True)  # fmt: skip
+    # The runtime's default lets a GPU compute float32 models at lower precision; fp32 forbids it. Fidelity
+    # against the CPU's float32 shows which one a device's GPU did.
+    gpu_precision: str | None = setting(None, "with accelerator gpu: 'fp32' forbids the GPU lower precision "
+                                        "(default: the runtime's choice)", choices=GPU_PRECISIONS, agent=True,
+                                        device=True, comparable="GPU precision")  # fmt: skip
+    npu_vendor: str | None = setting(None, "with accelerator npu: the vendor dispatch of the ai-edge-litert wheel "
+                                     "to use (intel_openvino: OpenVINO; needs its runtime libraries)",
+                                     choices=NPU_VENDORS, agent=True, device=True, comparable="NPU vendor")  # fmt: skip
+    npu_libraries: str | None = setting(None, "with npu_vendor: the folder of the vendor's runtime libraries "
+                                        "(default for intel_openvino: the installed openvino package's)",
+                                        agent=True, device=True)  # fmt: skip
+    openvino_device: str | None = setting(None, "with npu_vendor intel_openvino: the OpenVINO device the NPU path "
+                                          "compiles for (CPU where there is no Intel NPU: the path is real, the "
+                                          "hardware a CPU)", choices=OPENVINO_DEVICES, agent=True, device=True,
+                                          comparable="OpenVINO device")  # fmt: skip
+    # benchmark_model's --nnapi_accelerator_name: which NNAPI device (an NPU, a DSP) a phone's run goes to.
+    nnapi_accelerator: str | None = setting(None, "with accelerator npu on Android: the NNAPI device by name, "
+                                            "e.g. 'qti-dsp' or 'google-edgetpu' (default: NNAPI's choice)",
+                                            device=True, comparable="NNAPI device")  # fmt: skip
     # Without a number, a variant's accuracy is evaluated in a fixed random order until its change against
     # float32 is settled within --accuracy-tolerance (agent.settled_change): 1,000 images say what 10,000 do.
     samples: int | None = setting(None, "accuracy on the first N samples, or 'all' (default: until the change "
@@ -182,6 +209,11 @@ class Setting:
             if not value or any(c < 0 for c in value):
                 return f"takes CPU numbers like 2,3, got {format_value(value) or 'nothing'}"
             return None
+        if spec.matrix and isinstance(value, tuple):
+            if len(set(value)) != len(value) or not value:
+                return f"lists each value once, got {format_value(value) or 'nothing'}"
+            wrong = [v for v in value if v not in spec.choices]
+            return f"takes {', '.join(spec.choices)}, got {wrong[0]!r}" if wrong else None
         if spec.choices and value not in spec.choices:
             return f"must be one of {', '.join(spec.choices)}, got {value!r}"
         if self.type in (int, float):
@@ -203,6 +235,10 @@ class Setting:
             raise TypeError("a value")
         if isinstance(value, str) and value in dict(self.spec.words):
             return dict(self.spec.words)[value]
+        if self.spec.matrix and isinstance(value, (list, tuple)):
+            if not all(isinstance(v, str) for v in value):
+                raise TypeError(f"a {self.type.__name__} or a list of them")
+            return value[0] if len(value) == 1 else tuple(value)
         if self.type is bool:
             if not isinstance(value, bool):
                 raise TypeError("true or false")
@@ -227,6 +263,8 @@ class Setting:
         """A command-line value -> this setting's Python type; ValueError on a malformed one."""
         if text in dict(self.spec.words):
             return dict(self.spec.words)[text]
+        if self.spec.matrix and "," in text:
+            return tuple(v.strip() for v in text.split(","))
         if self.type is bool:
             if text.lower() not in ("true", "false"):
                 raise ValueError(text)
@@ -308,12 +346,28 @@ def read_table(table: dict, where: str, only: tuple[Setting, ...] = SETTINGS) ->
     return values
 
 
+def matrix_runs(*layers: dict) -> list[dict]:
+    """The runs a matrix setting asks for, as one more layer each: [{}] when no setting lists several values
+    (after the layers are merged: a command line's single value overrides a device file's list)."""
+    merged = {}
+    for layer in layers:
+        merged.update({key: value for key, value in layer.items() if value is not None})
+    lists = [s.name for s in SETTINGS if s.spec.matrix and isinstance(merged.get(s.name), tuple)]
+    if len(lists) > 1:
+        raise SettingError(f"only one setting can list values for a matrix, got lists for {', '.join(lists)}")
+    return [{lists[0]: value} for value in merged[lists[0]]] if lists else [{}]
+
+
 def resolve(*layers: dict, name_of=lambda s: s.flag) -> Settings:
     """Defaults, then each layer in turn (a device file's, then the farm's or the command line's); a None
     value in a layer means "not given". Checks what only the whole can say (min <= max seconds)."""
     merged = {}
     for layer in layers:
         merged.update({key: value for key, value in layer.items() if value is not None})
+    for name in [s.name for s in SETTINGS if s.spec.matrix and isinstance(merged.get(s.name), tuple)]:
+        # One run holds one value; a list is `edgebench run`'s matrix (matrix_runs), one run per value.
+        raise SettingError(f"{name_of(BY_NAME[name])} lists {format_value(merged[name])}: a list is a matrix, "
+                           "measured by 'edgebench run' one run per value; here give one value")  # fmt: skip
     settings = Settings(**merged)
     for low, high in (("min_seconds", "max_seconds"), ("min_runs", "max_runs")):
         values = (getattr(settings, low), getattr(settings, high))
@@ -333,6 +387,8 @@ def json_schema(only: tuple[Setting, ...] = SETTINGS) -> dict:
             schema = {"type": {int: "integer", float: "number", str: "string", bool: "boolean"}[s.type]}
             if s.spec.choices:
                 schema["enum"] = list(s.spec.choices)
+            if s.spec.matrix:
+                schema = {"anyOf": [schema, {"type": "array", "items": schema, "minItems": 1}]}
             if s.spec.minimum is not None:
                 schema["minimum"] = s.spec.minimum
             if s.spec.above is not None:

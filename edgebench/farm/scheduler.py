@@ -290,7 +290,8 @@ class DeviceWorker:
                 # labelled attempt (its run says attempt N and which run it retries). A model the device's
                 # runtime refuses is refused again: no new attempt.
                 failed = sorted({m.variant for m in prepared.store.measurements
-                                 if m.status != "ok" and m.kind != FailureKind.UNSUPPORTED})  # fmt: skip
+                                 if m.status != "ok"
+                                 and m.kind not in (FailureKind.UNSUPPORTED, FailureKind.REFUSED)})  # fmt: skip
                 if not failed or attempt > self.farm.rerun_failed:
                     break
                 missing, attempt, retry_of = failed, attempt + 1, prepared.store.record.run_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from edgebench.core.settings import resolve
+from edgebench.core.settings import format_value, matrix_runs, resolve
 from edgebench.devices.inventory import Device
 from edgebench.report.table import Column, DataTable
 
@@ -18,6 +18,7 @@ def devices_table(devices: Sequence[Device], folder: Path, states: dict | None =
         Column("transport", "left"),
         Column("address", "left"),
         Column("threads"),
+        Column("accelerator", "left"),
         Column("tags", "left"),
         Column("description", "left"),
         Column("service", "left"),
@@ -28,8 +29,10 @@ def devices_table(devices: Sequence[Device], folder: Path, states: dict | None =
         tags = ", ".join(device.tags) + (" (emulated)" if device.emulated else "")
         held = (states.get(device.name) or {}).get("quarantine")
         service = f"QUARANTINED since {held['since']}" if held else "ok"
-        threads = str(resolve(device.settings).threads)
-        rows.append((device.name, device.transport, address, threads, tags, device.description, service))
+        threads = str(resolve(device.settings, *matrix_runs(device.settings)[:1]).threads)
+        # LiteRT's CompiledModel on these accelerators (a list: one run each), or the interpreter.
+        accelerator = format_value(device.settings.get("accelerator") or "interpreter")
+        rows.append((device.name, device.transport, address, threads, accelerator, tags, device.description, service))
     notes = [] if devices else [f"no device files in {folder}"]
     for device in devices:
         held = (states.get(device.name) or {}).get("quarantine")

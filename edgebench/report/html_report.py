@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgebench import __version__
+from edgebench.compare.accelerator_matrix import matrix_cells
 from edgebench.compare.run_summary import RunSummaryView
 from edgebench.report import plot_data, plots
 from edgebench.report.compare_table import compare_table
+from edgebench.report.matrix_table import matrix_table
 from edgebench.report.run_table import shown_run
 from edgebench.report.table import DataTable
 from edgebench.results.layout import is_run_folder, run_file, run_folder
@@ -147,7 +149,7 @@ def runs_report(folders: Sequence[Path], out: Path, comparison=None, baseline=No
         if view.emulated:
             report.warnings.append(f"{view.device} is EMULATED: its latencies are an emulator's (greyed in the plots)")
         if view.software_accelerator:
-            report.warnings.append(f"{view.device} ran on a SOFTWARE GPU ({view.software_accelerator}): placement "
+            report.warnings.append(f"{view.device} ran on a {view.software_label}: placement "
                                    "and fidelity are real, latency is not (greyed in the plots)")  # fmt: skip
         if view.sources:
             report.warnings.append(
@@ -163,6 +165,9 @@ def runs_report(folders: Sequence[Path], out: Path, comparison=None, baseline=No
             if regressions
             else ("good", f"no regression against {comparison.run_a} (threshold {comparison.threshold:.0%})")
         )
+    matrices = _matrix_tables(outcomes)
+    if matrices:
+        report.sections.append(("matrix", "Variant × accelerator", matrices))
     tables = "".join(table_html(o.table) for o in outcomes)
     report.sections.append(("tables", "Variants", tables))
     if comparison is not None:
@@ -219,6 +224,24 @@ def runs_report(folders: Sequence[Path], out: Path, comparison=None, baseline=No
     )
     report.reproduce += _reproduce(outcomes, folders, out)
     return report
+
+
+def _matrix_tables(outcomes) -> str:
+    """The variant x accelerator table of each matrix whose runs are in the report (two or more of them)."""
+    groups: dict[str, list] = {}
+    for outcome in outcomes:
+        if outcome.record.matrix:
+            groups.setdefault(outcome.record.matrix["id"], []).append(outcome)
+    shown = ""
+    for runs in groups.values():
+        if len(runs) < 2:
+            continue
+        runs.sort(key=lambda o: o.record.matrix["index"])
+        cells = matrix_cells([(o.record.run_id, o.view) for o in runs])
+        values = ", ".join(o.view.accelerator or "interpreter" for o in runs)
+        shown += table_html(matrix_table(cells, f"{runs[0].record.model_name} on {runs[0].view.device}: variant x "
+                                                f"{values}"))  # fmt: skip
+    return shown
 
 
 def _reproduce(outcomes, folders, out: Path) -> list[str]:

@@ -64,8 +64,8 @@ def run_table(view: RunSummaryView, title: str, dense: bool = False) -> DataTabl
     if view.emulated:
         header.append("EMULATED device: latencies come from an emulator, not hardware; accuracy and memory still hold")
     if view.software_accelerator:
-        header.append(f"SOFTWARE GPU ({view.software_accelerator}): placement and fidelity are real, latency is not "
-                      "(a CPU runs the GPU's work)")  # fmt: skip
+        header.append(f"{view.software_label}: placement and fidelity are real, latency is not "
+                      f"(a CPU runs the {view.accelerator or 'accelerator'}'s work)")  # fmt: skip
     if view.unlabelled_dataset:
         header.append(f"no accuracy: {view.unlabelled_dataset} has no 'y' labels (inputs only); add one integer "
                       "class label per sample for top-1")  # fmt: skip
@@ -92,8 +92,8 @@ def run_table(view: RunSummaryView, title: str, dense: bool = False) -> DataTabl
         notes.extend(f"{variant.name}: {note}" for note in variant.notes)
         if variant.status == "failed":
             notes.append(f"{variant.name} failed: {variant.error}")
-        elif variant.status == "skipped":
-            notes.append(f"{variant.name} skipped: {variant.error}")
+        elif variant.status in ("skipped", "refused"):
+            notes.append(f"{variant.name} {variant.status}: {variant.error}")
         notes.extend(f"warning: {w}" for w in variant.warnings)
     notes.extend(sparsity_notes([(v.name, v.sparsity) for v in view.variants if v.sparsity]))
     notes.extend(_sparse_notes(view))
@@ -144,7 +144,7 @@ def compact(table: DataTable, columns: tuple[str, ...] = COMPACT_COLUMNS) -> Dat
     rows = []
     for row in table.rows:
         cells = [row[i] for i in keep]
-        if status_at is not None and "p50" in headers and row[status_at] in ("failed", "skipped"):
+        if status_at is not None and "p50" in headers and row[status_at] in ("failed", "skipped", "refused"):
             cells[headers.index("p50")] = row[status_at]
         rows.append(tuple(cells))
     shown = tuple(
@@ -227,11 +227,15 @@ def _accelerator_notes(view: RunSummaryView) -> list[str]:
     adapter = placed[0].placement.get("adapter")
     on = f"{accelerator}" + (f" ({adapter})" if adapter else "")
     whole = [v.name for v in placed if v.placement["fully_accelerated"]]
-    partly = [v.name for v in placed if not v.placement["fully_accelerated"]]
     notes = [f"placement: {on} took every operator of {', '.join(whole)}"] if whole else []
-    if partly:
-        notes.append(f"placement: {', '.join(partly)}: some operators fell back to the CPU (the runtime's "
-                     "is_fully_accelerated is false)")  # fmt: skip
+    for v in placed:
+        if v.placement["fully_accelerated"]:
+            continue
+        nodes = v.placement.get("nodes")  # a vendor compiler plugin's partitioning (an NPU's); a GPU says nothing
+        share = (f"{nodes['accelerated']} of {nodes['total']} operators on the {accelerator}, the rest on the CPU"
+                 if nodes else "some operators fell back to the CPU (the runtime says only that: is_fully_accelerated "
+                 "is false)")  # fmt: skip
+        notes.append(f"placement: {v.name}: {share}")
     return notes
 
 
@@ -239,7 +243,8 @@ def _placement_notes(view: RunSummaryView) -> list[str]:
     """Where each variant's nodes ran: every node on a delegate in one line per delegate, then each variant that
     left nodes to the runtime's builtin kernels, naming them where the agent listed them (int16x8's 15x is its
     whole graph outside XNNPACK), then any fallback a benchmark_model logged (a GPU delegate giving up)."""
-    placed = [v for v in view.variants if v.placement and "nodes" in v.placement]
+    # A delegate's "Replacing N out of M node(s)" (not a compiled model's placement, which has "accelerator").
+    placed = [v for v in view.variants if v.placement and "nodes" in v.placement and "accelerator" not in v.placement]
     fell_back = [v for v in view.variants if v.placement and v.placement.get("fallbacks")]
     if not placed and not fell_back:
         return _accelerator_notes(view)

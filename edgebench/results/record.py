@@ -74,3 +74,8 @@ class RunRecord(dict):
     @property
     def edgebench_version(self) -> str | None:
         return self.get("edgebench_version")
+
+    @property
+    def matrix(self) -> dict | None:
+        """For one run of a matrix (`--accelerator gpu,cpu`): id (shared by its runs), setting, values, index."""
+        return self.get("matrix")

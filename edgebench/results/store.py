@@ -51,6 +51,10 @@ class FailureKind(StrEnum):
     LOST_CONNECTION = "lost-connection"  # the device went away mid-command or stopped answering a reconnect
     NOT_MEASURED = "not-measured"  # never started: the device was lost before this measurement's turn
     UNSUPPORTED = "unsupported-on-device"  # the device's runtime refuses the model: another attempt changes nothing
+    # The accelerator asked for (a GPU, an NPU) cannot take the model at all: what the user came to learn about
+    # that accelerator, so it is a finding of the run (its variant is "refused"), not a failure that makes the
+    # run partial; another attempt changes nothing.
+    REFUSED = "refused-by-accelerator"
     DISK_FULL = "disk-full"  # the device had no room for the file
     TIMED_OUT = "timed-out"  # the agent ran past the run's timeout and was killed
     CRASHED = "crashed"  # the agent ended without a result document

@@ -20,7 +20,7 @@ from edgebench.backends.base import check_cpus
 from edgebench.compare.run_summary import RunSummaryView, summarize
 from edgebench.core.errors import Cancelled, EdgebenchError
 from edgebench.core.fileio import sha256_file
-from edgebench.core.settings import SettingError, Settings, resolve
+from edgebench.core.settings import SettingError, Settings, matrix_runs, resolve
 from edgebench.devices.connect import make_backend, open_transport
 from edgebench.devices.inventory import Device, resolve_device
 from edgebench.history import index as history
@@ -131,11 +131,55 @@ class PreparedWork:
         return dataclasses.replace(self, variants=tuple(v for v in self.variants if v.name in names), skipped=())
 
 
-def prepare_run(request: RunRequest) -> PreparedRun:
-    """Everything that can fail on the user's input fails here, before a device is touched."""
+@dataclass
+class RunMatrix:
+    """`edgebench run` with a setting that lists values (`--accelerator gpu,cpu`): the same work measured in one
+    run per value, in order, each a run of its own (its own folder, lease and history entry, so each compares
+    only with runs of the same value). A run folder is made when its turn comes: an interruption leaves no
+    run of a later value behind."""
+
+    device: Device
+    request: RunRequest
+    work: PreparedWork
+    layers: list[dict]  # one settings layer per run: {"accelerator": "gpu"}, {"accelerator": "cpu"}
+    settings: list[Settings]  # resolved, each checked before anything is measured
+    matrix_id: str = ""
+
+    @property
+    def is_matrix(self) -> bool:
+        return len(self.layers) > 1
+
+    def describe(self, index: int) -> dict | None:
+        """run.json's "matrix": what links a run to the others of its matrix."""
+        if not self.is_matrix:
+            return None
+        (name,) = self.layers[index]
+        return {"id": self.matrix_id, "setting": name, "values": [layer[name] for layer in self.layers],
+                "index": index}  # fmt: skip
+
+    def describe_run(self, index: int) -> str:
+        """'accelerator gpu (1 of 2)': what a run of the matrix measures, for a progress line."""
+        ((name, value),) = self.layers[index].items()
+        return f"{name} {value} ({index + 1} of {len(self.layers)})"
+
+    def start(self, index: int) -> PreparedRun:
+        matrix = self.describe(index)
+        request = self.request if matrix is None else dataclasses.replace(
+            self.request, extra={**self.request.extra, "matrix": matrix}
+        )  # fmt: skip
+        return start_run(self.work, self.device, request, self.settings[index])
+
+
+def prepare_matrix(request: RunRequest) -> RunMatrix:
+    """Everything that can fail on the user's input fails here, before a device is touched: the device, every
+    run's settings (a bad one fails before quantizing), the variants (made once for all runs)."""
     device = resolve_device(request.device, request.devices_dir)
-    settings = resolve_settings(device, request.settings)  # a bad setting fails before quantizing
-    return start_run(prepare_work(request), device, request, settings)
+    try:
+        layers = matrix_runs(device.settings, request.settings)
+    except SettingError as error:
+        raise EdgebenchError(str(error)) from None
+    settings = [resolve_settings(device, {**request.settings, **layer}) for layer in layers]
+    return RunMatrix(device, request, prepare_work(request), layers, settings, new_id("matrix"))
 
 
 def prepare_work(request: RunRequest) -> PreparedWork:
@@ -166,7 +210,7 @@ def prepare_work(request: RunRequest) -> PreparedWork:
     if dataset is not None:
         check_fits(dataset, runner.inputs, runner.outputs, source.name)
     reference = None
-    fidelity_samples = resolve(request.settings).fidelity_samples
+    fidelity_samples = resolve(request.settings, *matrix_runs(request.settings)[:1]).fidelity_samples
     if request.settings.get("samples") != 0 and fidelity_samples > 0:
         reference = build_reference(
             reference_model, dataset, fidelity_samples, cache_dir, limit=evaluated, runner=runner

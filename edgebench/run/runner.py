@@ -301,8 +301,11 @@ def _device_lost(plan: RunPlan, failed: set[str], store: RunStore, variant: str,
 
 
 def run_status(measurements: Sequence[Measurement]) -> str:
+    """ok when every measurement is ok or an accelerator's refusal (a finding: the GPU cannot take int16x8),
+    partial when some failed, failed when none is ok."""
     ok = sum(m.status == "ok" for m in measurements)
-    if ok == len(measurements):
+    refused = sum(m.kind == FailureKind.REFUSED for m in measurements)
+    if ok and ok + refused == len(measurements):
         return "ok"
     return "partial" if ok else "failed"
 

@@ -1,0 +1,55 @@
+"""The variant x accelerator table (compare/accelerator_matrix.py), for the terminal, markdown and HTML."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from edgebench.compare.accelerator_matrix import MatrixCell
+from edgebench.report.table import Column, DataTable
+
+
+def matrix_table(cells: Sequence[MatrixCell], title: str) -> DataTable:
+    columns = (
+        Column("variant", "left"), Column("accelerator", "left"), Column("ran", "left"), Column("p50 ms"),
+        Column("vs float32 here"), Column("vs CPU float32"), Column("SQNR dB"), Column("top-1 Δ pp"),
+        Column("load ms"),
+    )  # fmt: skip
+    rows, notes = [], []
+    previous = None
+    for cell in cells:
+        variant = cell.variant if cell.variant != previous else ""
+        previous = cell.variant
+        if cell.status != "ok":
+            rows.append((variant, cell.accelerator, cell.status, *("—",) * 6))
+            notes.append(f"{cell.variant} on {cell.accelerator} {cell.status}: {cell.error}")
+            continue
+        latency = f"{cell.p50_ms:.3f}" + ("*" if cell.software else "")
+        rows.append((
+            variant, cell.accelerator, cell.placement, latency,
+            _ratio(cell.speedup, cell.software), _ratio(cell.speedup_vs_cpu, cell.software),
+            "exact" if cell.fidelity_exact else _number(cell.sqnr_db, "{:.1f}"),
+            _number(cell.top1_delta_pp, "{:+.2f}"), _number(cell.load_ms, "{:.0f}"),
+        ))  # fmt: skip
+    header = ["SQNR against float32's outputs on the CPU (the same reference in every column); "
+              "'vs float32 here': float32 on the same accelerator"]  # fmt: skip
+    software = sorted({f"SOFTWARE {c.accelerator.upper()} ({c.adapter})" for c in cells if c.software})
+    if software:
+        header.insert(0, f"* {'; '.join(software)}: placement and fidelity are real, latency is not (no speed-ups "
+                      "shown)")  # fmt: skip
+    partly = [c for c in cells if c.status == "ok" and c.fully_accelerated is False]
+    if partly:
+        notes.append(
+            "some nodes on CPU: LiteRT's CompiledModel says only that the model is not fully accelerated, "
+            "not which nodes fell back: " + ", ".join(f"{c.variant} on {c.accelerator}" for c in partly)
+        )
+    return DataTable(title, columns, tuple(rows), tuple(notes), tuple(header))
+
+
+def _ratio(value: float | None, software: bool) -> str:
+    if software:
+        return "no claim"
+    return f"{value:.2f}x" if value else "—"
+
+
+def _number(value: float | None, spec: str) -> str:
+    return spec.format(value) if value is not None else "—"
