@@ -402,25 +402,24 @@ def test_delegation_and_fallback_lines_are_parsed():
     assert figures.fallbacks == ["Falling back to OpenGL"]
 
 
-def test_the_accelerator_settings_become_benchmark_model_flags_and_the_placement_says_what_was_asked():
-    """npu + nnapi_accelerator -> --use_nnapi=true --nnapi_accelerator_name=...; gpu + gpu_precision fp32 ->
-    --gpu_precision_loss_allowed=false; the placement records what was asked beside what the log said."""
-    from types import SimpleNamespace
-
-    from edgebench.backends.benchmark_model import BenchmarkModelBackend, delegation_placement
+def test_the_accelerator_settings_become_each_benchmark_tools_flags_and_the_placement_says_what_was_asked():
+    """benchmark_model: npu + nnapi_accelerator -> --use_nnapi=true --nnapi_accelerator_name=...; gpu + gpu_precision
+    fp32 -> --gpu_precision_loss_allowed=false. LiteRT's benchmark_litert_model (its --help has --use_npu):
+    --use_gpu=true / --use_npu=true, --allow_fp16=false; its Python edition (--result_json): --model and switches.
+    The placement records what was asked beside what the log said."""
+    from edgebench.backends.benchmark_model import BenchmarkBinary, BenchmarkModelBackend, delegation_placement
     from edgebench.backends.benchmark_output import parse_output
     from edgebench.core.settings import resolve
 
-    backend = SimpleNamespace(binary="/data/local/tmp/benchmark_model", source=SimpleNamespace(extra_flags=()))
+    backend = BenchmarkModelBackend(None, "phone", BenchmarkBinary(device_path="/data/local/tmp/bm"))
     npu = resolve({"accelerator": "npu", "nnapi_accelerator": "qti-dsp"})
-    argv = BenchmarkModelBackend.command(backend, "/m.tflite", npu, None)
+    argv = backend.command("/m.tflite", npu, None)
     assert "--use_nnapi=true" in argv and "--nnapi_accelerator_name=qti-dsp" in argv and "--use_gpu=true" not in argv
     gpu = resolve({"accelerator": "gpu", "gpu_precision": "fp32", "nnapi_accelerator": "qti-dsp"})
-    argv = BenchmarkModelBackend.command(backend, "/m.tflite", gpu, None)
+    argv = backend.command("/m.tflite", gpu, None)
     assert "--gpu_precision_loss_allowed=false" in argv and not any("nnapi" in a for a in argv)
-    assert "--gpu_precision_loss_allowed=false" not in BenchmarkModelBackend.command(
-        backend, "/m.tflite", resolve({"accelerator": "gpu"}), None
-    )
+    assert "--gpu_precision_loss_allowed=false" not in backend.command("/m.tflite", resolve({"accelerator": "gpu"}),
+                                                                       None)  # fmt: skip
     figures = parse_output(
         "INFO: Replacing 7 out of 7 node(s) with delegate (TfLiteNnapiDelegate) node, yielding 1 "
         "partitions for the whole graph.\nINFO: count=5 first=1 curr=1 min=1 max=2 avg=1.2 std=0\n"
@@ -428,3 +427,14 @@ def test_the_accelerator_settings_become_benchmark_model_flags_and_the_placement
     placement = delegation_placement(figures, npu)
     assert placement["asked"] == "npu" and placement["nnapi_accelerator"] == "qti-dsp"
     assert placement["delegate"] == "TfLiteNnapiDelegate" and placement["delegated"] == 7
+
+    backend.facts = {"binary_tool": "benchmark_litert_model"}
+    argv = backend.command("/m.tflite", gpu, "/w/r.pb")
+    assert argv[:2] == ["/data/local/tmp/bm", "--graph=/m.tflite"] and "--use_gpu=true" in argv
+    assert "--allow_fp16=false" in argv and "--result_file_path=/w/r.pb" in argv
+    assert not any(a.startswith(("--use_nnapi", "--use_xnnpack")) for a in argv)  # TFLite delegates: not its flags
+    assert "--use_npu=true" in backend.command("/m.tflite", npu, None)
+    backend.facts = {"binary_tool": "benchmark_litert_model.py"}
+    argv = backend.command("/m.tflite", resolve({"accelerator": "gpu", "cpus": (1,)}), "/w/r.json")
+    assert argv[:3] == ["taskset", "2", "/data/local/tmp/bm"] and "--model=/m.tflite" in argv
+    assert "--use_gpu" in argv and "--result_json=/w/r.json" in argv and not any("secs" in a for a in argv)

@@ -92,9 +92,9 @@ def test_a_model_the_binary_cannot_load_is_its_own_error_lines():
 def test_every_recorded_output_says_where_it_came_from():
     for path in DATA.glob("*.txt"):
         first = path.read_text().splitlines()[0]
-        assert first.startswith("# ") and ("Published" in first or "Written from" in first or "published" in first), (
-            path
-        )
+        assert first.startswith("# ") and (
+            "Published" in first or "Written from" in first or "published" in first or "Recorded here" in first
+        ), path
 
 
 def test_the_result_proto_is_read_with_its_median_and_preferred_fields():
@@ -198,3 +198,21 @@ def test_litert_tools_source_line_prefix_is_read_too():
     )
     rows = parse_op_profile(assembled)
     assert len(rows) == 9 and rows[1].node_type == "Convolution (NHWC, QC8) IGEMM" and rows[1].on == "XNNPACK"
+
+
+def test_the_litert_python_editions_block_and_its_json_result():
+    """ai-edge-litert's tools/benchmark_litert_model.py: its printed block has percentiles and the placement; its
+    --result_json file says the same in milliseconds with two decimals."""
+    import json
+
+    from edgebench.backends.benchmark_output import figures_from_litert_json
+
+    figures = parsed("litert-python-results-block.txt")
+    assert figures.format == "litert-block" and figures.fully_accelerated is True
+    assert figures.inference.count == 64 and figures.inference.median == pytest.approx(930)
+    assert (figures.inference.p5, figures.inference.p95) == pytest.approx((860, 1130))
+    result = json.loads((DATA / "litert-python-result.json").read_text())
+    from_json = figures_from_litert_json(result)
+    assert from_json.format == "litert-json" and from_json.measured and from_json.fully_accelerated is True
+    assert from_json.inference.median == figures.inference.median and from_json.init_us == figures.init_us
+    assert from_json.warmup.count == 1 and from_json.warmup.first == pytest.approx(1440)

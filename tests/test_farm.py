@@ -353,3 +353,21 @@ def test_a_regression_wins_over_devices_that_could_not_run_and_a_clean_night_is_
                                (Cell("a", "mnist", "int8", "ok"),))  # fmt: skip
     assert night(first_night).exit_code == 2
     assert dataclasses.replace(night(fine), status="interrupted").exit_code == 2  # a night cut short is no "fine"
+
+
+def test_the_farm_matrix_labels_a_device_whose_latencies_are_no_claim_and_a_refused_variant_is_no_failure():
+    """A software GPU (or a tool timing queued GPU work) is marked in the device x variant table like an emulated
+    board; a variant the accelerator refuses is a finding: the night can still be fine."""
+    from edgebench.farm.summary import Cell, DeviceResult, FarmSummary
+    from edgebench.report.farm_table import farm_matrix
+
+    label = "SOFTWARE GPU (SwiftShader Device (Subzero)): placement and fidelity are real, latency is not"
+    gpu = DeviceResult("local-gpu", "done", None, False, {"mnist": "r1"},
+                       (Cell("local-gpu", "mnist", "float32", "ok", verdict="same"),
+                        Cell("local-gpu", "mnist", "int16x8", "refused", error="cannot be fed int16")),
+                       no_speed_claims=(label,))  # fmt: skip
+    night = FarmSummary("f", "done", "last", 0.05, (gpu,), ("mnist",), ("float32", "int16x8"))
+    table = farm_matrix(night)
+    assert table.rows[0][0] == "local-gpu (*)" and table.rows[0][-1] == "refused"
+    assert f"local-gpu (*): {label}" in table.notes
+    assert night.exit_code == 0 and night.undecided == []

@@ -34,6 +34,14 @@ def temperature_script() -> str:
     return "; ".join(TEMPERATURE_LINES) + "; true"
 
 
+# The benchmark tools the backend drives, told apart by their --help: TFLite's benchmark_model, LiteRT's
+# benchmark_litert_model (CompiledModel; --use_gpu/--use_npu), and its Python edition the ai-edge-litert wheel
+# carries (ai_edge_litert/tools/benchmark_litert_model.py: --model, --result_json).
+TOOL_TFLITE = "benchmark_model"
+TOOL_LITERT = "benchmark_litert_model"
+TOOL_PYTHON = "benchmark_litert_model.py"
+
+
 def facts_script(workdir: str, binary: str | None) -> str:
     lines = [f'echo "prop.{key}=$(getprop {prop} 2>/dev/null)"' for key, prop in PROPERTIES.items()]
     lines += [
@@ -59,6 +67,10 @@ def facts_script(workdir: str, binary: str | None) -> str:
         lines.append(f"[ -x {quoted} ] && {quoted} --help 2>&1 | grep -q enable_op_profiling || "
                      f"{{ [ -x {quoted} ] && {quoted} --help 2>&1 | grep -q use_profiler && "
                      "echo binary.use_profiler=1; }")  # fmt: skip
+        # Which tool it is: LiteRT's benchmark_litert_model has --use_npu; its Python edition (in the ai-edge-litert
+        # wheel) also --result_json, and flags of its own (--model, no --graph).
+        lines.append(f"[ -x {quoted} ] && {quoted} --help 2>&1 | grep -q use_npu && echo binary.litert=1")
+        lines.append(f"[ -x {quoted} ] && {quoted} --help 2>&1 | grep -q result_json && echo binary.json=1")
     return "; ".join(lines) + "; true"
 
 
@@ -93,6 +105,11 @@ def parse_facts(stdout: str) -> dict:
         "binary": raw.get("binary"),
         "binary_writes_proto": raw.get("binary.proto") == "1",
         "binary_writes_op_proto": raw.get("binary.op_proto") == "1",
+        "binary_tool": TOOL_PYTHON
+        if raw.get("binary.json") == "1"
+        else TOOL_LITERT
+        if raw.get("binary.litert") == "1"
+        else TOOL_TFLITE,
         "binary_profiler_flag": "--use_profiler=true"
         if raw.get("binary.use_profiler") == "1"
         else "--enable_op_profiling=true",

@@ -15,24 +15,34 @@ The device lease is taken with plain shell (mkdir), the same folder protocol as 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import re
 import shlex
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgebench.agent import agent
-from edgebench.backends.android_facts import describe, facts_script, parse_facts, temperature_script
+from edgebench.backends.android_facts import (
+    TOOL_LITERT,
+    TOOL_PYTHON,
+    TOOL_TFLITE,
+    describe,
+    facts_script,
+    parse_facts,
+    temperature_script,
+)
 from edgebench.backends.base import Backend, HostFiles, Progress
-from edgebench.backends.benchmark_output import Figures, figures_from_proto, parse_output
+from edgebench.backends.benchmark_output import Figures, figures_from_litert_json, figures_from_proto, parse_output
 from edgebench.backends.benchmark_proto import parse_result
 from edgebench.backends.op_profile import parse_op_profile, parse_op_profile_proto
 from edgebench.core.fileio import sha256_file
 from edgebench.core.settings import Settings
-from edgebench.results.store import FailureKind, Measurement
+from edgebench.results.store import ASYNCHRONOUS_TIMING, FailureKind, Measurement
 from edgebench.transport.base import DeviceError, HealthCheckFailed, Transport
 
 SCHEMA_VERSION = 3  # an agent-result document without per-sample latencies (see results.AGENT_SCHEMA_VERSIONS)
@@ -125,8 +135,11 @@ class BenchmarkModelBackend(Backend):
         float32_model: str | None = None,
         probes: Sequence[str] = (),  # the Python agent's; benchmark_model profiles operators itself
     ) -> Measurement:
-        proto_path = f"{self.transport.workdir()}/result-{sha256[:12]}-r{round_number}.pb"
-        argv = self.command(model_path, settings, proto_path if self.facts.get("binary_writes_proto") else None)
+        json_result = self.tool == TOOL_PYTHON
+        suffix = "json" if json_result else "pb"
+        proto_path = f"{self._scratch()}/result-{sha256[:12]}-r{round_number}.{suffix}"
+        writes = json_result or self.facts.get("binary_writes_proto")
+        argv = self.command(model_path, settings, proto_path if writes else None)
         on_progress(Progress("latency", None, None))
         before = self.facts.get("temperature_c")
         started = time.time()
@@ -140,7 +153,13 @@ class BenchmarkModelBackend(Backend):
             why = f"benchmark_model timed out after {timeout:g}s"
             return Measurement.failed(variant, round_number, FailureKind.TIMED_OUT, why)
         figures = parse_output(result.stdout)
-        if figures.format != "proto" and self.facts.get("binary_writes_proto"):
+        if json_result:
+            data = self.transport.read_bytes(proto_path)
+            if data:
+                with contextlib.suppress(ValueError):
+                    figures = _merge(figures_from_litert_json(json.loads(data)), figures)
+            self.transport.shell(f"rm -f {shlex.quote(proto_path)}")
+        elif figures.format != "proto" and self.facts.get("binary_writes_proto"):
             data = self.transport.read_bytes(proto_path)
             parsed = parse_result(data) if data else None
             if parsed:
@@ -156,8 +175,13 @@ class BenchmarkModelBackend(Backend):
             document["operators"] = self.operator_profile(model_path, settings)
         if round_number == 1 and host is not None:
             on_progress(Progress("accuracy", None, None))
-            document.update(host_accuracy(host, settings.samples, settings.accuracy_tolerance))
+            document.update(host_accuracy(host, settings.samples, settings.accuracy_tolerance, self.tool))
         return Measurement(variant, round_number, "ok", document)
+
+    def _scratch(self) -> str:
+        """Where the binary writes its result files: the device's workdir; this machine's temporary folder when
+        the device is this machine (it has no workdir)."""
+        return self.transport.workdir() or tempfile.gettempdir()
 
     def operator_profile(self, model_path: str, settings: Settings) -> dict:
         """A second run of the binary with --enable_op_profiling=true, after the measured one: the profiler's own
@@ -165,7 +189,7 @@ class BenchmarkModelBackend(Backend):
         started = time.time()
         flag = self.facts.get("binary_profiler_flag", "--enable_op_profiling=true")  # LiteRT's: --use_profiler
         argv = [*self.command(model_path, settings, None), flag]
-        proto_path = f"{self.transport.workdir()}/op-profile-{Path(model_path).parent.name[:12]}.pb"
+        proto_path = f"{self._scratch()}/op-profile-{Path(model_path).parent.name[:12]}.pb"
         if self.facts.get("binary_writes_op_proto"):
             argv += ["--op_profiling_output_mode=proto", f"--op_profiling_output_file={proto_path}"]
         result = self.transport.run(["sh", "-c", heartbeat_script(shlex.join(argv))], timeout=settings.timeout,
@@ -184,9 +208,52 @@ class BenchmarkModelBackend(Backend):
             profile["rows"] = [row.as_dict() for row in rows]
         return profile
 
+    @property
+    def tool(self) -> str:
+        """Which benchmark tool the binary is (its --help told the probe): TFLite's, LiteRT's, LiteRT's Python."""
+        return self.facts.get("binary_tool", TOOL_TFLITE)
+
     def command(self, model_path: str, settings: Settings, proto_path: str | None) -> list[str]:
         """The binary's argv from the run's settings; `taskset` pins it when CPUs are given."""
         runs = max(settings.min_runs, 1)
+        if self.tool == TOOL_PYTHON:
+            argv = self._python_edition_command(model_path, settings, runs, proto_path)
+        elif self.tool == TOOL_LITERT:
+            argv = self._litert_command(model_path, settings, runs, proto_path)
+        else:
+            argv = self._tflite_command(model_path, settings, runs, proto_path)
+        argv += list(self.source.extra_flags)
+        if settings.cpus:
+            argv = ["taskset", format(sum(1 << cpu for cpu in settings.cpus), "x"), *argv]
+        return argv
+
+    def _litert_command(self, model_path: str, settings: Settings, runs: int, proto_path: str | None) -> list[str]:
+        """LiteRT's benchmark_litert_model: TFLite's timing flags, CompiledModel's accelerators (no delegates)."""
+        argv = [
+            self.binary, f"--graph={model_path}", f"--num_threads={settings.threads}",
+            f"--warmup_runs={settings.warmup_min_runs}", f"--warmup_min_secs={settings.warmup_min_seconds:g}",
+            f"--num_runs={runs}", f"--min_secs={settings.min_seconds:g}", f"--max_secs={settings.max_seconds:g}",
+            "--report_peak_memory_footprint=true",
+        ]  # fmt: skip
+        argv += {"gpu": ["--use_gpu=true"], "npu": ["--use_npu=true"]}.get(settings.accelerator or "", [])
+        if settings.accelerator == "gpu" and settings.gpu_precision == "fp32":
+            argv.append("--allow_fp16=false")
+        if proto_path:
+            argv.append(f"--result_file_path={proto_path}")
+        return argv
+
+    def _python_edition_command(self, model_path: str, settings: Settings, runs: int,
+                                json_path: str | None) -> list[str]:  # fmt: skip
+        """The wheel's benchmark_litert_model.py: a fixed number of runs (no time limits), switches without
+        values, its result as JSON."""
+        argv = [self.binary, f"--model={model_path}", f"--num_threads={settings.threads}",
+                f"--warmup_runs={settings.warmup_min_runs}", f"--num_runs={runs}"]  # fmt: skip
+        argv += {"gpu": ["--use_gpu"], "npu": ["--use_npu"]}.get(settings.accelerator or "", [])
+        if json_path:
+            argv.append(f"--result_json={json_path}")
+        return argv
+
+    def _tflite_command(self, model_path: str, settings: Settings, runs: int, proto_path: str | None) -> list[str]:
         argv = [
             self.binary, f"--graph={model_path}", f"--num_threads={settings.threads}",
             f"--warmup_runs={settings.warmup_min_runs}", f"--warmup_min_secs={settings.warmup_min_seconds:g}",
@@ -202,9 +269,6 @@ class BenchmarkModelBackend(Backend):
             argv.append("--gpu_precision_loss_allowed=false")
         if proto_path:
             argv.append(f"--result_file_path={proto_path}")
-        argv += list(self.source.extra_flags)
-        if settings.cpus:
-            argv = ["taskset", format(sum(1 << cpu for cpu in settings.cpus), "x"), *argv]
         return argv
 
     def document(self, model_path: str, sha256: str, settings: Settings, figures: Figures, started: float,
@@ -221,6 +285,8 @@ class BenchmarkModelBackend(Backend):
         warnings = []
         if median is None:
             warnings.append({"kind": "no-median", "message": "benchmark_model printed no median: p50 is its mean"})
+        if self.tool != TOOL_TFLITE and settings.accelerator in ("gpu", "npu"):
+            warnings.append({"kind": ASYNCHRONOUS_TIMING, "message": asynchronous_timing_message(self.tool)})
         memory_mb = figures.memory_mb
         android = self.facts.get("android", {})
         return {
@@ -246,7 +312,7 @@ class BenchmarkModelBackend(Backend):
                 "source": "benchmark_model periodic monitoring (peak) and footprint deltas",
             },
             "environment": {
-                "runtime": {"name": "benchmark_model", "version": self.source.version or "unknown"},
+                "runtime": {"name": self.tool, "version": self.source.version or "unknown"},
                 "machine": android.get("abi"),
                 "cpu_model": android.get("soc") or android.get("hardware"),
                 "android": android,
@@ -260,12 +326,14 @@ class BenchmarkModelBackend(Backend):
                 "cpus": list(settings.cpus),
                 "accelerator": settings.accelerator,
             },
-            "placement": delegation_placement(figures, settings),
+            "placement": delegation_placement(figures, settings)
+            if self.tool == TOOL_TFLITE
+            else compiled_placement(figures, settings, self.tool),
             "thermal": {"before_c": temperatures[0], "after_c": temperatures[1]},
             "started_unix": started,
             "finished_unix": time.time(),
             "warnings": warnings,
-            "sources": {"latency": "device: benchmark_model", "memory": "device: benchmark_model"},
+            "sources": {"latency": f"device: {self.tool}", "memory": f"device: {self.tool}"},
         }
 
     def temperature(self) -> float | None:
@@ -314,6 +382,24 @@ def delegation_placement(figures: Figures, settings: Settings) -> dict | None:
     if figures.delegation:  # the last delegate applied is the one that holds the graph
         placement |= figures.delegation[-1]
     return placement
+
+
+def compiled_placement(figures: Figures, settings: Settings, tool: str) -> dict | None:
+    """LiteRT's tools: the accelerator asked for and the CompiledModel's is_fully_accelerated, as they printed it."""
+    if figures.fully_accelerated is None and not settings.accelerator:
+        return None
+    return {"source": f"{tool} log", "accelerator": settings.accelerator or "cpu",
+            "fully_accelerated": figures.fully_accelerated}  # fmt: skip
+
+
+def asynchronous_timing_message(tool: str) -> str:
+    """Why a LiteRT tool's GPU or NPU latency is no inference time: both editions time the run call alone, which
+    returns once the work is queued (the C++ RunImpl returns before its lock on the outputs; the Python edition
+    never reads them). Measured here: the Python edition timed MNIST on SwiftShader at 0.08 ms, where waiting for
+    the outputs (the Python agent's path) takes 17 to 28 ms."""
+    return (f"{tool} times the CompiledModel's run call without waiting for the accelerator's outputs: on a GPU or "
+            "NPU that is the time to queue the work, not an inference (no speed claims; the Python agent's "
+            "accelerator path waits for the outputs)")  # fmt: skip
 
 
 def heartbeat_script(command: str) -> str:
@@ -378,6 +464,8 @@ def _merge(proto: Figures, text: Figures) -> Figures:
     for key, value in text.memory_mb.items():
         proto.memory_mb.setdefault(key, value)
     proto.errors, proto.delegation, proto.fallbacks = text.errors, text.delegation, text.fallbacks
+    if proto.fully_accelerated is None:
+        proto.fully_accelerated = text.fully_accelerated
     return proto
 
 
@@ -395,7 +483,7 @@ def _failure(exit_code: int | None, figures: Figures, output: str) -> tuple[Fail
     return FailureKind.CRASHED, f"benchmark_model printed no timings (exit code {exit_code}): {last[0][:200]}"
 
 
-def host_accuracy(host: HostFiles, samples: int | None, tolerance_pp: float = 0.0) -> dict:
+def host_accuracy(host: HostFiles, samples: int | None, tolerance_pp: float = 0.0, tool: str = TOOL_TFLITE) -> dict:
     """Top-1 and fidelity of the variant file on THIS host's runtime: the phone's binary feeds random inputs."""
     import numpy as np
 
@@ -403,8 +491,8 @@ def host_accuracy(host: HostFiles, samples: int | None, tolerance_pp: float = 0.
 
     runner = host_runner(host.model)
     _, name, version = agent.load_runtime("ai_edge_litert")
-    label = f"host: {name} {version} on the same file, not the phone (benchmark_model feeds random inputs)"
-    update: dict = {"sources": {"latency": "device: benchmark_model", "memory": "device: benchmark_model",
+    label = f"host: {name} {version} on the same file, not the device ({tool} feeds random inputs)"
+    update: dict = {"sources": {"latency": f"device: {tool}", "memory": f"device: {tool}",
                                 "accuracy": label, "fidelity": label}}  # fmt: skip
 
     def quiet(*_args, **_kwargs):

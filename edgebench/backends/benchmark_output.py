@@ -13,7 +13,8 @@ Every format in use is read (tests/data/benchmark_model holds published outputs 
       Inference timings in us: Init: 3337, First inference: 81913, Warmup (avg): 58984.7, Inference (avg): 56265.8
 - memory: "Memory footprint delta from the start of the tool (MB): init=2.43 overall=8.68" and
   "Overall peak memory footprint (MB) via periodic monitoring: 13.18";
-- the "========== BENCHMARK RESULTS ==========" block of benchmark_litert_model (milliseconds).
+- the "========== BENCHMARK RESULTS ==========" block of benchmark_litert_model (milliseconds), and the
+  " BENCHMARK RESULTS" block of its Python edition, with median, p5, p95 and "Fully accelerated".
 
 Lines may carry any prefix ("INFO: ", a logcat tag, a timestamp); only the text after it is read.
 """
@@ -54,6 +55,11 @@ _BLOCK = {
     "min_ms": re.compile(rf"Inference \(min\):\s+({_NUMBER}) ms"),
     "max_ms": re.compile(rf"Inference \(max\):\s+({_NUMBER}) ms"),
     "std_ms": re.compile(rf"Inference \(std\):\s+({_NUMBER})"),
+    # The Python edition's block has percentiles and the placement too.
+    "median_ms": re.compile(rf"Inference \(median\):\s+({_NUMBER}) ms"),
+    "p5_ms": re.compile(rf"Inference \(p5\):\s+({_NUMBER}) ms"),
+    "p95_ms": re.compile(rf"Inference \(p95\):\s+({_NUMBER}) ms"),
+    "fully_accelerated": re.compile(r"Fully accelerated:\s+(True|False)"),
     "init_mb": re.compile(rf"Init footprint:\s+({_NUMBER}) MB"),
     "overall_mb": re.compile(rf"Overall footprint:\s+({_NUMBER}) MB"),
     "peak_mb": re.compile(rf"Peak memory:\s+({_NUMBER}) MB"),
@@ -86,6 +92,7 @@ class Figures:
     errors: list[str] = field(default_factory=list)
     delegation: list[dict] = field(default_factory=list)  # each "Replacing N out of M node(s)" line
     fallbacks: list[str] = field(default_factory=list)  # "Falling back to OpenGL", ...
+    fully_accelerated: bool | None = None  # LiteRT's tools: the CompiledModel's own answer
 
     @property
     def measured(self) -> bool:
@@ -98,7 +105,7 @@ class Figures:
 def parse_output(text: str) -> Figures:
     """The figures of one run's output (stdout and stderr together, in order)."""
     lines = [line.rstrip() for line in text.splitlines()]
-    figures = _parse_block(lines) if any(_BLOCK_START in line for line in lines) else _parse_stats(lines)
+    figures = _parse_block(lines) if any(_is_block_start(line) for line in lines) else _parse_stats(lines)
     for line in lines:
         if match := _FOOTPRINT.search(line):
             figures.memory_mb.update(init=float(match[1]), overall=float(match[2]))
@@ -159,9 +166,14 @@ def _stat(line: str) -> Timing:
                   values.get("p5"), values.get("median"), values.get("p95"))  # fmt: skip
 
 
+def _is_block_start(line: str) -> bool:
+    # The C++ tool's "========== BENCHMARK RESULTS ==========", or the Python edition's title between two rules.
+    return _BLOCK_START in line or line.strip() == "BENCHMARK RESULTS"
+
+
 def _parse_block(lines: list[str]) -> Figures:
     found: dict[str, tuple[str, ...]] = {}
-    start = next(i for i, line in enumerate(lines) if _BLOCK_START in line)
+    start = next(i for i, line in enumerate(lines) if _is_block_start(line))
     for line in lines[start:]:
         for key, pattern in _BLOCK.items():
             if key not in found and (match := pattern.search(line)):
@@ -172,7 +184,10 @@ def _parse_block(lines: list[str]) -> Figures:
 
     figures = Figures("litert-block")
     runs = int(found["avg_ms"][1]) if "avg_ms" in found else None
-    figures.inference = Timing(runs, us("avg_ms"), None, us("min_ms"), us("max_ms"), us("std_ms"))
+    figures.inference = Timing(runs, us("avg_ms"), None, us("min_ms"), us("max_ms"), us("std_ms"), us("p5_ms"),
+                               us("median_ms"), us("p95_ms"))  # fmt: skip
+    if "fully_accelerated" in found:
+        figures.fully_accelerated = found["fully_accelerated"][0] == "True"
     warm_runs = int(found["warmup_avg_ms"][1]) if "warmup_avg_ms" in found else None
     figures.warmup = Timing(warm_runs, us("warmup_avg_ms"), us("warmup_first_ms"))
     figures.init_us = us("init_ms")
@@ -200,6 +215,23 @@ def figures_from_proto(result: dict) -> Figures:
         figures.memory_mb["overall"] = memory["overall_footprint_kb"] / 1024
     if "peak_mem_mb" in memory:
         figures.memory_mb["peak"] = float(memory["peak_mem_mb"])
+    return figures
+
+
+def figures_from_litert_json(result: dict) -> Figures:
+    """benchmark_litert_model.py --result_json=FILE (the ai-edge-litert wheel's Python edition) as Figures."""
+    latency = result.get("latency", {})
+
+    def us(key: str) -> float | None:
+        return float(latency[key]) * 1000 if latency.get(key) is not None else None
+
+    figures = Figures("litert-json")
+    figures.inference = Timing(latency.get("num_runs"), us("avg_ms"), None, us("min_ms"), us("max_ms"), us("std_ms"),
+                               us("p5_ms"), us("median_ms"), us("p95_ms"))  # fmt: skip
+    figures.warmup = Timing(latency.get("num_warmup_runs"), us("warmup_avg_ms"), us("warmup_first_ms"))
+    figures.init_us = us("init_ms")
+    if isinstance(result.get("fully_accelerated"), bool):
+        figures.fully_accelerated = result["fully_accelerated"]
     return figures
 
 

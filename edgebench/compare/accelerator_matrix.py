@@ -24,7 +24,11 @@ class MatrixCell:
     run_id: str
     fully_accelerated: bool | None = None
     adapter: str | None = None  # the GPU the runtime picked
-    software: bool = False  # a CPU pretending to be the accelerator: its latency is no claim
+    software: bool = False  # a CPU pretending to be the accelerator
+    # Why this cell's latency is no claim about the hardware ("software GPU", "emulated", a tool timing queued
+    # work), in the words the run's table uses; None when it is one.
+    no_speed_claim: str | None = None
+    fidelity_from_host: bool = False  # top-1 and SQNR computed on the controller (a benchmark binary's run)
     p50_ms: float | None = None
     load_ms: float | None = None  # loading and compiling for the accelerator
     speedup: float | None = None  # float32 on this accelerator / this, in the same run
@@ -65,7 +69,10 @@ def _cell(row: VariantSummary, view: RunSummaryView, run_id: str, cpu_p50: float
     if row.status != "ok":
         return MatrixCell(placement=row.status, **base)
     claims = not view.no_speed_claims
+    why = view.software_label or view.asynchronous_timing or view.no_speed_claims
     return MatrixCell(
+        no_speed_claim=None if claims else why,
+        fidelity_from_host=str(view.sources.get("fidelity", "")).startswith("host"),
         placement=_placement_words(accelerator, fully, software, placement.get("nodes")),
         fully_accelerated=fully,
         adapter=placement.get("adapter"),

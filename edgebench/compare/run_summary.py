@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from edgebench.model.runtime_issues import runtime_issue
 from edgebench.quantize.compressed import gzip_ratio
 from edgebench.results.record import RunRecord
-from edgebench.results.store import FailureKind, Measurement, latency
+from edgebench.results.store import ASYNCHRONOUS_TIMING, FailureKind, Measurement, latency
 
 REFERENCE = "float32"
 # Quantization moves a handful of borderline predictions; a variant that agrees
@@ -92,12 +92,16 @@ class RunSummaryView:
     accuracy_tolerance_pp: float = 0.5
     accelerator: str | None = None  # LiteRT CompiledModel's accelerator ("gpu", "npu", "cpu"); None: interpreter
     software_accelerator: str | None = None  # the adapter, when the accelerator was a CPU pretending (SwiftShader)
+    # Why latencies are no inference times though the hardware is real: a LiteRT tool timing queued GPU work.
+    asynchronous_timing: str | None = None
 
     @property
     def no_speed_claims(self) -> str | None:
         """Why this run's latencies say nothing about the hardware, or None: an emulator, or a software GPU."""
         if self.emulated:
             return "emulated"
+        if self.asynchronous_timing:
+            return "queued, not finished, work timed"
         return f"software {(self.accelerator or 'accelerator').upper()}" if self.software_accelerator else None
 
     @property
@@ -106,7 +110,7 @@ class RunSummaryView:
         path ran on a CPU; None otherwise."""
         if not self.software_accelerator:
             return None
-        return f"{(self.no_speed_claims or '').upper()} ({self.software_accelerator})"
+        return f"SOFTWARE {(self.accelerator or 'accelerator').upper()} ({self.software_accelerator})"
 
 
 def summarize(run: RunRecord, measurements: Sequence[Measurement]) -> RunSummaryView:
@@ -126,7 +130,10 @@ def summarize(run: RunRecord, measurements: Sequence[Measurement]) -> RunSummary
     temperatures = [d.get("thermal", {}) for d in documents]
     software = next((d["placement"].get("adapter") for d in documents if (d.get("placement") or {}).get("software")),
                     None)  # fmt: skip
+    asynchronous = next((w["message"] for d in documents for w in d.get("warnings") or []
+                         if isinstance(w, dict) and w.get("kind") == ASYNCHRONOUS_TIMING), None)  # fmt: skip
     return RunSummaryView(
+        asynchronous_timing=asynchronous,
         accelerator=run.settings.get("accelerator"),
         software_accelerator=software,
         device=run.get("device", {}).get("name", "?"),
@@ -221,6 +228,8 @@ def _variant(name: str, measurements: list[Measurement], files: dict, reference:
         warnings.append(f"{name}: {issue}")
     for m in ok:
         for warning in m.document.get("warnings", []):
+            if warning.get("kind") == ASYNCHRONOUS_TIMING:  # the whole run's: said once, over the table
+                continue
             where = f" (round {m.round})" if len(ok) > 1 else ""
             warnings.append(f"{name}{where}: {warning['message']}")
     return VariantSummary(

@@ -65,6 +65,9 @@ class DeviceResult:
     emulated: bool
     baselines: dict = field(default_factory=dict)  # model -> baseline run id, or why there is none
     cells: tuple[Cell, ...] = ()
+    # Why its latencies say nothing of the hardware though it is no emulator: "SOFTWARE GPU (SwiftShader ...)",
+    # a LiteRT tool timing queued GPU work (as the run's own table says).
+    no_speed_claims: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -134,12 +137,14 @@ def summarize_farm(document: dict, results_dir: Path, policy: str | None = None,
         emulated = bool(entry.get("emulated"))
         cells: list[Cell] = []
         baselines: dict = {}
+        labels: dict[str, None] = {}
         for model in document["models"]:
             runs = [r for r in entry.get("runs", []) if r["model"] == model["key"]]
-            model_cells, baselines[model["key"]] = _model_cells(name, model, runs, results_dir, policy, limit)
+            model_cells, baselines[model["key"]], label = _model_cells(name, model, runs, results_dir, policy, limit)
             cells += model_cells
+            labels.update(dict.fromkeys([label] if label else []))
         devices.append(DeviceResult(name, entry.get("state", "pending"), entry.get("reason"), emulated, baselines,
-                                    tuple(cells)))  # fmt: skip
+                                    tuple(cells), tuple(labels)))  # fmt: skip
     variants = list(dict.fromkeys(v for m in document["models"] for v in m.get("variants", [])))
     return FarmSummary(document["farm_run"], document.get("status", "running"), policy, limit, tuple(devices),
                        tuple(models), tuple(variants))  # fmt: skip
@@ -180,11 +185,11 @@ def _never_started(measurement: Measurement) -> bool:
 
 
 def _model_cells(device: str, model: dict, runs: list[dict], results_dir: Path, policy: str,
-                 limit: float) -> tuple[list[Cell], str]:  # fmt: skip
+                 limit: float) -> tuple[list[Cell], str, str | None]:  # fmt: skip
     merged, origin = merged_run(runs, results_dir)
     planned = model.get("variants", [])
     if merged is None:
-        return [Cell(device, model["key"], v, "not run") for v in planned], "none: not run"
+        return [Cell(device, model["key"], v, "not run") for v in planned], "none: not run", None
     view = summarize(merged.record, merged.measurements)
     rows = {row.name: row for row in view.variants}
     comparisons, baseline, not_comparable = {}, "none: nothing measured", ""
@@ -223,7 +228,10 @@ def _model_cells(device: str, model: dict, runs: list[dict], results_dir: Path, 
             elif not baseline.startswith("none") and "not comparable" in baseline:
                 fields |= {"verdict": "not comparable", "verdict_reason": not_comparable}
         cells.append(Cell(device, model["key"], name, row.status, **fields))
-    return cells, baseline
+    label = (view.software_label and f"{view.software_label}: placement and fidelity are real, latency is not") or (
+        view.asynchronous_timing
+    )
+    return cells, baseline, label
 
 
 def kept_confirmations(runs: list[dict], origin: dict[str, tuple[str, int]], results_dir: Path) -> dict:

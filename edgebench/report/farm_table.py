@@ -19,7 +19,7 @@ def farm_matrix(summary: FarmSummary) -> DataTable:
     for device in summary.devices:
         for model in summary.models:
             cells = {c.variant: c for c in device.cells if c.model == model}
-            name = device.name + (" (emulated)" if device.emulated else "")
+            name = device.name + (" (emulated)" if device.emulated else "") + (" (*)" if device.no_speed_claims else "")
             first = (name, model) if several_models else (name,)
             rows.append((*first, device.state, *(_cell(cells.get(v)) for v in summary.variants)))
     header = (
@@ -32,6 +32,7 @@ def farm_matrix(summary: FarmSummary) -> DataTable:
     notes += list(summary.notes)
     notes += [f"{d.name}: emulated: its latencies are an emulator's, not a board's" for d in summary.devices
               if d.emulated]  # fmt: skip
+    notes += [f"{d.name} (*): {label}" for d in summary.devices for label in d.no_speed_claims]
     return DataTable(f"Farm {summary.farm_run}", columns, tuple(rows), tuple(notes), header)
 
 

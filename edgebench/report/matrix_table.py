@@ -23,19 +23,23 @@ def matrix_table(cells: Sequence[MatrixCell], title: str) -> DataTable:
             rows.append((variant, cell.accelerator, cell.status, *("—",) * 6))
             notes.append(f"{cell.variant} on {cell.accelerator} {cell.status}: {cell.error}")
             continue
-        latency = f"{cell.p50_ms:.3f}" + ("*" if cell.software else "")
+        unclaimed = cell.no_speed_claim is not None
+        host = "†" if cell.fidelity_from_host else ""
+        latency = f"{cell.p50_ms:.3f}" + ("*" if unclaimed else "")
         rows.append((
             variant, cell.accelerator, cell.placement, latency,
-            _ratio(cell.speedup, cell.software), _ratio(cell.speedup_vs_cpu, cell.software),
-            "exact" if cell.fidelity_exact else _number(cell.sqnr_db, "{:.1f}"),
-            _number(cell.top1_delta_pp, "{:+.2f}"), _number(cell.load_ms, "{:.0f}"),
+            _ratio(cell.speedup, unclaimed), _ratio(cell.speedup_vs_cpu, unclaimed),
+            ("exact" if cell.fidelity_exact else _number(cell.sqnr_db, "{:.1f}")) + host,
+            _number(cell.top1_delta_pp, "{:+.2f}") + host, _number(cell.load_ms, "{:.0f}"),
         ))  # fmt: skip
     header = ["SQNR against float32's outputs on the CPU (the same reference in every column); "
               "'vs float32 here': float32 on the same accelerator"]  # fmt: skip
-    software = sorted({f"SOFTWARE {c.accelerator.upper()} ({c.adapter})" for c in cells if c.software})
-    if software:
-        header.insert(0, f"* {'; '.join(software)}: placement and fidelity are real, latency is not (no speed-ups "
-                      "shown)")  # fmt: skip
+    real = ": placement and fidelity are real, latency is not (no speed-ups shown)"
+    reasons = dict.fromkeys(f"* {c.no_speed_claim}{real if c.software else ''}" for c in cells if c.no_speed_claim)
+    header[:0] = list(reasons)
+    if any(c.fidelity_from_host for c in cells):
+        header.append("† top-1 and SQNR computed on this host's CPU on the same file: the device's benchmark binary "
+                      "feeds random inputs and returns no outputs")  # fmt: skip
     partly = [c for c in cells if c.status == "ok" and c.fully_accelerated is False]
     if partly:
         notes.append(

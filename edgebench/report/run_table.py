@@ -63,6 +63,8 @@ def run_table(view: RunSummaryView, title: str, dense: bool = False) -> DataTabl
         )
     if view.emulated:
         header.append("EMULATED device: latencies come from an emulator, not hardware; accuracy and memory still hold")
+    if view.asynchronous_timing:
+        header.append(f"NO INFERENCE TIMES: {view.asynchronous_timing}")
     if view.software_accelerator:
         header.append(f"{view.software_label}: placement and fidelity are real, latency is not "
                       f"(a CPU runs the {view.accelerator or 'accelerator'}'s work)")  # fmt: skip
@@ -229,7 +231,7 @@ def _accelerator_notes(view: RunSummaryView) -> list[str]:
     whole = [v.name for v in placed if v.placement["fully_accelerated"]]
     notes = [f"placement: {on} took every operator of {', '.join(whole)}"] if whole else []
     for v in placed:
-        if v.placement["fully_accelerated"]:
+        if v.placement["fully_accelerated"] in (True, None):  # None: the tool did not say
             continue
         nodes = v.placement.get("nodes")  # a vendor compiler plugin's partitioning (an NPU's); a GPU says nothing
         share = (f"{nodes['accelerated']} of {nodes['total']} operators on the {accelerator}, the rest on the CPU"

@@ -43,6 +43,11 @@ class ResultsWriteError(ResultsError):
     exit_code = 1
 
 
+# A measurement document's warning kind: its latencies time queued accelerator work, not inferences (a LiteRT
+# benchmark tool on a GPU); the run's view makes no speed claim from it.
+ASYNCHRONOUS_TIMING = "asynchronous-timing"
+
+
 class FailureKind(StrEnum):
     """Why a measurement failed, as a value: retries, quarantine and farm verdicts decide on it, never on a
     message's wording. The message beside it is for people."""
