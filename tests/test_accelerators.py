@@ -7,6 +7,7 @@ from __future__ import annotations
 import ctypes
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -75,6 +76,21 @@ def test_the_npu_partitioning_and_a_wrong_openvino_are_read_and_said(tmp_path):
            "resulted in 2 partitions.\n")  # fmt: skip
     found = agent.PARTITION_LINE.search(log)
     assert (found["selected"], found["total"], found["partitions"]) == ("5", "7", "2")
+    compiled = SimpleNamespace(
+        model=SimpleNamespace(is_fully_accelerated=lambda: False),
+        options={},
+        log=log + "INFO: [compiled_model.cc:1397] 1 compiler plugins were applied successfully",
+    )
+    assert agent.accelerator_placement(compiled, "npu")["nodes"] == {"accelerated": 5, "total": 7, "partitions": 2}
+    # Selected, then not compiled (int4 weights, measured here): every node on the CPU, and why.
+    compiled.log = (
+        log + "ERROR: [openvino_compiler_plugin.cc:714] Exception in compilation: Exception from "
+        "src/core/reference/src/op/transpose.cpp:127:\nTranspose for i4/u4 dtype is supported only for "
+        "ndims <= 3\n\nINFO: [compiled_model.cc:1397] 0 compiler plugins were applied successfully: \n"
+    )
+    placement = agent.accelerator_placement(compiled, "npu")
+    assert placement["nodes"] == {"accelerated": 0, "total": 7, "partitions": 0}
+    assert placement["fallback"].endswith("Transpose for i4/u4 dtype is supported only for ndims <= 3")
     dispatch, libraries = tmp_path / "dispatch", tmp_path / "libs"
     dispatch.mkdir(), libraries.mkdir()
     (dispatch / "libLiteRtDispatch_IntelOpenvino.so").write_bytes(b"\0ELF..libopenvino.so.2631\0libc.so.6\0")
@@ -117,6 +133,9 @@ def test_the_npu_path_runs_through_openvino_beside_the_cpu_in_one_matrix(tmp_pat
     runs = document["runs"]
     assert [r["run"]["settings"]["accelerator"] for r in runs] == ["npu", "cpu"]
     assert all(r["status"] == "ok" and r["run"]["matrix"]["id"] == document["matrix"]["id"] for r in runs)
+    assert runs[0]["no_speed_claims"] == "software NPU" and runs[1]["no_speed_claims"] is None
+    assert runs[0]["labels"] == ["SOFTWARE NPU (OpenVINO CPU device)"]
+    assert npu["compile_ms"] > 0
     placement = json.loads((Path(runs[0]["folder"]) / "float32.json").read_text())["placement"]
     assert placement["nodes"]["accelerated"] == placement["nodes"]["total"] > 0
     assert placement["npu_vendor"] == "intel_openvino" and placement["openvino_device"] == "CPU"

@@ -659,6 +659,10 @@ OPENVINO_DEVICES = ("CPU", "GPU", "NPU")
 # A vendor compiler plugin's partitioning, in the runtime's log: how many nodes went to the NPU.
 PARTITION_LINE = re.compile(r"selected (?P<selected>\d+) ops, from a total of (?P<total>\d+) ops\. "
                             r"resulted in (?P<partitions>\d+) partitions")  # fmt: skip
+# ... and whether it then compiled them: "0 compiler plugins were applied successfully" means every node it
+# selected runs on the CPU after all; the plugin's exception (next line included) says why.
+PLUGINS_APPLIED = re.compile(r"(?P<count>\d+) compiler plugins were applied successfully")
+PLUGIN_EXCEPTION = re.compile(r"Exception in compilation: (?P<what>[^\n]*)(?:\n(?P<detail>[^\n]+))?")
 # The runtime's log line naming the GPU it picked (WebGPU over Vulkan), e.g. "Selected adapter: SwiftShader Device
 # (Subzero), arch=swiftshader, vendor=google, backend=Vulkan, adapterType=CPU / Software".
 ADAPTER_LINE = re.compile(r"Selected adapter: (?P<name>[^,]+),.*?adapterType=(?P<kind>[^\n]+)")
@@ -787,6 +791,12 @@ def accelerator_placement(interpreter, accelerator):
         selected, total = (sum(int(m.group(key)) for m in partitions) for key in ("selected", "total"))
         placement["nodes"] = {"accelerated": selected, "total": total,
                               "partitions": sum(int(m.group("partitions")) for m in partitions)}  # fmt: skip
+        applied = PLUGINS_APPLIED.search(interpreter.log)
+        if applied and int(applied.group("count")) == 0:  # selected, then not compiled: all of it on the CPU
+            placement["nodes"].update(accelerated=0, partitions=0)
+            failed = PLUGIN_EXCEPTION.search(interpreter.log)
+            placement["fallback"] = (" ".join(f"{failed.group('what')} {failed.group('detail') or ''}".split())
+                                     if failed else "the compiler plugin was not applied")  # fmt: skip
     found = ADAPTER_LINE.search(interpreter.log)
     if interpreter.options.get("openvino_device") == "CPU":
         # OpenVINO compiling the NPU path for its CPU device: the path is real, the hardware is a CPU.

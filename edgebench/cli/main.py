@@ -709,7 +709,8 @@ class _RunProgress:
         view = summarize(store.record, store.measurements)
         shown = next((v for v in view.variants if v.name == variant), None)
         if shown is not None:
-            self.progress.console.print(progress_line(shown), markup=False, highlight=False, soft_wrap=True)
+            self.progress.console.print(progress_line(shown, view.no_speed_claims), markup=False, highlight=False,
+                                        soft_wrap=True)  # fmt: skip
 
 
 def cmd_devices_list(args: argparse.Namespace) -> int:

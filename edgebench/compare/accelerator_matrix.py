@@ -30,13 +30,14 @@ class MatrixCell:
     no_speed_claim: str | None = None
     fidelity_from_host: bool = False  # top-1 and SQNR computed on the controller (a benchmark binary's run)
     p50_ms: float | None = None
-    load_ms: float | None = None  # loading and compiling for the accelerator
+    compile_ms: float | None = None  # compiling for the accelerator (what an app pays at start)
     speedup: float | None = None  # float32 on this accelerator / this, in the same run
     speedup_vs_cpu: float | None = None  # float32 on the matrix's CPU run / this; None where no claim can be made
     sqnr_db: float | None = None  # None with fidelity_exact: identical outputs
     fidelity_exact: bool = False
     top1_delta_pp: float | None = None  # against float32 on this accelerator
     error: str | None = None
+    fallback: str | None = None  # why the accelerator's compiler gave every node back to the CPU
 
 
 def matrix_cells(runs: Sequence[tuple[str, RunSummaryView]]) -> list[MatrixCell]:
@@ -78,7 +79,8 @@ def _cell(row: VariantSummary, view: RunSummaryView, run_id: str, cpu_p50: float
         adapter=placement.get("adapter"),
         software=software,
         p50_ms=row.p50_ms,
-        load_ms=row.load_ms,
+        compile_ms=row.compile_ms,
+        fallback=placement.get("fallback"),
         speedup=row.speedup if claims else None,
         speedup_vs_cpu=cpu_p50 / row.p50_ms if claims and cpu_p50 and row.p50_ms else None,
         sqnr_db=row.sqnr_db,
@@ -90,12 +92,15 @@ def _cell(row: VariantSummary, view: RunSummaryView, run_id: str, cpu_p50: float
 
 def _placement_words(accelerator: str, fully: bool | None, software: bool, nodes: dict | None) -> str:
     if accelerator in ("interpreter", "cpu"):
-        return "CPU"
+        # LiteRT's CPU accelerator is XNNPACK; what it does not take runs on the builtin kernels (int4 weights).
+        return "CPU (not all on XNNPACK)" if fully is False and accelerator == "cpu" else "CPU"
     name = accelerator.upper() + (" (software)" if software else "")
     if fully is None:
         return name
     if fully:
         return f"all on {name}"
+    if nodes and nodes["accelerated"] == 0:
+        return f"all on CPU ({name} compile failed)"
     if nodes:  # a vendor compiler plugin's count (an NPU's); a GPU's runtime says only "not fully"
         return f"{nodes['accelerated']} of {nodes['total']} nodes on {name}, rest CPU"
     return f"{name}, some nodes on CPU"

@@ -66,6 +66,7 @@ class VariantSummary:
     compressed: dict | None = None  # {"gzip": bytes, "zstd": bytes}; None in runs before compressed sizes
     reference_compressed: dict | None = None  # float32's, for the compressed ratio
     sparsity: dict | None = None  # pruned files: target, share of zeros, each tensor's
+    compile_ms: float | None = None  # compiling for an accelerator alone (LiteRT's CompiledModel), within load_ms
 
     @property
     def gzip_ratio(self) -> float | None:
@@ -238,6 +239,7 @@ def _variant(name: str, measurements: list[Measurement], files: dict, reference:
         size_bytes=size,
         size_ratio=size_ratio,
         load_ms=load_ms,
+        compile_ms=timing["compile_us"] / 1000 if timing.get("compile_us") is not None else None,
         p50_ms=p50,
         p90_ms=p90,
         p90_note=figure.tail_note,

@@ -12,7 +12,7 @@ def matrix_table(cells: Sequence[MatrixCell], title: str) -> DataTable:
     columns = (
         Column("variant", "left"), Column("accelerator", "left"), Column("ran", "left"), Column("p50 ms"),
         Column("vs float32 here"), Column("vs CPU float32"), Column("SQNR dB"), Column("top-1 Δ pp"),
-        Column("load ms"),
+        Column("compile ms"),
     )  # fmt: skip
     rows, notes = [], []
     previous = None
@@ -30,7 +30,7 @@ def matrix_table(cells: Sequence[MatrixCell], title: str) -> DataTable:
             variant, cell.accelerator, cell.placement, latency,
             _ratio(cell.speedup, unclaimed), _ratio(cell.speedup_vs_cpu, unclaimed),
             ("exact" if cell.fidelity_exact else _number(cell.sqnr_db, "{:.1f}")) + host,
-            _number(cell.top1_delta_pp, "{:+.2f}") + host, _number(cell.load_ms, "{:.0f}"),
+            _number(cell.top1_delta_pp, "{:+.2f}") + host, _number(cell.compile_ms, "{:.0f}"),
         ))  # fmt: skip
     header = ["SQNR against float32's outputs on the CPU (the same reference in every column); "
               "'vs float32 here': float32 on the same accelerator"]  # fmt: skip
@@ -40,7 +40,11 @@ def matrix_table(cells: Sequence[MatrixCell], title: str) -> DataTable:
     if any(c.fidelity_from_host for c in cells):
         header.append("† top-1 and SQNR computed on this host's CPU on the same file: the device's benchmark binary "
                       "feeds random inputs and returns no outputs")  # fmt: skip
-    partly = [c for c in cells if c.status == "ok" and c.fully_accelerated is False]
+    notes += [f"{c.variant} on {c.accelerator}: the compiler gave every node back to the CPU: {c.fallback}"
+              for c in cells if c.fallback]  # fmt: skip
+    # Where the cell has no count (a GPU's runtime says only "not fully accelerated"); the CPU's is XNNPACK's.
+    partly = [c for c in cells if c.status == "ok" and c.fully_accelerated is False and c.accelerator != "cpu"
+              and not c.placement.startswith("all on CPU") and "nodes on" not in c.placement]  # fmt: skip
     if partly:
         notes.append(
             "some nodes on CPU: LiteRT's CompiledModel says only that the model is not fully accelerated, "

@@ -182,13 +182,16 @@ def _delta_cell(v: VariantSummary, dense: bool) -> str:
     return f"{cell} ±{max(high - v.top1_delta_pp, v.top1_delta_pp - low):.2f}"
 
 
-def progress_line(v: VariantSummary) -> str:
+def progress_line(v: VariantSummary, no_speed_claims: str | None = None) -> str:
     """One variant's first figures, printed as its first round ends: 'int8: 3.96x smaller · 490 µs, 1.02x float32's
-    speed · top-1 +0.00 ±0.38 pp (800 samples) · SQNR 16.8 dB'."""
+    speed · top-1 +0.00 ±0.38 pp (800 samples) · SQNR 16.8 dB'; no speed-up where the run makes no speed claim
+    (an emulator, a software GPU)."""
     if v.status != "ok":
         return f"{v.name}: {v.status}: {v.error}"
     parts = [f"{v.size_ratio:.2f}x smaller" if v.size_ratio and v.name != "float32" else None]
     speed = f", {v.speedup:.2f}x float32's speed" if v.speedup is not None and v.name != "float32" else ""
+    if no_speed_claims:
+        speed = f" ({no_speed_claims}: no speed claim)"
     parts.append(f"{format_latency(v.p50_ms)}{speed}")
     if v.top1 is not None:
         if v.top1_delta_pp is not None and v.name != "float32":
@@ -234,6 +237,11 @@ def _accelerator_notes(view: RunSummaryView) -> list[str]:
         if v.placement["fully_accelerated"] in (True, None):  # None: the tool did not say
             continue
         nodes = v.placement.get("nodes")  # a vendor compiler plugin's partitioning (an NPU's); a GPU says nothing
+        if nodes and v.placement.get("fallback"):  # selected, then not compiled
+            share = (f"all {nodes['total']} operators on the CPU: the {accelerator} compiler failed: "
+                     f"{v.placement['fallback']}")  # fmt: skip
+            notes.append(f"placement: {v.name}: {share}")
+            continue
         share = (f"{nodes['accelerated']} of {nodes['total']} operators on the {accelerator}, the rest on the CPU"
                  if nodes else "some operators fell back to the CPU (the runtime says only that: is_fully_accelerated "
                  "is false)")  # fmt: skip

@@ -92,6 +92,9 @@ class RunOutcome:
         return {
             "folder": str(self.folder),
             "status": self.status,
+            # Why the latencies say nothing of the hardware, as the table's header says it; null when they do.
+            "no_speed_claims": self.view.no_speed_claims,
+            "labels": [label for label in (self.view.software_label, self.view.asynchronous_timing) if label],
             "run": self.record,
             "variants": [dataclasses.asdict(v) for v in self.view.variants],
         }
