@@ -9,6 +9,8 @@ run.json format history (schema_version):
   1 - first version.
   2 - each measurement entry has "kind": why it failed, as a value (FailureKind), beside the message for
       people; null when it is ok. A version 1 file is migrated on read (the kind derived from its message).
+      Added within version 2 (readers ignore what they do not know): the kind "refused-by-accelerator", and
+      "matrix" (id, setting, values, index) on a run of `--accelerator gpu,cpu`.
 """
 
 from __future__ import annotations
