@@ -9,8 +9,9 @@ run.json format history (schema_version):
   1 - first version.
   2 - each measurement entry has "kind": why it failed, as a value (FailureKind), beside the message for
       people; null when it is ok. A version 1 file is migrated on read (the kind derived from its message).
-      Added within version 2 (readers ignore what they do not know): the kind "refused-by-accelerator", and
-      "matrix" (id, setting, values, index) on a run of `--accelerator gpu,cpu`.
+      Added within version 2: "matrix" (id, setting, values, index) on a run of `--accelerator gpu,cpu`, which
+      older readers ignore, and the kind "refused-by-accelerator", which an older edgebench refuses in one line
+      ("damaged (unknown failure kind ...)"): only runs where an accelerator refused a variant carry it.
 """
 
 from __future__ import annotations
