@@ -111,11 +111,12 @@ def test_the_npu_path_runs_through_openvino_beside_the_cpu_in_one_matrix(tmp_pat
     reason = openvino_unavailable_reason()
     if reason:
         pytest.skip(reason)
+    report = tmp_path / "report.html"
     done = run_edgebench(
         "run", "--device", "local-npu", "--model", "mnist", "--variants", "float32,int8,int16x8",
         "--rounds", "1", "--samples", "200", "--min-runs", "10", "--min-seconds", "0.1", "--warmup-seconds", "0",
         "--fidelity-samples", "20", "--devices-dir", str(DEVICES), "--results-dir", str(tmp_path),
-        "--cache-dir", str(variant_cache), "--json",
+        "--cache-dir", str(variant_cache), "--json", "--report", str(report),
     )  # fmt: skip
     # int16x8 cannot be fed through LiteRT's Python CompiledModel: refused, a finding, so the exit is 0.
     assert done.returncode == 0, done.stderr[-3000:]
@@ -139,34 +140,50 @@ def test_the_npu_path_runs_through_openvino_beside_the_cpu_in_one_matrix(tmp_pat
     placement = json.loads((Path(runs[0]["folder"]) / "float32.json").read_text())["placement"]
     assert placement["nodes"]["accelerated"] == placement["nodes"]["total"] > 0
     assert placement["npu_vendor"] == "intel_openvino" and placement["openvino_device"] == "CPU"
+    # The same matrix as the terminal and markdown draw it (from the two run folders), and in the HTML report.
+    from edgebench.compare.accelerator_matrix import matrix_cells
+    from edgebench.compare.run_summary import summarize
+    from edgebench.report.markdown import markdown_lines
+    from edgebench.report.matrix_table import matrix_table
+    from edgebench.results.store import load
+
+    loaded = [load(Path(r["folder"])) for r in runs]
+    views = [(data.run_id, summarize(data.record, list(data.measurements))) for data in loaded]
+    drawn = " ".join(" ".join(markdown_lines(matrix_table(matrix_cells(views), "mnist on local-npu"))).split())
+    assert "* SOFTWARE NPU (OpenVINO CPU device): placement and fidelity are real, latency is not" in drawn
+    assert "| float32 | npu | all on NPU (software) |" in drawn and "| | cpu | CPU |" in drawn
+    assert "| int16x8 | npu | refused | — |" in drawn
+    assert "int16x8 on npu refused: LiteRT's CompiledModel cannot be fed this model's int16 input" in drawn
+    page = " ".join(report.read_text().split())
+    assert "Variant × accelerator" in page and "mnist on local-npu: variant x npu, cpu" in page
+    assert "ran on a SOFTWARE NPU (OpenVINO CPU device)" in page
 
 
 @pytest.mark.slow
 def test_a_run_on_the_gpu_accelerator_says_where_it_ran_and_what_it_computes(tmp_path, variant_cache):
+    """The GPU alone (--accelerator gpu over local-gpu's gpu,cpu list: the matrix itself is tested on the cheaper
+    NPU path above)."""
     reason = vulkan_unavailable_reason()
     if reason:
         pytest.skip(reason)
-    report = tmp_path / "report.html"
     done = run_edgebench(
-        "run", "--device", "local-gpu", "--model", "mnist", "--variants", "float32,float16,int16x8",
-        "--rounds", "1", "--samples", "200", "--min-runs", "10", "--min-seconds", "0.1", "--warmup-seconds", "0",
-        "--fidelity-samples", "20", "--devices-dir", str(DEVICES), "--results-dir", str(tmp_path),
-        "--cache-dir", str(variant_cache), "--format", "markdown", "--report", str(report),
+        "run", "--device", "local-gpu", "--accelerator", "gpu", "--model", "mnist", "--variants",
+        "float32,float16,int16x8", "--rounds", "1", "--samples", "200", "--min-runs", "10", "--min-seconds", "0.1",
+        "--warmup-seconds", "0", "--fidelity-samples", "20", "--devices-dir", str(DEVICES), "--results-dir",
+        str(tmp_path), "--cache-dir", str(variant_cache), "--format", "markdown",
     )  # fmt: skip
     said = " ".join(done.stdout.split())
-    # local-gpu lists gpu and cpu: one run each, then the variant x accelerator table. int16x8 cannot be fed
-    # through LiteRT's Python CompiledModel: refused in one line, a finding about the path, so the exit is 0.
+    # int16x8 cannot be fed through LiteRT's Python CompiledModel: refused in one line, a finding about the path,
+    # so the exit is 0.
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "* SOFTWARE GPU (SwiftShader Device (Subzero)): placement and fidelity are real, latency is not" in said
-    assert "| float32 | gpu | all on GPU (software) |" in said and "| | cpu | CPU |" in said
-    assert "| int16x8 | gpu | refused | — |" in said
-    assert "int16x8 on gpu refused: LiteRT's CompiledModel cannot be fed this model's int16 input" in said
-    folders = sorted(
-        tmp_path.glob("local-gpu/*"), key=lambda f: json.loads((f / "run.json").read_text())["matrix"]["index"]
-    )
-    assert [json.loads((f / "run.json").read_text())["settings"]["accelerator"] for f in folders] == ["gpu", "cpu"]
+    assert "SOFTWARE GPU (SwiftShader Device (Subzero)): placement and fidelity are real, latency is not" in said
+    assert "placement: GPU (SwiftShader Device (Subzero)) took every operator of float32, float16" in said
+    assert "int16x8 refused: LiteRT's CompiledModel cannot be fed this model's int16 input" in said
+    assert "(software GPU: no speed claims)" in said
+    assert "(software GPU: no speed claim)" in done.stderr  # the progress lines too
+    folder = next(tmp_path.glob("local-gpu/*"))
     for name in ("float32", "float16"):
-        document = json.loads((folders[0] / f"{name}.json").read_text())
+        document = json.loads((folder / f"{name}.json").read_text())
         assert document["placement"] == {"accelerator": "gpu", "fully_accelerated": True, "threads": 1,
                                          "gpu_precision": "default", "adapter": "SwiftShader Device (Subzero)",
                                          "software": True}  # fmt: skip
@@ -176,9 +193,7 @@ def test_a_run_on_the_gpu_accelerator_says_where_it_ran_and_what_it_computes(tmp
         worst = min(o["sqnr_db"] or 200 for o in document["fidelity"]["outputs"])
         assert worst > 60, document["fidelity"]
         assert document["accuracy"]["top1"] >= 0.98
-    page = " ".join(report.read_text().split())
-    assert "Variant × accelerator" in page and "mnist on local-gpu: variant x gpu, cpu" in page
-    assert "ran on a SOFTWARE GPU (SwiftShader Device (Subzero))" in page
+    assert json.loads((folder / "run.json").read_text())["settings"]["accelerator"] == "gpu"
 
 
 def test_a_variant_the_accelerator_refuses_is_a_finding_and_leaves_the_run_ok():
