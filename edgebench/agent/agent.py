@@ -855,7 +855,8 @@ def npu_environment(vendor, settings):
     from ai_edge_litert.environment import Environment, EnvironmentOptions
 
     folder = os.path.join(os.path.dirname(ai_edge_litert.__file__), "vendors", vendor)
-    if not os.path.isdir(os.path.join(folder, "dispatch")):
+    dispatch = os.path.join(folder, "dispatch")
+    if not os.path.isdir(dispatch):
         raise AgentFailure("accelerator-failed", f"this ai-edge-litert has no {vendor} dispatch ({folder})",
                            EXIT_MODEL_FAILED)  # fmt: skip
     libraries = settings.get("npu_libraries")
@@ -863,7 +864,7 @@ def npu_environment(vendor, settings):
         spec = importlib.util.find_spec("openvino")  # found, not imported: the agent needs only its libraries
         libraries = os.path.join(os.path.dirname(spec.origin), "libs") if spec and spec.origin else None
     if vendor == "intel_openvino":
-        check_openvino(os.path.join(folder, "dispatch"), libraries)
+        check_openvino(dispatch, libraries)
     if libraries:
         # Loaded globally, so the dispatch finds them by soname (libopenvino.so.2631); a library whose own
         # dependencies are not loaded yet fails and is tried again in the next pass. Device plugins are left to
@@ -879,7 +880,7 @@ def npu_environment(vendor, settings):
             if len(failed) == len(pending):
                 break
             pending = failed
-    options = EnvironmentOptions(dispatch_library_path=os.path.join(folder, "dispatch"),
+    options = EnvironmentOptions(dispatch_library_path=dispatch,
                                  compiler_plugin_path=os.path.join(folder, "compiler"))  # fmt: skip
     return Environment.create(options=options), {"npu_vendor": vendor, "npu_libraries": libraries}
 
@@ -900,8 +901,9 @@ def check_openvino(dispatch, libraries):
         raise AgentFailure("accelerator-failed", f"the intel_openvino NPU dispatch needs the OpenVINO runtime "
                            f"({soname}): pip install '{wheel}' on the device, or set npu_libraries",
                            EXIT_MODEL_FAILED)  # fmt: skip
-    if soname not in os.listdir(libraries):
-        found = ", ".join(n for n in sorted(os.listdir(libraries)) if n.startswith("libopenvino.so.")) or "none"
+    present = os.listdir(libraries)
+    if soname not in present:
+        found = ", ".join(n for n in sorted(present) if n.startswith("libopenvino.so.")) or "none"
         raise AgentFailure("accelerator-failed", f"the intel_openvino NPU dispatch needs {soname}; {libraries} has "
                            f"{found} (pip install '{wheel}')", EXIT_MODEL_FAILED)  # fmt: skip
 

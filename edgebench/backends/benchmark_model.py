@@ -153,18 +153,8 @@ class BenchmarkModelBackend(Backend):
             why = f"benchmark_model timed out after {timeout:g}s"
             return Measurement.failed(variant, round_number, FailureKind.TIMED_OUT, why)
         figures = parse_output(result.stdout)
-        if json_result:
-            data = self.transport.read_bytes(proto_path)
-            if data:
-                with contextlib.suppress(ValueError):
-                    figures = _merge(figures_from_litert_json(json.loads(data)), figures)
-            self.transport.shell(f"rm -f {shlex.quote(proto_path)}")
-        elif figures.format != "proto" and self.facts.get("binary_writes_proto"):
-            data = self.transport.read_bytes(proto_path)
-            parsed = parse_result(data) if data else None
-            if parsed:
-                figures = _merge(figures_from_proto(parsed), figures)
-            self.transport.shell(f"rm -f {shlex.quote(proto_path)}")
+        if writes and figures.format != "proto":
+            figures = self._result_file(proto_path, json_result, figures)
         if result.exit_code != 0 or not figures.measured:
             kind, why = _failure(result.exit_code, figures, result.stdout)
             return Measurement.failed(variant, round_number, kind, why)
@@ -177,6 +167,20 @@ class BenchmarkModelBackend(Backend):
             on_progress(Progress("accuracy", None, None))
             document.update(host_accuracy(host, settings.samples, settings.accuracy_tolerance, self.tool))
         return Measurement(variant, round_number, "ok", document)
+
+    def _result_file(self, path: str, json_result: bool, printed: Figures) -> Figures:
+        """The binary's result file (the Python edition's JSON, or the proto) merged over what it printed, then
+        removed from the device; what it printed alone when the file is missing or unreadable."""
+        data = self.transport.read_bytes(path)
+        self.transport.shell(f"rm -f {shlex.quote(path)}")
+        parsed = None
+        if data and json_result:
+            with contextlib.suppress(ValueError):
+                parsed = figures_from_litert_json(json.loads(data))
+        elif data:
+            proto = parse_result(data)
+            parsed = figures_from_proto(proto) if proto else None
+        return _merge(parsed, printed) if parsed else printed
 
     def _scratch(self) -> str:
         """Where the binary writes its result files: the device's workdir; this machine's temporary folder when
@@ -227,14 +231,18 @@ class BenchmarkModelBackend(Backend):
             argv = ["taskset", format(sum(1 << cpu for cpu in settings.cpus), "x"), *argv]
         return argv
 
-    def _litert_command(self, model_path: str, settings: Settings, runs: int, proto_path: str | None) -> list[str]:
-        """LiteRT's benchmark_litert_model: TFLite's timing flags, CompiledModel's accelerators (no delegates)."""
-        argv = [
+    def _timing_flags(self, model_path: str, settings: Settings, runs: int) -> list[str]:
+        """The flags TFLite's benchmark_model and LiteRT's C++ benchmark_litert_model share (BenchmarkModel's)."""
+        return [
             self.binary, f"--graph={model_path}", f"--num_threads={settings.threads}",
             f"--warmup_runs={settings.warmup_min_runs}", f"--warmup_min_secs={settings.warmup_min_seconds:g}",
             f"--num_runs={runs}", f"--min_secs={settings.min_seconds:g}", f"--max_secs={settings.max_seconds:g}",
             "--report_peak_memory_footprint=true",
         ]  # fmt: skip
+
+    def _litert_command(self, model_path: str, settings: Settings, runs: int, proto_path: str | None) -> list[str]:
+        """LiteRT's benchmark_litert_model: TFLite's timing flags, CompiledModel's accelerators (no delegates)."""
+        argv = self._timing_flags(model_path, settings, runs)
         argv += {"gpu": ["--use_gpu=true"], "npu": ["--use_npu=true"]}.get(settings.accelerator or "", [])
         if settings.accelerator == "gpu" and settings.gpu_precision == "fp32":
             argv.append("--allow_fp16=false")
@@ -254,13 +262,8 @@ class BenchmarkModelBackend(Backend):
         return argv
 
     def _tflite_command(self, model_path: str, settings: Settings, runs: int, proto_path: str | None) -> list[str]:
-        argv = [
-            self.binary, f"--graph={model_path}", f"--num_threads={settings.threads}",
-            f"--warmup_runs={settings.warmup_min_runs}", f"--warmup_min_secs={settings.warmup_min_seconds:g}",
-            f"--num_runs={runs}", f"--min_secs={settings.min_seconds:g}", f"--max_secs={settings.max_seconds:g}",
-            f"--use_xnnpack={'true' if settings.delegate == 'xnnpack' else 'false'}",
-            "--report_peak_memory_footprint=true",
-        ]  # fmt: skip
+        argv = self._timing_flags(model_path, settings, runs)
+        argv.append(f"--use_xnnpack={'true' if settings.delegate == 'xnnpack' else 'false'}")
         # The device's accelerator, as benchmark_model spells it: the GPU delegate, or NNAPI for an NPU/DSP.
         argv += {"gpu": ["--use_gpu=true"], "npu": ["--use_nnapi=true"]}.get(settings.accelerator or "", [])
         if settings.accelerator == "npu" and settings.nnapi_accelerator:

@@ -400,7 +400,7 @@ def _show_matrix(args: argparse.Namespace, matrix, outcomes, stderr) -> None:
     """A matrix's runs side by side (variant x accelerator); each run's own table is in its folder
     ('edgebench report FOLDER')."""
     from edgebench.compare.accelerator_matrix import matrix_cells
-    from edgebench.report.matrix_table import matrix_table
+    from edgebench.report.matrix_table import matrix_table, matrix_title
 
     cells = matrix_cells([(o.record.run_id, o.view) for o in outcomes])
     if args.json:
@@ -408,8 +408,7 @@ def _show_matrix(args: argparse.Namespace, matrix, outcomes, stderr) -> None:
                     "runs": [o.document() for o in outcomes]}  # fmt: skip
         print(json.dumps(document, indent=2))
         return
-    values = ", ".join(str(layer[next(iter(layer))]) for layer in matrix.layers)
-    title = f"{outcomes[0].record.model_name} on {matrix.device.name}: variant x {values}"
+    title = matrix_title(outcomes[0].record.model_name, matrix.device.name, [o.view.accelerator for o in outcomes])
     emit(args.format, matrix_table(cells, title), {}, 400 if args.wide else None)
     for outcome in outcomes:
         if not outcome.write_error:

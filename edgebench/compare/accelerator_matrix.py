@@ -70,7 +70,7 @@ def _cell(row: VariantSummary, view: RunSummaryView, run_id: str, cpu_p50: float
     if row.status != "ok":
         return MatrixCell(placement=row.status, **base)
     claims = not view.no_speed_claims
-    why = view.software_label or view.asynchronous_timing or view.no_speed_claims
+    why = view.speed_caveat or view.no_speed_claims
     return MatrixCell(
         no_speed_claim=None if claims else why,
         fidelity_from_host=str(view.sources.get("fidelity", "")).startswith("host"),

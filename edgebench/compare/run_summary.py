@@ -113,6 +113,14 @@ class RunSummaryView:
             return None
         return f"SOFTWARE {(self.accelerator or 'accelerator').upper()} ({self.software_accelerator})"
 
+    @property
+    def speed_caveat(self) -> str | None:
+        """Why the latencies say nothing of the hardware, as the tables, reports and farm say it: a software
+        accelerator, or a tool timing queued work; None otherwise (an emulator is said apart)."""
+        if self.software_accelerator:
+            return f"{self.software_label}: placement and fidelity are real, latency is not"
+        return self.asynchronous_timing
+
 
 def summarize(run: RunRecord, measurements: Sequence[Measurement]) -> RunSummaryView:
     by_variant: dict[str, list[Measurement]] = {}

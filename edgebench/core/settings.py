@@ -346,12 +346,18 @@ def read_table(table: dict, where: str, only: tuple[Setting, ...] = SETTINGS) ->
     return values
 
 
-def matrix_runs(*layers: dict) -> list[dict]:
-    """The runs a matrix setting asks for, as one more layer each: [{}] when no setting lists several values
-    (after the layers are merged: a command line's single value overrides a device file's list)."""
+def _merged(layers: tuple[dict, ...]) -> dict:
+    """Each layer over the ones before it; a None value is "not given"."""
     merged = {}
     for layer in layers:
         merged.update({key: value for key, value in layer.items() if value is not None})
+    return merged
+
+
+def matrix_runs(*layers: dict) -> list[dict]:
+    """The runs a matrix setting asks for, as one more layer each: [{}] when no setting lists several values
+    (after the layers are merged: a command line's single value overrides a device file's list)."""
+    merged = _merged(layers)
     lists = [s.name for s in SETTINGS if s.spec.matrix and isinstance(merged.get(s.name), tuple)]
     if len(lists) > 1:
         raise SettingError(f"only one setting can list values for a matrix, got lists for {', '.join(lists)}")
@@ -361,9 +367,7 @@ def matrix_runs(*layers: dict) -> list[dict]:
 def resolve(*layers: dict, name_of=lambda s: s.flag) -> Settings:
     """Defaults, then each layer in turn (a device file's, then the farm's or the command line's); a None
     value in a layer means "not given". Checks what only the whole can say (min <= max seconds)."""
-    merged = {}
-    for layer in layers:
-        merged.update({key: value for key, value in layer.items() if value is not None})
+    merged = _merged(layers)
     for name in [s.name for s in SETTINGS if s.spec.matrix and isinstance(merged.get(s.name), tuple)]:
         # One run holds one value; a list is `edgebench run`'s matrix (matrix_runs), one run per value.
         raise SettingError(f"{name_of(BY_NAME[name])} lists {format_value(merged[name])}: a list is a matrix, "

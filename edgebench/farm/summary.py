@@ -228,10 +228,7 @@ def _model_cells(device: str, model: dict, runs: list[dict], results_dir: Path, 
             elif not baseline.startswith("none") and "not comparable" in baseline:
                 fields |= {"verdict": "not comparable", "verdict_reason": not_comparable}
         cells.append(Cell(device, model["key"], name, row.status, **fields))
-    label = (view.software_label and f"{view.software_label}: placement and fidelity are real, latency is not") or (
-        view.asynchronous_timing
-    )
-    return cells, baseline, label
+    return cells, baseline, view.speed_caveat
 
 
 def kept_confirmations(runs: list[dict], origin: dict[str, tuple[str, int]], results_dir: Path) -> dict:

@@ -20,7 +20,7 @@ from edgebench.compare.accelerator_matrix import matrix_cells
 from edgebench.compare.run_summary import RunSummaryView
 from edgebench.report import plot_data, plots
 from edgebench.report.compare_table import compare_table
-from edgebench.report.matrix_table import matrix_table
+from edgebench.report.matrix_table import matrix_table, matrix_title
 from edgebench.report.run_table import shown_run
 from edgebench.report.table import DataTable
 from edgebench.results.layout import is_run_folder, run_file, run_folder
@@ -149,8 +149,7 @@ def runs_report(folders: Sequence[Path], out: Path, comparison=None, baseline=No
         if view.emulated:
             report.warnings.append(f"{view.device} is EMULATED: its latencies are an emulator's (greyed in the plots)")
         if view.software_accelerator:
-            report.warnings.append(f"{view.device} ran on a {view.software_label}: placement "
-                                   "and fidelity are real, latency is not (greyed in the plots)")  # fmt: skip
+            report.warnings.append(f"{view.device} ran on a {view.speed_caveat} (greyed in the plots)")
         if view.sources:
             report.warnings.append(
                 f"{view.device}: latency from {view.sources.get('latency')}; accuracy from "
@@ -238,9 +237,8 @@ def _matrix_tables(outcomes) -> str:
             continue
         runs.sort(key=lambda o: o.record.matrix["index"])
         cells = matrix_cells([(o.record.run_id, o.view) for o in runs])
-        values = ", ".join(o.view.accelerator or "interpreter" for o in runs)
-        shown += table_html(matrix_table(cells, f"{runs[0].record.model_name} on {runs[0].view.device}: variant x "
-                                                f"{values}"))  # fmt: skip
+        title = matrix_title(runs[0].record.model_name, runs[0].view.device, [o.view.accelerator for o in runs])
+        shown += table_html(matrix_table(cells, title))
     return shown
 
 

@@ -34,8 +34,8 @@ def matrix_table(cells: Sequence[MatrixCell], title: str) -> DataTable:
         ))  # fmt: skip
     header = ["SQNR against float32's outputs on the CPU (the same reference in every column); "
               "'vs float32 here': float32 on the same accelerator"]  # fmt: skip
-    real = ": placement and fidelity are real, latency is not (no speed-ups shown)"
-    reasons = dict.fromkeys(f"* {c.no_speed_claim}{real if c.software else ''}" for c in cells if c.no_speed_claim)
+    shown = " (no speed-ups shown)"
+    reasons = dict.fromkeys(f"* {c.no_speed_claim}{shown if c.software else ''}" for c in cells if c.no_speed_claim)
     header[:0] = list(reasons)
     if any(c.fidelity_from_host for c in cells):
         header.append("† top-1 and SQNR computed on this host's CPU on the same file: the device's benchmark binary "
@@ -51,6 +51,11 @@ def matrix_table(cells: Sequence[MatrixCell], title: str) -> DataTable:
             "not which nodes fell back: " + ", ".join(f"{c.variant} on {c.accelerator}" for c in partly)
         )
     return DataTable(title, columns, tuple(rows), tuple(notes), tuple(header))
+
+
+def matrix_title(model: str, device: str, accelerators) -> str:
+    """'mnist on local-gpu: variant x gpu, cpu'."""
+    return f"{model} on {device}: variant x {', '.join(a or 'interpreter' for a in accelerators)}"
 
 
 def _ratio(value: float | None, software: bool) -> str:

@@ -66,8 +66,7 @@ def run_table(view: RunSummaryView, title: str, dense: bool = False) -> DataTabl
     if view.asynchronous_timing:
         header.append(f"NO INFERENCE TIMES: {view.asynchronous_timing}")
     if view.software_accelerator:
-        header.append(f"{view.software_label}: placement and fidelity are real, latency is not "
-                      f"(a CPU runs the {view.accelerator or 'accelerator'}'s work)")  # fmt: skip
+        header.append(f"{view.speed_caveat} (a CPU runs the {view.accelerator or 'accelerator'}'s work)")
     if view.unlabelled_dataset:
         header.append(f"no accuracy: {view.unlabelled_dataset} has no 'y' labels (inputs only); add one integer "
                       "class label per sample for top-1")  # fmt: skip
